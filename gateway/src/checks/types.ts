@@ -1,0 +1,57 @@
+/**
+ * What a check hands to the alert store. A check never keeps alert lifecycle state of its own:
+ * it says "this condition is true since `openedAt`" (raise) or "this condition ended" (clear),
+ * and the alert store (gateway/src/alerts/) decides whether that opens a new alert, raises the
+ * severity of an open one in place, or clears it (contract §5).
+ */
+export type Severity = 'info' | 'warning' | 'critical';
+
+export type AlertKind =
+  | 'keystaff.absent'
+  | 'keystaff.attendance_low'
+  | 'keystaff.multi_site'
+  | 'checkin.face_mismatch'
+  | 'checkin.no_face'
+  | 'checkin.unknown_worker'
+  | 'wage.unpaid'
+  | 'wage.ghost'
+  | 'wage.card_mismatch'
+  | 'wage.shared_card'
+  | 'wage.underpaid'
+  | 'hazard.threshold'
+  | 'hazard.rate'
+  | 'device.offline';
+
+export interface AlertSubject {
+  workerId?: string;
+  deviceId?: string;
+  metric?: string;
+  with?: string;
+}
+
+export interface RaiseSignal {
+  type: 'raise';
+  kind: AlertKind;
+  siteId: string;
+  subject: AlertSubject;
+  /** Identity of the condition (contract §5 "Keys"); one alert per key while not resolved/cleared. */
+  key: string;
+  severity: Severity;
+  /** Event time (epoch ms) at which the condition became true. */
+  openedAt: number;
+  message: string;
+  /** The rule and the numbers that fired it. */
+  evidence: Record<string, unknown>;
+}
+
+export interface ClearSignal {
+  type: 'clear';
+  kind: AlertKind;
+  siteId: string;
+  key: string;
+  /** Event time (epoch ms) at which the condition ended. */
+  at: number;
+  evidence?: Record<string, unknown>;
+}
+
+export type AlertSignal = RaiseSignal | ClearSignal;
