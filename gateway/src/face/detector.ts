@@ -1,0 +1,198 @@
+/**
+ * YuNet face detector (face_detection_yunet_2023mar.onnx, fixed 1×3×640×640).
+ *
+ * Pre/post-processing follows models/NOTES.md §1 exactly (itself matching OpenCV's
+ * FaceDetectorYN): letterbox the image to fit 640 (scale s = 640 / max(W, H), libvips linear
+ * resize, also upscaling small images, image at the top-left, zero padding right/bottom), feed **BGR** planes with raw 0..255 values, decode the
+ * three strides, greedy NMS, and divide every coordinate by s.
+ *
+ * Landmark order: subject's right eye, left eye, nose tip, right mouth corner, left mouth corner —
+ * the ArcFace template order, so align.ts needs no reordering.
+ */
+import * as ort from 'onnxruntime-node';
+import sharp from 'sharp';
+import type { RgbImage } from './image.ts';
+
+export type Box = [x: number, y: number, w: number, h: number];
+export type Point = [x: number, y: number];
+
+export interface DetectedFace {
+  /** x, y, w, h in the coordinates of the image passed to detect() */
+  box: Box;
+  score: number;
+  /** 5 points, ArcFace template order */
+  landmarks: Point[];
+}
+
+export interface DetectOptions {
+  /** default 0.6 (opencv_zoo yunet.py default; 0.9 loses a real fixture face) */
+  scoreThreshold?: number;
+  /** IoU threshold for greedy NMS, default 0.3 */
+  nmsThreshold?: number;
+  /** candidates kept before NMS, default 5000 */
+  topK?: number;
+}
+
+export const YUNET_INPUT = 640;
+const STRIDES = [8, 16, 32] as const;
+
+export type PreparedInput = { rgb: Uint8Array } & Letterbox;
+
+export interface Letterbox {
+  /** scale applied to the image: letterbox coordinate = image coordinate × scale */
+  scale: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * Letterbox step 1: resize the image so that its longer side is 640, keeping the aspect ratio
+ * (scale s = 640 / max(W, H), size round(W·s) × round(H·s)), with libvips' **linear** kernel.
+ *
+ * This is exactly what the reference pipeline that produced test/fixtures/faces/expected.json did
+ * (sharp 0.35 `resize(w, h, { kernel: 'linear' })`): it reproduces the reference landmarks to
+ * ≤0.05 px and the reference cosine matrix to 0.000. A hand-written OpenCV-style INTER_LINEAR loop
+ * was tried first; it moved landmarks by up to 1.6 px and individual cosines by up to 0.07, which
+ * shows how sensitive the embeddings are to the detector input — keep this kernel.
+ */
+export async function letterboxResize(img: RgbImage, size = YUNET_INPUT): Promise<{ rgb: Uint8Array } & Letterbox> {
+  const { data, width: W, height: H } = img;
+  const scale = size / Math.max(W, H);
+  const width = Math.min(size, Math.max(1, Math.round(W * scale)));
+  const height = Math.min(size, Math.max(1, Math.round(H * scale)));
+  if (width === W && height === H) return { rgb: data, scale, width, height };
+  const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const rgb = await sharp(input, { raw: { width: W, height: H, channels: 3 } })
+    .resize(width, height, { kernel: 'linear', fit: 'fill' })
+    .raw()
+    .toBuffer();
+  return { rgb, scale, width, height };
+}
+
+/**
+ * Letterbox step 2: packed RGB (width×height) → top-left of a planar **BGR** float32 size×size
+ * tensor with raw 0..255 values; the padding (right/bottom) is zeroed.
+ */
+export function packBgrPlanar(rgb: Uint8Array, width: number, height: number, out: Float32Array, size = YUNET_INPUT): void {
+  const plane = size * size;
+  if (width < size || height < size) out.fill(0);
+  const bOff = 0, gOff = plane, rOff = 2 * plane;
+  let p = 0;
+  for (let y = 0; y < height; y++) {
+    let o = y * size;
+    for (let x = 0; x < width; x++, o++, p += 3) {
+      out[rOff + o] = rgb[p];
+      out[gOff + o] = rgb[p + 1];
+      out[bOff + o] = rgb[p + 2];
+    }
+  }
+}
+
+function clamp01(v: number): number {
+  return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+function iou(a: Box, b: Box): number {
+  const x1 = Math.max(a[0], b[0]);
+  const y1 = Math.max(a[1], b[1]);
+  const x2 = Math.min(a[0] + a[2], b[0] + b[2]);
+  const y2 = Math.min(a[1] + a[3], b[1] + b[3]);
+  const inter = Math.max(0, x2 - x1) * Math.max(0, y2 - y1);
+  const union = a[2] * a[3] + b[2] * b[3] - inter;
+  return union > 0 ? inter / union : 0;
+}
+
+/** Decodes raw YuNet outputs (letterbox coordinates) and applies greedy NMS. Exported for tests. */
+export function decodeYuNet(
+  outputs: Record<string, { data: unknown }>,
+  padW: number,
+  padH: number,
+  opts: Required<DetectOptions>,
+): DetectedFace[] {
+  const cands: DetectedFace[] = [];
+  for (const s of STRIDES) {
+    const cls = outputs[`cls_${s}`].data as Float32Array;
+    const obj = outputs[`obj_${s}`].data as Float32Array;
+    const bbox = outputs[`bbox_${s}`].data as Float32Array;
+    const kps = outputs[`kps_${s}`].data as Float32Array;
+    const cols = padW / s;
+    const rows = padH / s;
+    for (let r = 0; r < rows; r++) {
+      for (let c = 0; c < cols; c++) {
+        const i = r * cols + c;
+        // cls/obj are already sigmoid'ed inside the graph.
+        const score = Math.sqrt(clamp01(cls[i]) * clamp01(obj[i]));
+        if (score < opts.scoreThreshold) continue;
+        const cx = (c + bbox[4 * i]) * s;
+        const cy = (r + bbox[4 * i + 1]) * s;
+        const w = Math.exp(bbox[4 * i + 2]) * s;
+        const h = Math.exp(bbox[4 * i + 3]) * s;
+        const landmarks: Point[] = [];
+        for (let n = 0; n < 5; n++) {
+          landmarks.push([(kps[10 * i + 2 * n] + c) * s, (kps[10 * i + 2 * n + 1] + r) * s]);
+        }
+        cands.push({ box: [cx - w / 2, cy - h / 2, w, h], score, landmarks });
+      }
+    }
+  }
+  cands.sort((a, b) => b.score - a.score);
+  if (cands.length > opts.topK) cands.length = opts.topK;
+  const kept: DetectedFace[] = [];
+  for (const cand of cands) {
+    if (kept.every((k) => iou(k.box, cand.box) <= opts.nmsThreshold)) kept.push(cand);
+  }
+  return kept;
+}
+
+export class YuNetDetector {
+  private readonly input = new Float32Array(3 * YUNET_INPUT * YUNET_INPUT);
+  private readonly inputTensor: ort.Tensor;
+  private readonly inputName: string;
+
+  private constructor(private readonly session: ort.InferenceSession) {
+    this.inputTensor = new ort.Tensor('float32', this.input, [1, 3, YUNET_INPUT, YUNET_INPUT]);
+    this.inputName = session.inputNames[0];
+  }
+
+  static async create(modelPath: string, sessionOptions: ort.InferenceSession.SessionOptions): Promise<YuNetDetector> {
+    const session = await ort.InferenceSession.create(modelPath, sessionOptions);
+    return new YuNetDetector(session);
+  }
+
+  /** Lock-free part of detection (libvips resize on the libuv pool); pass the result to detectPrepared. */
+  prepare(img: RgbImage): Promise<PreparedInput> {
+    return letterboxResize(img);
+  }
+
+  /**
+   * Runs the model on a prepared letterbox; coordinates are returned in the original `img` pixels.
+   * Not re-entrant: the input tensor is reused, so callers must not overlap calls on one instance
+   * (FaceEngine serialises them).
+   */
+  async detectPrepared(lb: PreparedInput, opts: DetectOptions = {}): Promise<DetectedFace[]> {
+    const o: Required<DetectOptions> = {
+      scoreThreshold: opts.scoreThreshold ?? 0.6,
+      nmsThreshold: opts.nmsThreshold ?? 0.3,
+      topK: opts.topK ?? 5000,
+    };
+    packBgrPlanar(lb.rgb, lb.width, lb.height, this.input);
+    const out = await this.session.run({ [this.inputName]: this.inputTensor });
+    const faces = decodeYuNet(out, YUNET_INPUT, YUNET_INPUT, o);
+    for (const t of Object.values(out)) t.dispose?.();
+    const inv = 1 / lb.scale;
+    for (const f of faces) {
+      f.box = [f.box[0] * inv, f.box[1] * inv, f.box[2] * inv, f.box[3] * inv];
+      f.landmarks = f.landmarks.map(([x, y]) => [x * inv, y * inv] as Point);
+    }
+    return faces;
+  }
+
+  /** prepare + detectPrepared (same re-entrancy caveat). */
+  async detect(img: RgbImage, opts: DetectOptions = {}): Promise<DetectedFace[]> {
+    return this.detectPrepared(await this.prepare(img), opts);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Face re-verification engine: decode → YuNet detect → ArcFace 5-point align → MobileFaceNet
+ * embed → cosine. Everything runs locally from the ONNX files in models/; nothing is downloaded.
+ *
+ * One FaceEngine owns one ONNX session per model and serialises inference on them (tensors are
+ * reused); decoding runs outside that lock on sharp's thread pool. For parallelism across cores
+ * use FacePool (facePool.ts), which runs one engine per worker thread.
+ *
+ * Verdict rules (shared/domain.md "Face verification"):
+ *  - photo undecodable, no face, or largest face's box has a larger side < minFacePx (48) → no_face
+ *  - cosine(largest face, enrolled) < threshold (0.40 for the shipped model) → face_mismatch
+ *  - otherwise verified
+ * Enrolment is stricter: exactly one face of at least 60 px.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type * as ort from 'onnxruntime-node';
+import { decodeRgb, DEFAULT_MAX_DECODE_SIDE, UndecodableImageError } from './image.ts';
+import { YuNetDetector, type Box, type DetectedFace, type DetectOptions } from './detector.ts';
+import { alignFace, ALIGNED_SIZE } from './align.ts';
+import { MobileFaceNetEmbedder } from './embedder.ts';
+
+/** models/ at the repository root (gateway/src/face → ../../../models). */
+export const DEFAULT_MODELS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../models');
+
+export const DETECTOR_FILE = 'face_detection_yunet_2023mar.onnx';
+export const EMBEDDER_FILE = 'face_recognition_mobilefacenet_foamliu.onnx';
+
+/**
+ * Identifies the embedding space. Embeddings from another model or another preprocessing are not
+ * comparable: store this with every enrolled template and re-enrol when it changes.
+ */
+export const FACE_MODEL_ID = 'mobilefacenet-foamliu-b7120c09/yunet-2023mar-640/arcface112-ls/imagenet-rgb/v1';
+
+/** Default accept threshold (cosine) for the shipped MobileFaceNet; see models/MODEL_CARD.md. */
+export const DEFAULT_THRESHOLD = 0.4;
+/** Check-in photos: smallest usable face (larger side of the detected box, source pixels). */
+export const DEFAULT_MIN_FACE_PX = 48;
+/** Enrolment photos need a bigger face. */
+export const DEFAULT_ENROL_MIN_FACE_PX = 60;
+
+export interface FaceBox {
+  /** x, y, w, h in source-image pixels (after EXIF rotation) */
+  box: Box;
+  score: number;
+  /** larger side of the box, source-image pixels */
+  sizePx: number;
+}
+
+export type FaceAnalysis =
+  | {
+      ok: true;
+      /** the largest face, which was embedded */
+      face: FaceBox;
+      /** number of faces detected (score ≥ threshold, after NMS) */
+      faces: number;
+      /** every detected face, largest first (detections[0] is `face`) */
+      detections: FaceBox[];
+      /** L2-normalised, 128-d */
+      embedding: Float32Array;
+    }
+  | { ok: false; reason: 'undecodable' | 'no_face' };
+
+/** Anything that can analyse a photo: a FaceEngine or a FacePool. */
+export interface FaceAnalyzer {
+  analyze(jpeg: Buffer): Promise<FaceAnalysis>;
+}
+
+export interface FaceEngineOptions {
+  /** intra-op threads per ONNX session; default: ORT's default (all cores). Pool workers use 1. */
+  threads?: number;
+  /** longer side of the decoded image; larger photos are shrunk at decode (default 1280) */
+  maxDecodeSide?: number;
+  detect?: DetectOptions;
+}
+
+export interface VerifyOptions {
+  threshold?: number;
+  minFacePx?: number;
+}
+
+export interface VerifyResult {
+  verdict: 'verified' | 'face_mismatch' | 'no_face';
+  similarity?: number;
+  faceSizePx?: number;
+  /** why a no_face verdict was given */
+  reason?: 'undecodable' | 'no_face' | 'face_too_small';
+}
+
+export type EnrolError = 'image_undecodable' | 'no_face' | 'multiple_faces' | 'face_too_small';
+
+export type EnrolResult =
+  | { ok: true; embedding: Float32Array; face: FaceBox; modelId: string }
+  | { ok: false; reason: EnrolError; message: string; faces?: number; faceSizePx?: number };
+
+export interface EnrolOptions {
+  minFacePx?: number;
+}
+
+/** Cosine similarity; for L2-normalised embeddings this is the dot product. */
+export function cosine(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`embedding length mismatch: ${a.length} vs ${b.length}`);
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  const d = Math.sqrt(na * nb);
+  return d > 0 ? dot / d : 0;
+}
+
+/** Applies the check-in verdict rules to an analysis (pure; used by FaceEngine and FacePool). */
+export function verdictFor(analysis: FaceAnalysis, enrolled: ArrayLike<number>, opts: VerifyOptions = {}): VerifyResult {
+  const threshold = opts.threshold ?? DEFAULT_THRESHOLD;
+  const minFacePx = opts.minFacePx ?? DEFAULT_MIN_FACE_PX;
+  if (!analysis.ok) return { verdict: 'no_face', reason: analysis.reason };
+  const faceSizePx = analysis.face.sizePx;
+  if (faceSizePx < minFacePx) return { verdict: 'no_face', reason: 'face_too_small', faceSizePx };
+  const similarity = cosine(analysis.embedding, enrolled);
+  return { verdict: similarity >= threshold ? 'verified' : 'face_mismatch', similarity, faceSizePx };
+}
+
+/** Applies the enrolment rules to an analysis (pure). */
+export function enrolmentFor(analysis: FaceAnalysis, opts: EnrolOptions = {}): EnrolResult {
+  const minFacePx = opts.minFacePx ?? DEFAULT_ENROL_MIN_FACE_PX;
+  if (!analysis.ok) {
+    return analysis.reason === 'undecodable'
+      ? { ok: false, reason: 'image_undecodable', message: 'the photo is not a decodable image' }
+      : { ok: false, reason: 'no_face', message: 'no face found in the photo', faces: 0 };
+  }
+  const big = analysis.detections.filter((d) => d.sizePx >= minFacePx).length;
+  if (big > 1) {
+    return { ok: false, reason: 'multiple_faces', message: `${big} faces of at least ${minFacePx} px; enrolment needs exactly one`, faces: big };
+  }
+  if (analysis.face.sizePx < minFacePx) {
+    const faceSizePx = Math.round(analysis.face.sizePx);
+    return { ok: false, reason: 'face_too_small', message: `face is ${faceSizePx} px, enrolment needs at least ${minFacePx} px`, faces: analysis.faces, faceSizePx };
+  }
+  return { ok: true, embedding: analysis.embedding, face: analysis.face, modelId: FACE_MODEL_ID };
+}
+
+export async function verifyWith(analyzer: FaceAnalyzer, photo: Buffer, enrolled: ArrayLike<number>, opts?: VerifyOptions): Promise<VerifyResult> {
+  return verdictFor(await analyzer.analyze(photo), enrolled, opts);
+}
+
+export async function enrolWith(analyzer: FaceAnalyzer, photo: Buffer, opts?: EnrolOptions): Promise<EnrolResult> {
+  return enrolmentFor(await analyzer.analyze(photo), opts);
+}
+
+function sessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
+  const o: ort.InferenceSession.SessionOptions = {
+    executionProviders: ['cpu'],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    interOpNumThreads: 1,
+  };
+  if (threads !== undefined) o.intraOpNumThreads = threads;
+  return o;
+}
+
+function toFaceBox(f: DetectedFace, k: number): FaceBox {
+  const box: Box = [f.box[0] * k, f.box[1] * k, f.box[2] * k, f.box[3] * k];
+  return { box, score: f.score, sizePx: Math.max(box[2], box[3]) };
+}
+
+export class FaceEngine implements FaceAnalyzer {
+  private lock: Promise<unknown> = Promise.resolve();
+  private readonly aligned = new Uint8Array(ALIGNED_SIZE * ALIGNED_SIZE * 3);
+
+  private constructor(
+    private readonly detector: YuNetDetector,
+    private readonly embedder: MobileFaceNetEmbedder,
+    private readonly opts: FaceEngineOptions,
+  ) {}
+
+  static async load(modelsDir: string = DEFAULT_MODELS_DIR, opts: FaceEngineOptions = {}): Promise<FaceEngine> {
+    const so = sessionOptions(opts.threads);
+    const [detector, embedder] = await Promise.all([
+      YuNetDetector.create(path.join(modelsDir, DETECTOR_FILE), so),
+      MobileFaceNetEmbedder.create(path.join(modelsDir, EMBEDDER_FILE), so),
+    ]);
+    return new FaceEngine(detector, embedder, opts);
+  }
+
+  /** Runs `fn` after every previously queued inference has finished. */
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.lock.then(fn, fn);
+    this.lock = run.catch(() => undefined);
+    return run;
+  }
+
+  /** Finds the largest face and embeds it. Never throws for bad input; only for engine faults. */
+  async analyze(jpeg: Buffer): Promise<FaceAnalysis> {
+    let decoded;
+    try {
+      decoded = await decodeRgb(jpeg, this.opts.maxDecodeSide ?? DEFAULT_MAX_DECODE_SIDE);
+    } catch (err) {
+      if (err instanceof UndecodableImageError) return { ok: false, reason: 'undecodable' };
+      throw err;
+    }
+    const { image, toOrig } = decoded;
+    const prepared = await this.detector.prepare(image);
+    return this.serial(async () => {
+      const found = await this.detector.detectPrepared(prepared, this.opts.detect);
+      if (found.length === 0) return { ok: false, reason: 'no_face' } as const;
+      const ranked = found
+        .map((f) => ({ f, fb: toFaceBox(f, toOrig) }))
+        .sort((a, b) => b.fb.sizePx - a.fb.sizePx || b.fb.score - a.fb.score);
+      const top = ranked[0];
+      alignFace(image, top.f.landmarks, this.aligned);
+      const embedding = await this.embedder.embed(this.aligned);
+      return { ok: true, face: top.fb, faces: found.length, detections: ranked.map((r) => r.fb), embedding } as const;
+    });
+  }
+
+  verify(photo: Buffer, enrolledEmbedding: ArrayLike<number>, opts?: VerifyOptions): Promise<VerifyResult> {
+    return verifyWith(this, photo, enrolledEmbedding, opts);
+  }
+
+  enrol(photo: Buffer, opts?: EnrolOptions): Promise<EnrolResult> {
+    return enrolWith(this, photo, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.serial(async () => {
+      await Promise.all([this.detector.release(), this.embedder.release()]);
+    });
+  }
+}
