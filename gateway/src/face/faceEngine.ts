@@ -16,7 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as ort from 'onnxruntime-node';
 import { decodeRgb, DEFAULT_MAX_DECODE_SIDE, UndecodableImageError } from './image.ts';
-import { YuNetDetector, type Box, type DetectedFace, type DetectOptions } from './detector.ts';
+import { YuNetDetector, type Box, type DetectedFace, type DetectOptions, type Point } from './detector.ts';
 import { alignFace, ALIGNED_SIZE } from './align.ts';
 import { MobileFaceNetEmbedder } from './embedder.ts';
 
@@ -45,6 +45,8 @@ export interface FaceBox {
   score: number;
   /** larger side of the box, source-image pixels */
   sizePx: number;
+  /** 5 landmarks (subject's right eye, left eye, nose, right/left mouth corner), source pixels */
+  landmarks: Point[];
 }
 
 export type FaceAnalysis =
@@ -161,7 +163,8 @@ function sessionOptions(threads?: number): ort.InferenceSession.SessionOptions {
 
 function toFaceBox(f: DetectedFace, k: number): FaceBox {
   const box: Box = [f.box[0] * k, f.box[1] * k, f.box[2] * k, f.box[3] * k];
-  return { box, score: f.score, sizePx: Math.max(box[2], box[3]) };
+  const landmarks = f.landmarks.map(([x, y]) => [x * k, y * k] as Point);
+  return { box, score: f.score, sizePx: Math.max(box[2], box[3]), landmarks };
 }
 
 export class FaceEngine implements FaceAnalyzer {

@@ -1,0 +1,272 @@
+/**
+ * Bounded worker_threads pool for face analysis.
+ *
+ * - `workers` threads (default os.availableParallelism()), each with its own FaceEngine and ONNX
+ *   sessions using intraOpNumThreads 1 (models/NOTES.md pitfall 9: ORT uses every core per session
+ *   by default, which oversubscribes the CPU when several sessions run in parallel).
+ * - Each worker runs one job at a time. Extra jobs wait in an unbounded FIFO queue: work is never
+ *   dropped, callers simply wait. Back-pressure is the caller's business (see stats().queueDepth).
+ * - A worker that crashes fails only its in-flight job and is replaced.
+ *
+ * Running TypeScript in workers — decision record:
+ *   The project runs from .ts sources via tsx (and vitest in tests). On Node 20, neither a
+ *   `new Worker(new URL('./faceWorker.ts', import.meta.url))` under `npx tsx` (execArgv with tsx's
+ *   --import loader is inherited, but loader hooks are not applied to the worker) nor the same
+ *   under vitest, with or without `execArgv: ['--import', 'tsx']`, can start: both fail with
+ *   ERR_UNKNOWN_FILE_EXTENSION ".ts". What works in both (verified) is a tiny plain-JS entry,
+ *   faceWorker.boot.mjs, that calls tsx's `tsImport('./faceWorker.ts')` inside the worker. When
+ *   this module itself is plain JavaScript (a compiled build), faceWorker.js is started directly.
+ *
+ * sharp and onnxruntime-node are loaded in the main thread before any worker starts: sharp's docs
+ * require it (otherwise libvips can be unloaded when a worker exits and crash the process).
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import sharp from 'sharp';
+import * as ort from 'onnxruntime-node';
+import {
+  DEFAULT_MODELS_DIR,
+  enrolmentFor,
+  verdictFor,
+  type EnrolOptions,
+  type EnrolResult,
+  type FaceAnalysis,
+  type FaceAnalyzer,
+  type FaceEngineOptions,
+  type VerifyOptions,
+  type VerifyResult,
+} from './faceEngine.ts';
+import type { FaceWorkerData, ToWorker } from './faceWorker.ts';
+
+// Keep the native libraries referenced from the main thread (see header).
+void sharp.versions;
+void ort.env;
+
+export interface FacePoolOptions {
+  modelsDir?: string;
+  /** number of worker threads; default os.availableParallelism() */
+  workers?: number;
+  /** ORT intra-op threads per session inside each worker; default 1 */
+  threadsPerWorker?: number;
+  maxDecodeSide?: number;
+  detect?: FaceEngineOptions['detect'];
+  /**
+   * Called once per finished job with the caller-visible latency (queue wait + processing) in ms;
+   * `detail` splits it. Must not throw.
+   */
+  onLatency?(ms: number, detail: { queuedMs: number; runMs: number; ok: boolean }): void;
+}
+
+export interface FacePoolStats {
+  /** jobs waiting for a free worker */
+  queueDepth: number;
+  /** workers currently processing a job */
+  busy: number;
+  /** live workers */
+  workers: number;
+}
+
+interface Job {
+  id: number;
+  jpeg: Uint8Array;
+  enqueuedAt: number;
+  startedAt: number;
+  resolve(r: FaceAnalysis): void;
+  reject(e: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: boolean;
+  job: Job | null;
+}
+
+type FromWorker =
+  | { type: 'ready' }
+  | { type: 'init_error'; message: string }
+  | { type: 'result'; id: number; result: FaceAnalysis }
+  | { type: 'error'; id: number; message: string };
+
+const RUNNING_FROM_TS = import.meta.url.endsWith('.ts');
+const WORKER_URL = RUNNING_FROM_TS ? new URL('./faceWorker.boot.mjs', import.meta.url) : new URL('./faceWorker.js', import.meta.url);
+const MAX_CONSECUTIVE_SPAWN_FAILURES = 3;
+
+export class FacePool implements FaceAnalyzer {
+  private readonly slots: Slot[] = [];
+  private readonly queue: Job[] = [];
+  private nextId = 1;
+  private closed = false;
+  private spawnFailures = 0;
+  private readonly size: number;
+  private readonly data: FaceWorkerData;
+
+  private constructor(private readonly opts: FacePoolOptions) {
+    this.size = Math.max(1, opts.workers ?? os.availableParallelism());
+    this.data = {
+      modelsDir: opts.modelsDir ?? DEFAULT_MODELS_DIR,
+      engine: { threads: opts.threadsPerWorker ?? 1, maxDecodeSide: opts.maxDecodeSide, detect: opts.detect },
+    };
+  }
+
+  /** Starts the workers and resolves once every one has loaded its models. */
+  static async create(opts: FacePoolOptions = {}): Promise<FacePool> {
+    const pool = new FacePool(opts);
+    const starts: Promise<void>[] = [];
+    for (let i = 0; i < pool.size; i++) starts.push(pool.spawn());
+    try {
+      await Promise.all(starts);
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  private spawn(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(WORKER_URL, { workerData: this.data, name: 'face' });
+      const slot: Slot = { worker, ready: false, job: null };
+      this.slots.push(slot);
+      let settled = false;
+      worker.on('message', (msg: FromWorker) => {
+        switch (msg.type) {
+          case 'ready':
+            slot.ready = true;
+            this.spawnFailures = 0;
+            settled = true;
+            resolve();
+            this.pump();
+            break;
+          case 'init_error':
+            settled = true;
+            reject(new Error(`face worker failed to load models: ${msg.message}`));
+            void worker.terminate();
+            break;
+          case 'result':
+          case 'error':
+            this.finish(slot, msg);
+            break;
+        }
+      });
+      worker.on('error', (err) => {
+        if (!settled) {
+          settled = true;
+          reject(err);
+        }
+        this.onWorkerDeath(slot, err);
+      });
+      worker.on('exit', (code) => {
+        if (!settled) {
+          settled = true;
+          reject(new Error(`face worker exited during start (code ${code})`));
+        }
+        this.onWorkerDeath(slot, new Error(`face worker exited (code ${code})`));
+      });
+    });
+  }
+
+  private onWorkerDeath(slot: Slot, err: Error): void {
+    const idx = this.slots.indexOf(slot);
+    if (idx < 0) return; // already handled (error + exit both fire)
+    this.slots.splice(idx, 1);
+    const job = slot.job;
+    slot.job = null;
+    if (job) job.reject(new Error(`face analysis failed: ${err.message}`));
+    if (this.closed) return;
+    if (!slot.ready) this.spawnFailures++;
+    if (this.spawnFailures >= MAX_CONSECUTIVE_SPAWN_FAILURES) {
+      // Workers cannot even start: fail waiting callers instead of leaving them hanging forever.
+      if (this.slots.length === 0) this.failQueued(new Error(`face workers keep failing to start: ${err.message}`));
+      return;
+    }
+    this.spawn().catch(() => undefined);
+  }
+
+  private failQueued(err: Error): void {
+    for (const job of this.queue.splice(0)) job.reject(err);
+  }
+
+  private finish(slot: Slot, msg: Extract<FromWorker, { type: 'result' | 'error' }>): void {
+    const job = slot.job;
+    slot.job = null;
+    if (job && job.id === msg.id) {
+      const now = performance.now();
+      const ok = msg.type === 'result';
+      try {
+        this.opts.onLatency?.(now - job.enqueuedAt, { queuedMs: job.startedAt - job.enqueuedAt, runMs: now - job.startedAt, ok });
+      } catch {
+        /* observer errors must not break the pool */
+      }
+      if (msg.type === 'result') job.resolve(msg.result);
+      else job.reject(new Error(`face analysis failed: ${msg.message}`));
+    }
+    this.pump();
+  }
+
+  private pump(): void {
+    for (const slot of this.slots) {
+      if (this.queue.length === 0) return;
+      if (!slot.ready || slot.job) continue;
+      const job = this.queue.shift()!;
+      slot.job = job;
+      job.startedAt = performance.now();
+      const msg: ToWorker = { type: 'analyze', id: job.id, jpeg: job.jpeg };
+      slot.worker.postMessage(msg); // copies the photo; the caller's buffer stays usable
+    }
+  }
+
+  /** Queues a photo for analysis; resolves when a worker has processed it. */
+  analyze(jpeg: Buffer): Promise<FaceAnalysis> {
+    if (this.closed) return Promise.reject(new Error('face pool is closed'));
+    return new Promise((resolve, reject) => {
+      const now = performance.now();
+      this.queue.push({ id: this.nextId++, jpeg, enqueuedAt: now, startedAt: now, resolve, reject });
+      this.pump();
+    });
+  }
+
+  async verify(photo: Buffer, enrolledEmbedding: ArrayLike<number>, opts?: VerifyOptions): Promise<VerifyResult> {
+    return verdictFor(await this.analyze(photo), enrolledEmbedding, opts);
+  }
+
+  async enrol(photo: Buffer, opts?: EnrolOptions): Promise<EnrolResult> {
+    return enrolmentFor(await this.analyze(photo), opts);
+  }
+
+  stats(): FacePoolStats {
+    let busy = 0;
+    for (const s of this.slots) if (s.job) busy++;
+    return { queueDepth: this.queue.length, busy, workers: this.slots.length };
+  }
+
+  /**
+   * Rejects queued jobs, lets in-flight jobs finish (terminating a worker in the middle of a sharp
+   * operation can crash the process), then stops the workers.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.failQueued(new Error('face pool is closed'));
+    const deadline = Date.now() + 5_000;
+    while (this.slots.some((s) => s.job) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const slots = this.slots.splice(0);
+    for (const s of slots) {
+      s.job?.reject(new Error('face pool closed before the analysis finished'));
+      s.job = null;
+    }
+    await Promise.all(
+      slots.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            const t = setTimeout(() => void s.worker.terminate().finally(resolve), 2_000);
+            s.worker.once('exit', () => {
+              clearTimeout(t);
+              resolve();
+            });
+            if (s.ready) s.worker.postMessage({ type: 'close' } satisfies ToWorker);
+            else void s.worker.terminate();
+          }),
+      ),
+    );
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Worker-thread side of FacePool: one FaceEngine (own ONNX sessions, intra-op threads 1 by
+ * default) per worker, one job at a time.
+ *
+ * Started through faceWorker.boot.mjs when running from TypeScript sources (see facePool.ts for
+ * why), or directly when running compiled JavaScript.
+ *
+ * Protocol (parent → worker): { type: 'analyze', id, jpeg: Uint8Array } | { type: 'close' }
+ *           (worker → parent): { type: 'ready' } | { type: 'init_error', message }
+ *                              | { type: 'result', id, result: FaceAnalysis } | { type: 'error', id, message }
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { FaceEngine, type FaceEngineOptions } from './faceEngine.ts';
+
+export interface FaceWorkerData {
+  modelsDir: string;
+  engine: FaceEngineOptions;
+}
+
+export type ToWorker = { type: 'analyze'; id: number; jpeg: Uint8Array } | { type: 'close' };
+
+async function main(): Promise<void> {
+  const port = parentPort;
+  if (!port) throw new Error('faceWorker must run in a worker thread');
+  const data = workerData as FaceWorkerData;
+  let engine: FaceEngine;
+  try {
+    engine = await FaceEngine.load(data.modelsDir, data.engine);
+  } catch (err) {
+    port.postMessage({ type: 'init_error', message: err instanceof Error ? err.message : String(err) });
+    return;
+  }
+  port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'close') {
+      void engine.close().finally(() => port.close());
+      return;
+    }
+    const jpeg = Buffer.from(msg.jpeg.buffer, msg.jpeg.byteOffset, msg.jpeg.byteLength);
+    engine.analyze(jpeg).then(
+      (result) => {
+        // Transfer the embedding's buffer instead of copying it.
+        const transfer = result.ok ? [result.embedding.buffer as ArrayBuffer] : [];
+        port.postMessage({ type: 'result', id: msg.id, result }, transfer);
+      },
+      (err: unknown) => port.postMessage({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err) }),
+    );
+  });
+  port.postMessage({ type: 'ready' });
+}
+
+void main();
