@@ -1,0 +1,23 @@
+import type { Logger } from 'pino';
+import type { Broker } from '../broker/broker.ts';
+import type { Ingestor } from '../ingest/ingestor.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Registry } from '../registry/registry.ts';
+import type { SinkRunner } from '../sinks/sinkRunner.ts';
+import type { LiveState } from '../state/liveState.ts';
+
+/** Everything the HTTP routes use, handed in as one object (style.md §7). */
+export interface ApiDeps {
+  registry: Registry;
+  ledger: Ledger;
+  ingestor: Ingestor;
+  broker: Broker;
+  live: LiveState;
+  sinks: SinkRunner[];
+  metrics: Metrics;
+  logger: Logger;
+  now: () => number;
+  scryptN: number;
+  isShuttingDown: () => boolean;
+}

@@ -1,0 +1,127 @@
+import { Transform, type Readable } from 'node:stream';
+import { parse as parseCsv } from 'csv-parse';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
+import { IngestOutcome } from '../../../../schemas/src/api.ts';
+import { SitegateError } from '../../errors.ts';
+import type { IngestReport } from '../../ingest/ingestor.ts';
+import type { ApiDeps } from '../deps.ts';
+
+const DeviceParams = z.object({ siteId: Id, deviceId: Id });
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 413: ErrorBody, 415: ErrorBody, 503: ErrorBody };
+const MiB = 1024 * 1024;
+export const CSV_LIMIT = 64 * MiB;
+const CSV_CHUNK_ROWS = 1000;
+
+function merge(into: IngestReport, r: IngestReport, keepAccepted: boolean): void {
+  into.accepted += r.accepted;
+  into.duplicate += r.duplicate;
+  into.rejected += r.rejected;
+  for (const x of r.results) if (keepAccepted || x.outcome !== 'accepted') into.results.push(x);
+}
+
+/** Contract §2 "Ingest over HTTP": the same pipeline as MQTT, answered after the records are durable. */
+export function ingestRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    const checkDevice = (siteId: string, deviceId: string) => {
+      const d = deps.registry.device(deviceId);
+      if (!d) throw new SitegateError('not_found', `no device ${deviceId}`);
+      if (d.siteId !== siteId) throw new SitegateError('wrong_site', `device ${deviceId} is registered under another site`);
+      if (deps.isShuttingDown()) throw new SitegateError('unavailable');
+    };
+
+    for (const [path, channel, summary] of [
+      ['checkins', 'checkin', 'Post one check-in or an array (same validation, dedupe and durability as MQTT)'],
+      ['readings', 'telemetry', 'Post one reading, an array, or {batch:[…]} (same as the telemetry topic)'],
+    ] as const) {
+      app.post(`/sites/:siteId/devices/:deviceId/${path}`, {
+        config: { access: 'ingest' },
+        bodyLimit: channel === 'checkin' ? 16 * MiB : MiB,
+        schema: { tags: ['ingest'], summary, params: DeviceParams, body: z.unknown(), response: { 200: IngestOutcome, ...errors } },
+      }, async (req) => {
+        const { siteId, deviceId } = req.params;
+        checkDevice(siteId, deviceId);
+        const values = Array.isArray(req.body) ? req.body : [req.body];
+        if (values.length > 1000) throw new SitegateError('batch_too_large', `${values.length} items exceed 1000 per request`);
+        return deps.ingestor.ingestValues(channel, values, { siteId, deviceId, via: 'http' });
+      });
+    }
+
+    app.post('/sites/:siteId/wage-payments', {
+      config: { access: 'payroll' },
+      bodyLimit: CSV_LIMIT,
+      schema: {
+        tags: ['ingest'],
+        summary: 'Wage payments as a JSON array or text/csv (header row). Rows are answered accepted/duplicate/rejected; `results` lists the rejected and duplicate rows with their reasons.',
+        params: z.object({ siteId: Id }), body: z.unknown(), response: { 200: IngestOutcome, ...errors },
+      },
+    }, async (req) => {
+      const { siteId } = req.params;
+      if (deps.isShuttingDown()) throw new SitegateError('unavailable');
+      const total: IngestReport = { accepted: 0, duplicate: 0, rejected: 0, results: [] };
+      if (isCsv(req.headers['content-type'])) {
+        const broken = await ingestCsv(req.body as Readable, async (rows) => merge(total, await deps.ingestor.ingestWagePayments(siteId, rows), false));
+        if (broken) {
+          // Rows before the break are kept; the break itself is answered like a rejected row.
+          if (broken.tooLarge) throw new SitegateError('body_too_large', `CSV exceeds ${CSV_LIMIT} bytes; rows before row ${broken.row} were ingested`, { ...total, results: total.results.slice(0, 1000) });
+          total.rejected++;
+          total.results.push({ ref: `row ${broken.row}`, outcome: 'rejected', reason: 'csv_invalid', message: broken.message, row: broken.row });
+          deps.metrics.rejected.inc({ reason: 'csv_invalid', via: 'http' });
+        }
+      } else {
+        if (!Array.isArray(req.body)) throw new SitegateError('bad_request', 'expected a JSON array of payments or text/csv');
+        const rows = (req.body as unknown[]).map((value, i) => ({ value, row: i + 1 }));
+        for (let i = 0; i < rows.length; i += CSV_CHUNK_ROWS) merge(total, await deps.ingestor.ingestWagePayments(siteId, rows.slice(i, i + CSV_CHUNK_ROWS)), false);
+      }
+      req.log.info({ siteId, accepted: total.accepted, duplicate: total.duplicate, rejected: total.rejected }, 'wage payments ingested');
+      return total;
+    });
+  };
+}
+
+const isCsv = (ct: string | undefined) => !!ct && /^text\/csv\b/i.test(ct);
+
+/**
+ * Streams a CSV body through csv-parse (quoted fields, BOM, CRLF) in chunks of rows, so a
+ * 100,000-row file is held in memory a chunk at a time. Numbers stay text until validation.
+ */
+async function ingestCsv(body: Readable, onRows: (rows: { value: unknown; row: number }[]) => Promise<void>): Promise<{ row: number; message: string; tooLarge?: boolean } | null> {
+  let bytes = 0;
+  let tooLarge = false;
+  const limiter = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      bytes += chunk.length;
+      if (bytes > CSV_LIMIT) { tooLarge = true; cb(new Error('body too large')); } else cb(null, chunk);
+    },
+  });
+  body.on('error', (e) => limiter.destroy(e));
+  const parser = body.pipe(limiter).pipe(parseCsv({ bom: true, columns: (h: string[]) => h.map((c) => c.trim()), skip_empty_lines: true, trim: true, relax_column_count: true }));
+  limiter.on('error', (e) => parser.destroy(e));
+  let chunk: { value: unknown; row: number }[] = [];
+  let row = 1; // the header is row 1; data rows start at 2, as a spreadsheet numbers them
+  try {
+    for await (const rec of parser as AsyncIterable<Record<string, string>>) {
+      row++;
+      chunk.push({ value: csvRowToPayment(rec), row });
+      if (chunk.length >= CSV_CHUNK_ROWS) {
+        await onRows(chunk);
+        chunk = [];
+      }
+    }
+  } catch (e) {
+    if (chunk.length) await onRows(chunk);
+    body.unpipe();
+    body.resume(); // drain what is left so the connection can answer
+    return { row: row + 1, message: `CSV parse error near row ${row + 1}: ${(e as Error).message}`, ...(tooLarge ? { tooLarge } : {}) };
+  }
+  if (chunk.length) await onRows(chunk);
+  return null;
+}
+
+function csvRowToPayment(rec: Record<string, string>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...rec };
+  if (typeof rec.amount === 'string' && rec.amount !== '' && /^-?\d+(\.\d+)?$/.test(rec.amount)) out.amount = Number(rec.amount);
+  if (typeof rec.paidAt === 'string' && /^\d+$/.test(rec.paidAt)) out.paidAt = Number(rec.paidAt);
+  return out;
+}

@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import type { ApiDeps } from '../deps.ts';
+
+/** Outside /api/v1: health (no token), readiness with ingest and sink state, Prometheus metrics (admin). */
+export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+
+  app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
+    const sinks = deps.sinks.map((s) => s.state());
+    const ready = !deps.isShuttingDown();
+    deps.metrics.ledgerBacklog.set(deps.ledger.backlog);
+    return reply.status(ready ? 200 : 503).send({
+      status: ready ? 'ready' : 'shutting_down',
+      ledger: { lastSeq: deps.ledger.lastSeq, backlog: deps.ledger.backlog },
+      // A sink that is down does not make the gateway unready: the ledger spools for it.
+      sinks,
+    });
+  });
+
+  app.get('/metrics', { config: { access: 'admin' }, schema: { hide: true } }, async (_req, reply) => {
+    deps.metrics.ledgerBacklog.set(deps.ledger.backlog);
+    deps.metrics.ledgerLastSeq.set(deps.ledger.lastSeq);
+    for (const s of deps.sinks) {
+      const st = s.state();
+      deps.metrics.sinkLagRecords.set({ sink: st.name }, st.lagRecords);
+      deps.metrics.sinkLagSeconds.set({ sink: st.name }, st.lagSeconds);
+    }
+    return reply.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
+import { DeadLetter, SiteStatus } from '../../../../schemas/src/api.ts';
+import type { ApiDeps } from '../deps.ts';
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const errors = { 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
+
+/** Contract §2 "Read": what a regulator sees of a site right now, from the ledger alone. */
+export function statusRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get('/sites/:siteId/status', {
+      config: { access: 'read' },
+      schema: { tags: ['read'], summary: 'Devices online, latest readings, open alerts', params: z.object({ siteId: Id }), response: { 200: SiteStatus, ...errors } },
+    }, async (req) => {
+      const { siteId } = req.params;
+      const devices = deps.registry.listDevices(siteId).map((d) => {
+        const live = deps.live.devices.get(d.deviceId);
+        const connected = deps.broker.connectedDevices.has(d.deviceId);
+        const status = live?.status;
+        return {
+          deviceId: d.deviceId, kind: d.kind,
+          // Online: connected now, or its latest status says so (HTTP-only terminals).
+          online: connected || status?.state === 'online',
+          connected,
+          ...(live?.lastSeen ? { lastSeen: iso(live.lastSeen) } : {}),
+          ...(status ? { status: { state: status.state, ts: iso(status.ts), ...(status.firmware ? { firmware: status.firmware } : {}), ...(status.batteryPct !== undefined ? { batteryPct: status.batteryPct } : {}) } } : {}),
+          latest: Object.fromEntries([...(live?.latest ?? new Map())].map(([m, v]) => [m, { value: v.value, ts: iso(v.ts) }])),
+        };
+      });
+      const latest = deps.live.siteLatestEvent.get(siteId);
+      return { siteId, now: iso(deps.now()), ...(latest !== undefined ? { watermark: iso(latest) } : {}), devices };
+    });
+
+    app.get('/dead-letters', {
+      config: { access: 'admin' },
+      schema: {
+        tags: ['operations'], summary: 'Points a sink refused as bad data (InfluxDB 4xx), kept aside',
+        querystring: z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) }),
+        response: { 200: z.object({ items: z.array(DeadLetter) }), ...errors },
+      },
+    }, async (req) => {
+      const rows = deps.registry.db.prepare('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?').all(req.query.limit) as { id: number; sink: string; seq: number; line: string; error: string; at: number }[];
+      return { items: rows.map((r) => ({ ...r, at: iso(r.at) })) };
+    });
+  };
+}

@@ -1,0 +1,177 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
+import type { Logger } from 'pino';
+import type { Config } from '../../schemas/src/config.ts';
+import { authorize } from './api/auth.ts';
+import type { ApiDeps } from './api/deps.ts';
+import { errorHandler } from './api/errorHandler.ts';
+import { ingestRoutes } from './api/routes/ingest.ts';
+import { operationsRoutes } from './api/routes/operations.ts';
+import { registryRoutes } from './api/routes/registry.ts';
+import { statusRoutes } from './api/routes/status.ts';
+import { tokenRoutes } from './api/routes/tokens.ts';
+import { Broker } from './broker/broker.ts';
+import { Ingestor } from './ingest/ingestor.ts';
+import { Ledger } from './ledger/ledger.ts';
+import { createLogger } from './observability/logger.ts';
+import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { Registry } from './registry/registry.ts';
+import { newSecret } from './registry/secrets.ts';
+import { InfluxV1Sink } from './sinks/influxV1.ts';
+import { InfluxV2Sink } from './sinks/influxV2.ts';
+import type { Sink } from './sinks/sink.ts';
+import { SinkRunner } from './sinks/sinkRunner.ts';
+import { LiveState } from './state/liveState.ts';
+
+export interface GatewayDeps {
+  /** The clock; tests hand in a fake one and keep everything else real. */
+  now?: () => number;
+  logger?: Logger;
+  /** Extra sinks (tests); InfluxDB sinks come from the configuration. */
+  sinks?: Sink[];
+}
+
+export interface Gateway {
+  config: Config;
+  http: FastifyInstance;
+  broker: Broker;
+  ledger: Ledger;
+  registry: Registry;
+  ingestor: Ingestor;
+  metrics: Metrics;
+  logger: Logger;
+  live: LiveState;
+  sinks: SinkRunner[];
+  /** Where the generated admin token was written, when SITEGATE_ADMIN_TOKEN was not given. */
+  adminTokenFile?: string;
+  listen(): Promise<{ httpPort: number; mqttPort: number; wsPort: number }>;
+  close(): Promise<void>;
+}
+
+const MiB = 1024 * 1024;
+
+function configuredSinks(config: Config): Sink[] {
+  if (!config.SITEGATE_INFLUX_URL) return [];
+  if (config.SITEGATE_INFLUX_DB) {
+    return [new InfluxV1Sink({
+      url: config.SITEGATE_INFLUX_URL, db: config.SITEGATE_INFLUX_DB,
+      ...(config.SITEGATE_INFLUX_USERNAME ? { username: config.SITEGATE_INFLUX_USERNAME, password: config.SITEGATE_INFLUX_PASSWORD ?? '' } : {}),
+    })];
+  }
+  return [new InfluxV2Sink({
+    url: config.SITEGATE_INFLUX_URL, token: config.SITEGATE_INFLUX_TOKEN!, org: config.SITEGATE_INFLUX_ORG!, bucket: config.SITEGATE_INFLUX_BUCKET!,
+  })];
+}
+
+/** The first admin token: from SITEGATE_ADMIN_TOKEN, or generated once into a 0600 file. */
+function bootstrapAdmin(config: Config, registry: Registry, logger: Logger): string | undefined {
+  if (config.SITEGATE_ADMIN_TOKEN) {
+    registry.createToken({ role: 'admin', label: 'SITEGATE_ADMIN_TOKEN' }, { id: 'admin-env', token: config.SITEGATE_ADMIN_TOKEN });
+    return undefined;
+  }
+  const file = path.resolve(config.SITEGATE_DATA_DIR, 'admin-token');
+  if (!fs.existsSync(file)) {
+    const token = `sg_${newSecret()}`;
+    fs.writeFileSync(file, token + '\n', { mode: 0o600, flag: 'wx' });
+    registry.createToken({ role: 'admin', label: 'generated at first start' }, { id: 'admin-file', token });
+  }
+  logger.info({ file }, 'admin token file (mode 0600); set SITEGATE_ADMIN_TOKEN to choose your own');
+  return file;
+}
+
+/**
+ * Builds the whole gateway — ledger, registry, ingest, broker, sinks, HTTP API — without
+ * listening anywhere: `listen()` is a separate step, and tests can use `http.inject()`.
+ */
+export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
+  const now = deps.now ?? Date.now;
+  const logger = deps.logger ?? createLogger(config.SITEGATE_LOG_LEVEL);
+  const metrics = createMetrics();
+  fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
+  const registry = new Registry(config.SITEGATE_DATA_DIR, { scryptN: config.SITEGATE_SECRET_SCRYPT_N, now });
+  let fatal: Error | null = null;
+  const ledger = await Ledger.open(config.SITEGATE_DATA_DIR, {
+    onCommit: ({ records, commitMs }) => {
+      metrics.ledgerCommitSeconds.observe(commitMs / 1000);
+      metrics.ledgerGroupSize.observe(records);
+    },
+    onFatal: (err) => {
+      fatal = err;
+      logger.fatal({ err }, 'ledger writer failed: no message can be made durable; refusing ingest');
+    },
+  });
+  const live = new LiveState(ledger);
+  const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
+  const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
+  const sinks = [...configuredSinks(config), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
+    sink, ledger, registry, metrics, logger, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
+  }));
+  const adminTokenFile = bootstrapAdmin(config, registry, logger);
+
+  let shuttingDown = false;
+  const apiDeps: ApiDeps = {
+    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now,
+    scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
+  };
+
+  const http = Fastify({ loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: MiB })
+    .withTypeProvider<ZodTypeProvider>() as unknown as FastifyInstance;
+  http.setValidatorCompiler(validatorCompiler);
+  http.setSerializerCompiler(serializerCompiler);
+  http.setErrorHandler(errorHandler(metrics));
+  // Streamed bodies: CSV wage payments (up to 64 MiB, parsed row by row), face photos.
+  http.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
+  http.addContentTypeParser('image/jpeg', { parseAs: 'buffer', bodyLimit: 2 * MiB }, (_req, body, done) => done(null, body));
+  http.addHook('onRequest', authorize(registry));
+  await http.register(swagger, {
+    openapi: {
+      info: { title: 'sitegate', version: '0.1.0', description: 'Ingestion gateway for smart construction sites (contract.md §2).' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await http.register(swaggerUi, { routePrefix: '/docs' });
+  operationsRoutes(http, apiDeps);
+  await http.register(async (api) => {
+    await api.register(registryRoutes(apiDeps));
+    await api.register(tokenRoutes(apiDeps));
+    await api.register(ingestRoutes(apiDeps));
+    await api.register(statusRoutes(apiDeps));
+  }, { prefix: '/api/v1' });
+  http.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
+  await http.ready();
+
+  const gateway: Gateway = {
+    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks,
+    ...(adminTokenFile ? { adminTokenFile } : {}),
+    async listen() {
+      await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
+      const httpPort = (http.server.address() as { port: number }).port;
+      const { port: mqttPort, wsPort } = await broker.listen({ host: config.SITEGATE_MQTT_HOST, port: config.SITEGATE_MQTT_PORT, wsPort: config.SITEGATE_MQTT_WS_PORT });
+      for (const s of sinks) s.start();
+      logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
+      return { httpPort, mqttPort, wsPort };
+    },
+    /** Clean shutdown: stop accepting, let in-flight messages commit, flush sinks, close. */
+    async close() {
+      if (shuttingDown) return;
+      shuttingDown = true;
+      await broker.stopListening();
+      await http.close();
+      await ledger.drained();
+      await broker.close();
+      await ledger.drained();
+      await Promise.all(sinks.map((s) => s.stop()));
+      await Promise.all(sinks.map((s) => (s as unknown as { o: { sink: Sink } }).o.sink.close()));
+      await ledger.close();
+      registry.close();
+      logger.info('sitegate stopped');
+    },
+  };
+  return gateway;
+}

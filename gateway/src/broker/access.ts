@@ -1,0 +1,48 @@
+import type { Site, Token } from '../registry/registry.ts';
+
+/**
+ * Who may do what (contract §2 roles). One function for HTTP routes and MQTT subscriptions.
+ *   read    — status, live feed, alerts: admin; regulator within its regions
+ *   audit   — attendance, evidence, wage checks, photos: admin; regulator (region); auditor (sites)
+ *   payroll — post wage payments: admin; payroll (sites)
+ *   ingest  — a device's ingest routes: admin; terminal of that very device
+ *   admin   — registry and tokens: admin only
+ */
+export type Access = 'read' | 'audit' | 'payroll' | 'ingest' | 'admin';
+
+export function siteInScope(token: Token, site: Pick<Site, 'siteId' | 'regionCode'>): boolean {
+  const scope = token.scope;
+  switch (token.role) {
+    case 'admin':
+      return true;
+    case 'regulator':
+      return !!scope && 'regions' in scope && scope.regions.some((prefix) => site.regionCode.startsWith(prefix));
+    case 'auditor':
+    case 'payroll':
+      return !!scope && 'sites' in scope && scope.sites.includes(site.siteId);
+    case 'terminal':
+      return !!scope && 'siteId' in scope && scope.siteId === site.siteId;
+  }
+}
+
+const ROLES_FOR: Record<Access, ReadonlySet<Token['role']>> = {
+  read: new Set(['admin', 'regulator']),
+  audit: new Set(['admin', 'regulator', 'auditor']),
+  payroll: new Set(['admin', 'payroll']),
+  ingest: new Set(['admin', 'terminal']),
+  admin: new Set(['admin']),
+};
+
+export function roleAllows(token: Token, access: Access): boolean {
+  return ROLES_FOR[access].has(token.role);
+}
+
+/** Whether `token` may use `access` on `site` (and, for terminals, on `deviceId`). */
+export function allowed(token: Token, access: Access, site?: Pick<Site, 'siteId' | 'regionCode'>, deviceId?: string): boolean {
+  if (!roleAllows(token, access)) return false;
+  if (token.role === 'admin') return true;
+  if (!site) return false;
+  if (!siteInScope(token, site)) return false;
+  if (token.role === 'terminal') return !!token.scope && 'deviceId' in token.scope && token.scope.deviceId === deviceId;
+  return true;
+}

@@ -1,0 +1,220 @@
+import net from 'node:net';
+import http from 'node:http';
+import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, type Subscription } from 'aedes';
+import { WebSocketServer, createWebSocketStream } from 'ws';
+import type { Logger } from 'pino';
+import type { Reason } from '../errors.ts';
+import type { Ingestor, IngestReport } from '../ingest/ingestor.ts';
+import { deviceTopic, isInboundChannel, parseDeviceTopic } from '../ingest/topics.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Device, Registry, Token } from '../registry/registry.ts';
+import { siteInScope } from './access.ts';
+
+type Identity = { type: 'device'; device: Device; log: Logger } | { type: 'token'; token: Token; log: Logger };
+
+interface SitegateClient extends Client {
+  sitegate?: Identity;
+}
+
+/** aedes' CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
+const BAD_USERNAME_OR_PASSWORD = 4;
+const NOT_AUTHORIZED = 5;
+
+const connackError = (message: string, returnCode: 4 | 5) => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
+
+export interface BrokerDeps {
+  registry: Registry;
+  ingestor: Ingestor;
+  metrics: Metrics;
+  logger: Logger;
+}
+
+/**
+ * The embedded broker (aedes). Policy lives in aedes' hooks: `authenticate` checks credentials,
+ * `authorizePublish` confines devices to their own topics and runs the whole durable ingest
+ * before it calls back — in aedes 1.2 the QoS 1 PUBACK is written right after that callback,
+ * so a PUBACK always follows the ledger commit (MQTT-4.3.2-2 ownership transfer).
+ */
+export class Broker {
+  readonly aedes: Aedes;
+  private readonly deps: BrokerDeps;
+  private readonly rejected = new WeakSet<object>();
+  private tcp?: net.Server;
+  private ws?: { http: http.Server; wss: WebSocketServer };
+  readonly connectedDevices = new Set<string>();
+
+  private constructor(aedes: Aedes, deps: BrokerDeps) {
+    this.aedes = aedes;
+    this.deps = deps;
+    aedes.on('client', (c: SitegateClient) => {
+      deps.metrics.mqttClients.inc();
+      if (c.sitegate?.type === 'device') this.connectedDevices.add(c.sitegate.device.deviceId);
+    });
+    aedes.on('clientDisconnect', (c: SitegateClient) => {
+      deps.metrics.mqttClients.dec();
+      if (c.sitegate?.type === 'device') this.connectedDevices.delete(c.sitegate.device.deviceId);
+    });
+    aedes.on('clientError', (c: SitegateClient, err: Error) => {
+      (c.sitegate?.log ?? deps.logger).debug({ err: err.message, clientId: c.id }, 'mqtt client error');
+    });
+  }
+
+  static async create(deps: BrokerDeps): Promise<Broker> {
+    let self: Broker | undefined;
+    const aedes = await Aedes.createBroker({
+      id: 'sitegate',
+      authenticate: (client, username, password, cb) => self!.authenticate(client as SitegateClient, username, password, cb),
+      authorizePublish: (client, packet, cb) => self!.authorizePublish(client as SitegateClient | null, packet as AedesPublishPacket, cb),
+      authorizeSubscribe: (client, sub, cb) => self!.authorizeSubscribe(client as SitegateClient, sub, cb),
+      authorizeForward: (_client, packet) => (self!.rejected.has(packet) ? null : packet),
+    });
+    self = new Broker(aedes, deps);
+    return self;
+  }
+
+  async listen(opts: { host: string; port: number; wsPort: number }): Promise<{ port: number; wsPort: number }> {
+    this.tcp = net.createServer((socket) => this.aedes.handle(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.tcp!.once('error', reject);
+      this.tcp!.listen(opts.port, opts.host, () => resolve());
+    });
+    const port = (this.tcp.address() as net.AddressInfo).port;
+    let wsPort = 0;
+    if (opts.wsPort !== 0 || opts.wsPort === undefined) {
+      const server = http.createServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n'); });
+      const wss = new WebSocketServer({ server, perMessageDeflate: false });
+      wss.on('connection', (socket, req) => {
+        const stream = createWebSocketStream(socket);
+        this.aedes.handle(stream as never, req as never);
+      });
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(opts.wsPort, opts.host, () => resolve());
+      });
+      this.ws = { http: server, wss };
+      wsPort = (server.address() as net.AddressInfo).port;
+    }
+    return { port, wsPort };
+  }
+
+  /** Stops accepting connections (clean shutdown step 1). */
+  async stopListening(): Promise<void> {
+    await Promise.all([
+      this.tcp ? new Promise<void>((r) => this.tcp!.close(() => r())) : undefined,
+      this.ws ? new Promise<void>((r) => { this.ws!.wss.close(); this.ws!.http.close(() => r()); }) : undefined,
+    ]);
+  }
+
+  async close(): Promise<void> {
+    // Closing aedes disconnects every client; wills of devices are not published on a clean close.
+    await new Promise<void>((r) => this.aedes.close(() => r()));
+    this.tcp?.close();
+    if (this.ws) {
+      for (const c of this.ws.wss.clients) c.terminate();
+      this.ws.http.closeAllConnections();
+      this.ws.http.close();
+    }
+  }
+
+  /** Publishes from the gateway itself (errors to devices, alerts to subscribers). */
+  publish(topic: string, payload: unknown, qos: 0 | 1 = 1): void {
+    this.aedes.publish({ cmd: 'publish', topic, payload: Buffer.from(JSON.stringify(payload)), qos, retain: false, dup: false }, () => {});
+  }
+
+  private authenticate(client: SitegateClient, username: string | undefined, password: Buffer | undefined, cb: (err: AuthenticateError | null, ok: boolean | null) => void): void {
+    const { registry, metrics, logger } = this.deps;
+    const fail = (why: string) => {
+      metrics.authFailures.inc({ transport: 'mqtt' });
+      logger.warn({ clientId: client.id, username, why }, 'mqtt authentication refused');
+      cb(connackError(why, BAD_USERNAME_OR_PASSWORD), null);
+    };
+    if (!username || !password) return fail('missing username or password');
+    const secret = password.toString('utf8');
+    if (username === 'token') {
+      const token = registry.authenticateToken(secret);
+      if (!token) return fail('unknown, expired or revoked token');
+      if (token.role === 'terminal') return fail('terminal tokens are for HTTP ingest; devices use their secret');
+      client.sitegate = { type: 'token', token, log: logger.child({ tokenId: token.id, role: token.role }) };
+      return cb(null, true);
+    }
+    registry.verifyDevice(username, secret).then(
+      (device) => {
+        if (!device) return fail('unknown device or wrong secret');
+        client.sitegate = { type: 'device', device, log: logger.child({ siteId: device.siteId, deviceId: device.deviceId }) };
+        cb(null, true);
+      },
+      (err) => { logger.error({ err }, 'device verification failed'); cb(connackError('server error', NOT_AUTHORIZED), null); },
+    );
+  }
+
+  private refusePublish(client: SitegateClient, topic: string, reason: Reason, cb: (err?: Error | null) => void): void {
+    this.deps.metrics.aclRefusals.inc({ reason, action: 'publish' });
+    (client.sitegate?.log ?? this.deps.logger).warn({ topic, reason }, 'publish refused; closing connection (MQTT-3.3.5-2)');
+    cb(new Error(`${reason}: ${topic}`));
+  }
+
+  private authorizePublish(client: SitegateClient | null, packet: AedesPublishPacket, cb: (err?: Error | null) => void): void {
+    if (!client) return cb(null); // the gateway's own publishes
+    const id = client.sitegate;
+    if (!id || id.type !== 'device') return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
+    const t = parseDeviceTopic(packet.topic);
+    if (!t) return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
+    if (t.deviceId !== id.device.deviceId) return this.refusePublish(client, packet.topic, 'wrong_device', cb);
+    if (t.siteId !== id.device.siteId) return this.refusePublish(client, packet.topic, 'wrong_site', cb);
+    if (t.channel === 'errors') return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
+    if (!isInboundChannel(t.channel)) {
+      this.report(client, packet, { accepted: 0, duplicate: 0, rejected: 1, results: [{ ref: packet.topic, outcome: 'rejected', reason: 'unknown_channel' }] });
+      this.deps.metrics.rejected.inc({ reason: 'unknown_channel', via: 'mqtt' });
+      return cb(null);
+    }
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }).then(
+      (report) => {
+        this.report(client, packet, report);
+        cb(null);
+      },
+      // Not durable: no PUBACK. Closing the connection makes the device resend (MQTT-4.4.0-1).
+      (err) => {
+        id.log.error({ err: err.message, topic: packet.topic }, 'ledger append failed; closing connection without PUBACK');
+        cb(err);
+      },
+    );
+  }
+
+  /** Sends each rejection to the device's `…/errors` topic; keeps wholly rejected messages from subscribers. */
+  private report(client: SitegateClient, packet: AedesPublishPacket, report: IngestReport): void {
+    if (report.rejected === 0) return;
+    const id = client.sitegate as Extract<Identity, { type: 'device' }>;
+    if (report.accepted === 0 && report.duplicate === 0) {
+      this.rejected.add(packet);
+      packet.retain = false; // a refused status must not become the retained one
+    }
+    const topic = deviceTopic(id.device.siteId, id.device.deviceId, 'errors');
+    for (const r of report.results) {
+      if (r.outcome !== 'rejected') continue;
+      id.log.info({ ref: r.ref, reason: r.reason }, 'message rejected');
+      this.publish(topic, { ref: r.ref, reason: r.reason, message: r.message });
+    }
+  }
+
+  private authorizeSubscribe(client: SitegateClient, sub: Subscription, cb: (err: Error | null, sub: Subscription | null) => void): void {
+    const id = client.sitegate;
+    const ok = id?.type === 'device'
+      ? sub.topic === deviceTopic(id.device.siteId, id.device.deviceId, 'errors')
+      : id?.type === 'token' && this.tokenMaySubscribe(id.token, sub.topic);
+    if (ok) return cb(null, sub);
+    this.deps.metrics.aclRefusals.inc({ reason: 'topic_not_allowed', action: 'subscribe' });
+    (id?.log ?? this.deps.logger).warn({ topic: sub.topic }, 'subscription refused');
+    cb(null, null); // SUBACK 0x80 for this filter; the connection stays (MQTT-3.9.3)
+  }
+
+  /** Read-only feeds for regulators' and auditors' tools, within their token's sites (contract §1). */
+  private tokenMaySubscribe(token: Token, filter: string): boolean {
+    const p = filter.split('/');
+    if (p[0] !== 'sites' || !p[1] || p[1].includes('+') || p[1].includes('#')) return false;
+    const site = this.deps.registry.site(p[1]);
+    if (!site || !siteInScope(token, site)) return false;
+    if (p.length === 3 && p[2] === 'alerts') return true;
+    return p.length === 5 && p[2] === 'devices' && !p[3]!.includes('#') && ['telemetry', 'status', 'checkin'].includes(p[4]!);
+  }
+}

@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import type { Reason } from '../errors.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerRecord } from '../ledger/types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Registry } from '../registry/registry.ts';
+import { decodeMessage, validateValue, validateWagePayment, type Decoded, type Origin, type Rejection } from './validate.ts';
+import type { InboundChannel } from './topics.ts';
+
+export type Via = 'mqtt' | 'http';
+
+export interface Outcome {
+  ref: string;
+  outcome: 'accepted' | 'duplicate' | 'rejected';
+  reason?: Reason;
+  message?: string;
+  seq?: number;
+  row?: number;
+}
+
+export interface IngestReport {
+  accepted: number;
+  duplicate: number;
+  rejected: number;
+  results: Outcome[];
+}
+
+export interface IngestorDeps {
+  ledger: Ledger;
+  registry: Registry;
+  metrics: Metrics;
+  logger: Logger;
+  now: () => number;
+}
+
+/**
+ * The one ingest pipeline behind MQTT and HTTP: decode → validate → dedupe + append (ledger,
+ * group commit) → report. The returned promise settles only after every accepted record is
+ * durable; the caller acknowledges (PUBACK, HTTP 200) after that.
+ */
+export class Ingestor {
+  private readonly deps: IngestorDeps;
+
+  constructor(deps: IngestorDeps) {
+    this.deps = deps;
+  }
+
+  /** An MQTT payload (or raw HTTP body) of a device channel. */
+  ingestPayload(channel: InboundChannel, payload: Buffer, o: { siteId: string; deviceId: string; topic: string; via: Via }): Promise<IngestReport> {
+    const origin = this.origin(o.siteId, o.deviceId);
+    return this.store(decodeMessage(channel, payload, origin, o.topic), o.via);
+  }
+
+  /** Already-parsed values (HTTP JSON bodies): one or many check-ins, readings or statuses. */
+  ingestValues(channel: 'checkin' | 'telemetry' | 'status', values: unknown[], o: { siteId: string; deviceId: string; via: Via }): Promise<IngestReport> {
+    const origin = this.origin(o.siteId, o.deviceId);
+    const decoded: Decoded = { records: [], files: [], rejected: [] };
+    values.forEach((v, i) => validateValue(channel, v, origin, decoded, `#${i}`));
+    return this.store(decoded, o.via);
+  }
+
+  /**
+   * Wage payments (JSON items or CSV rows). Card numbers become keyed hashes + last 4 here,
+   * before anything is stored or logged; a row for a worker not registered at the site is refused.
+   */
+  ingestWagePayments(siteId: string, rows: { value: unknown; row: number }[]): Promise<IngestReport> {
+    const origin = this.origin(siteId, 'payroll');
+    const decoded: Decoded = { records: [], files: [], rejected: [] };
+    const rowOf = new Map<LedgerRecord | Rejection, number>();
+    for (const { value, row } of rows) {
+      const ref = value && typeof value === 'object' && typeof (value as { id?: unknown }).id === 'string' ? String((value as { id: string }).id).slice(0, 128) : `row ${row}`;
+      const v = validateWagePayment(value, origin, ref);
+      if (!v.ok) {
+        decoded.rejected.push(v.rejection);
+        rowOf.set(v.rejection, row);
+        continue;
+      }
+      const p = v.payment;
+      if (!this.deps.registry.worker(siteId, p.workerId)) {
+        const r: Rejection = { ref, reason: 'unknown_worker', message: `worker ${p.workerId} is not registered at site ${siteId}` };
+        decoded.rejected.push(r);
+        rowOf.set(r, row);
+        continue;
+      }
+      const card = this.deps.registry.cardFingerprint(p.card);
+      const rec: LedgerRecord = {
+        siteId, deviceId: 'payroll', kind: 'wage_payment', msgId: p.id, dedupeKey: `payroll:${siteId}/${p.id}`,
+        ts: v.paidAt, receivedAt: origin.receivedAt,
+        body: { workerId: p.workerId, period: p.period, amount: p.amount, status: p.status, cardHash: card.hash, cardLast4: card.last4 },
+      };
+      decoded.records.push(rec);
+      rowOf.set(rec, row);
+    }
+    return this.store(decoded, 'http', rowOf);
+  }
+
+  private origin(siteId: string, deviceId: string): Origin {
+    const now = this.deps.now();
+    return { siteId, deviceId, receivedAt: now, now };
+  }
+
+  private async store(d: Decoded, via: Via, rowOf?: Map<LedgerRecord | Rejection, number>): Promise<IngestReport> {
+    const { metrics } = this.deps;
+    const results: Outcome[] = [];
+    for (const r of d.rejected) {
+      metrics.rejected.inc({ reason: r.reason, via });
+      results.push({ ref: r.ref, outcome: 'rejected', reason: r.reason, message: r.message, ...(rowOf?.has(r) ? { row: rowOf.get(r)! } : {}) });
+    }
+    const stored = await this.deps.ledger.appendMany(d.records, d.files);
+    let accepted = 0, duplicate = 0;
+    stored.forEach((s, i) => {
+      const rec = d.records[i]!;
+      const row = rowOf?.get(rec);
+      if (s.seq === null) {
+        duplicate++;
+        metrics.duplicates.inc({ kind: rec.kind, via });
+        results.push({ ref: rec.msgId, outcome: 'duplicate', ...(row !== undefined ? { row } : {}) });
+      } else {
+        accepted++;
+        metrics.accepted.inc({ kind: rec.kind, via });
+        results.push({ ref: rec.msgId, outcome: 'accepted', seq: s.seq, ...(row !== undefined ? { row } : {}) });
+      }
+    });
+    if (rowOf) results.sort((a, b) => (a.row ?? 0) - (b.row ?? 0));
+    return { accepted, duplicate, rejected: d.rejected.length, results };
+  }
+}

@@ -1,0 +1,246 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { startWorker } from '../util/startWorker.ts';
+import type { AppendReply, AppendRequest } from './ledgerWorker.ts';
+import type { AppendResult, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from './types.ts';
+
+interface Pending {
+  record: LedgerRecord;
+  resolve: (r: AppendResult) => void;
+  reject: (e: Error) => void;
+}
+
+export interface LedgerOptions {
+  /** Called after every group commit with its size and timings (for metrics). */
+  onCommit?: (info: { records: number; commitMs: number; fileMs: number }) => void;
+  /** Called when the writer fails: nothing more can be made durable. */
+  onFatal?: (err: Error) => void;
+  maxGroup?: number;
+}
+
+interface Row {
+  seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
+  msg_id: string; ts: number; received_at: number; body: string;
+}
+
+const toStored = (r: Row): StoredRecord => ({
+  seq: r.seq, dedupeKey: r.dedupe_key, siteId: r.site_id, deviceId: r.device_id, kind: r.kind,
+  msgId: r.msg_id, ts: r.ts, receivedAt: r.received_at, body: JSON.parse(r.body),
+});
+
+/**
+ * Durable, deduplicating, append-only store of accepted messages (better-sqlite3, WAL).
+ *
+ * Group commit: appends made while a commit is on disk wait in `pending` and go to the writer
+ * thread together as the next transaction, so one fsync covers all of them. `append` resolves
+ * only after its transaction committed — callers acknowledge to devices after that
+ * (MQTT-4.3.2: the receiver "MUST respond with a PUBACK … having accepted ownership").
+ */
+export class Ledger {
+  readonly file: string;
+  readonly evidenceDir: string;
+  private readonly worker: Worker;
+  private readonly reader: Database.Database;
+  private pending: Pending[] = [];
+  private pendingFiles: EvidenceFile[] = [];
+  private inflight: Map<number, Pending[]> = new Map();
+  private nextId = 1;
+  private scheduled = false;
+  private closed = false;
+  private failed: Error | null = null;
+  private readonly opts: LedgerOptions;
+  private readonly maxGroup: number;
+  private committedSeq: number;
+  private readonly commitListeners = new Set<(records: StoredRecord[]) => void>();
+
+  private constructor(file: string, evidenceDir: string, worker: Worker, reader: Database.Database, opts: LedgerOptions) {
+    this.file = file;
+    this.evidenceDir = evidenceDir;
+    this.worker = worker;
+    this.reader = reader;
+    this.opts = opts;
+    this.maxGroup = opts.maxGroup ?? 5000;
+    this.committedSeq = (reader.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s;
+    worker.on('message', (m: AppendReply | { closed: true }) => {
+      if ('id' in m) this.settle(m);
+    });
+    worker.on('error', (e) => this.fail(e));
+    worker.on('exit', (code) => {
+      if (!this.closed) this.fail(new Error(`ledger writer exited with code ${code}`));
+    });
+  }
+
+  static async open(dataDir: string, opts: LedgerOptions = {}): Promise<Ledger> {
+    fs.mkdirSync(dataDir, { recursive: true });
+    const file = path.join(dataDir, 'ledger.db');
+    const evidenceDir = path.join(dataDir, 'evidence');
+    fs.mkdirSync(evidenceDir, { recursive: true });
+    const worker = startWorker(new URL('./ledgerWorker.ts', import.meta.url), { dbFile: file, evidenceDir });
+    await new Promise<void>((resolve, reject) => {
+      const onMessage = (m: { ready?: boolean }) => { if (m.ready) { cleanup(); resolve(); } };
+      const onError = (e: Error) => { cleanup(); reject(e); };
+      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+    });
+    const reader = new Database(file, { readonly: true, fileMustExist: true });
+    reader.pragma('busy_timeout = 5000');
+    return new Ledger(file, evidenceDir, worker, reader, opts);
+  }
+
+  /** Records waiting for, or in, a group commit. */
+  get backlog(): number {
+    let n = this.pending.length;
+    for (const group of this.inflight.values()) n += group.length;
+    return n;
+  }
+
+  get lastSeq(): number {
+    return this.committedSeq;
+  }
+
+  /** Listeners see every committed (non-duplicate) record, in seq order, right after the commit. */
+  onCommitted(listener: (records: StoredRecord[]) => void): () => void {
+    this.commitListeners.add(listener);
+    return () => this.commitListeners.delete(listener);
+  }
+
+  append(record: LedgerRecord, files: EvidenceFile[] = []): Promise<AppendResult> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.closed) return Promise.reject(new Error('ledger is closed'));
+    if (files.length) this.pendingFiles.push(...files);
+    return new Promise((resolve, reject) => {
+      this.pending.push({ record, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  appendMany(records: LedgerRecord[], files: EvidenceFile[] = []): Promise<AppendResult[]> {
+    if (records.length === 0 && files.length === 0) return Promise.resolve([]);
+    return Promise.all(records.map((r, i) => this.append(r, i === 0 ? files : [])));
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.inflight.size > 0) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (this.inflight.size > 0 || this.pending.length === 0 || this.failed) return;
+    const group = this.pending.splice(0, this.maxGroup);
+    const files = this.pendingFiles;
+    this.pendingFiles = [];
+    const id = this.nextId++;
+    this.inflight.set(id, group);
+    const req: AppendRequest = { id, records: group.map((p) => p.record), files };
+    this.worker.postMessage(req);
+  }
+
+  private settle(reply: AppendReply): void {
+    const group = this.inflight.get(reply.id);
+    if (!group) return;
+    this.inflight.delete(reply.id);
+    if (reply.error || !reply.seqs) {
+      this.fail(new Error(`ledger commit failed: ${reply.error}`), group);
+      return;
+    }
+    this.opts.onCommit?.({ records: group.length, commitMs: reply.commitMs, fileMs: reply.fileMs });
+    const committed: StoredRecord[] = [];
+    reply.seqs.forEach((seq, i) => {
+      if (seq !== null) {
+        committed.push({ ...group[i]!.record, seq });
+        if (seq > this.committedSeq) this.committedSeq = seq;
+      }
+    });
+    // The next group goes to disk before anyone downstream runs: durability first.
+    if (this.pending.length) this.flush();
+    reply.seqs.forEach((seq, i) => group[i]!.resolve({ seq }));
+    if (committed.length) for (const l of this.commitListeners) l(committed);
+    this.notifyDrained();
+  }
+
+  private fail(err: Error, group: Pending[] = []): void {
+    if (this.failed) return;
+    this.failed = err;
+    for (const p of group) p.reject(err);
+    for (const g of this.inflight.values()) for (const p of g) p.reject(err);
+    for (const p of this.pending) p.reject(err);
+    this.inflight.clear();
+    this.pending = [];
+    this.notifyDrained();
+    this.opts.onFatal?.(err);
+  }
+
+  /** Committed records after `seq`, oldest first (the sinks' catch-up read). */
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]): StoredRecord[] {
+    const rows = kinds
+      ? (this.reader.prepare(`SELECT * FROM records WHERE seq > ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY seq LIMIT ?`).all(seq, ...kinds, limit) as Row[])
+      : (this.stmt('after').all(seq, limit) as Row[]);
+    return rows.map(toStored);
+  }
+
+  /** Records of a site and kind with event time in [from, to), by event time. */
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
+    return (this.stmt('siteKind').all(siteId, kind, from, to) as Row[]).map(toStored);
+  }
+
+  /** Iterates every record of the given kinds in seq order without loading them all. */
+  *scan(kinds: RecordKind[], afterSeq = 0): Generator<StoredRecord> {
+    const stmt = this.reader.prepare(`SELECT * FROM records WHERE seq > ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY seq`);
+    for (const row of stmt.iterate(afterSeq, ...kinds) as Iterable<Row>) yield toStored(row);
+  }
+
+  countByKind(): Record<string, number> {
+    const rows = this.reader.prepare('SELECT kind, COUNT(*) AS n FROM records GROUP BY kind').all() as { kind: string; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.kind, r.n]));
+  }
+
+  private stmts = new Map<string, Database.Statement>();
+  private stmt(name: 'after' | 'siteKind'): Database.Statement {
+    let s = this.stmts.get(name);
+    if (!s) {
+      s = this.reader.prepare(
+        name === 'after'
+          ? 'SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?'
+          : 'SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq',
+      );
+      this.stmts.set(name, s);
+    }
+    return s;
+  }
+
+  private drainWaiters: (() => void)[] = [];
+
+  /** Resolves once nothing is pending or in flight (or the writer failed). */
+  drained(): Promise<void> {
+    if ((!this.pending.length && !this.inflight.size) || this.failed) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
+  private notifyDrained(): void {
+    if (this.pending.length || this.inflight.size) return;
+    const waiters = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  /** Waits for every pending append to commit, then stops the writer. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.drained();
+    this.closed = true;
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 2000);
+      this.worker.once('message', () => { clearTimeout(t); resolve(); });
+      this.worker.postMessage({ close: true });
+    });
+    await this.worker.terminate();
+    this.reader.close();
+  }
+}

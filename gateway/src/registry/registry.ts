@@ -1,0 +1,272 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import type { DeviceKind, KeyRole, Role, SiteBody, SiteSettings, TokenScope, WorkerBody } from '../../../schemas/src/api.ts';
+import { SitegateError } from '../errors.ts';
+import { cardFingerprint, hashSecret, installationKey, newSecret, tokenHash, verifySecret } from './secrets.ts';
+
+export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
+export const DEFAULT_WORKDAYS = [1, 2, 3, 4, 5, 6];
+
+export interface Site {
+  siteId: string;
+  name: string;
+  regionCode: string;
+  timezone: string;
+  location?: { lat: number; lon: number };
+  workdays: number[];
+  holidays: string[];
+  settings: SiteSettings;
+}
+
+export interface Worker {
+  siteId: string;
+  workerId: string;
+  name: string;
+  employer?: string;
+  trade?: string;
+  keyRole?: KeyRole;
+  cardHash?: string;
+  cardLast4?: string;
+}
+
+export interface Device {
+  deviceId: string;
+  siteId: string;
+  kind: DeviceKind;
+  intervalS?: number;
+}
+
+export interface Token {
+  id: string;
+  role: Role;
+  scope?: TokenScope;
+  expiresAt?: number;
+  label?: string;
+}
+
+const STATE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS sites (site_id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS workers (
+  site_id TEXT NOT NULL, worker_id TEXT NOT NULL, doc TEXT NOT NULL, card_hash TEXT, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (site_id, worker_id));
+CREATE INDEX IF NOT EXISTS workers_by_card ON workers (card_hash) WHERE card_hash IS NOT NULL;
+CREATE TABLE IF NOT EXISTS devices (
+  device_id TEXT PRIMARY KEY, site_id TEXT NOT NULL, kind TEXT NOT NULL, interval_s REAL,
+  secret_hash TEXT NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL, scope TEXT, label TEXT,
+  expires_at INTEGER, revoked_at INTEGER, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS sink_cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (
+  id INTEGER PRIMARY KEY, sink TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL);
+`;
+
+/**
+ * Sites, workers, devices and API tokens, plus small operational state (sink cursors, dead
+ * letters), in `state.db`. Read paths are served from memory; every change is written through.
+ */
+export class Registry {
+  readonly db: Database.Database;
+  private readonly cardKey: Buffer;
+  private readonly scryptN: number;
+  private sites = new Map<string, Site>();
+  private workers = new Map<string, Map<string, Worker>>();
+  private devices = new Map<string, Device & { secretHash: string }>();
+  /** deviceId → SHA-256 of the last secret that passed scrypt, so reconnect storms stay cheap. */
+  private verified = new Map<string, string>();
+  private tokensByHash = new Map<string, Token & { revoked: boolean }>();
+  private readonly now: () => number;
+
+  constructor(dataDir: string, opts: { scryptN?: number; now?: () => number } = {}) {
+    fs.mkdirSync(dataDir, { recursive: true });
+    this.db = new Database(path.join(dataDir, 'state.db'));
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.exec(STATE_SCHEMA);
+    this.cardKey = installationKey(dataDir, 'card-hmac.key');
+    this.scryptN = opts.scryptN ?? 16384;
+    this.now = opts.now ?? Date.now;
+    this.load();
+  }
+
+  private load(): void {
+    for (const r of this.db.prepare('SELECT doc FROM sites').all() as { doc: string }[]) {
+      const s = JSON.parse(r.doc) as Site;
+      this.sites.set(s.siteId, s);
+    }
+    for (const r of this.db.prepare('SELECT doc FROM workers').all() as { doc: string }[]) {
+      const w = JSON.parse(r.doc) as Worker;
+      this.workerMap(w.siteId).set(w.workerId, w);
+    }
+    for (const r of this.db.prepare('SELECT * FROM devices').all() as Record<string, unknown>[]) {
+      this.devices.set(r.device_id as string, {
+        deviceId: r.device_id as string, siteId: r.site_id as string, kind: r.kind as DeviceKind,
+        intervalS: (r.interval_s as number | null) ?? undefined, secretHash: r.secret_hash as string,
+      });
+    }
+    for (const r of this.db.prepare('SELECT * FROM tokens').all() as Record<string, unknown>[]) {
+      this.tokensByHash.set(r.hash as string, {
+        id: r.id as string, role: r.role as Role, scope: r.scope ? JSON.parse(r.scope as string) : undefined,
+        expiresAt: (r.expires_at as number | null) ?? undefined, label: (r.label as string | null) ?? undefined,
+        revoked: r.revoked_at !== null,
+      });
+    }
+  }
+
+  private workerMap(siteId: string): Map<string, Worker> {
+    let m = this.workers.get(siteId);
+    if (!m) this.workers.set(siteId, (m = new Map()));
+    return m;
+  }
+
+  // — sites —
+  putSite(siteId: string, body: SiteBody): { site: Site; created: boolean } {
+    const created = !this.sites.has(siteId);
+    const site: Site = {
+      siteId, name: body.name, regionCode: body.regionCode, timezone: body.timezone ?? DEFAULT_TIMEZONE,
+      ...(body.location ? { location: body.location } : {}),
+      workdays: body.workdays ?? DEFAULT_WORKDAYS, holidays: body.holidays ?? [], settings: body.settings ?? {},
+    };
+    this.db.prepare('INSERT INTO sites (site_id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at')
+      .run(siteId, JSON.stringify(site), this.now());
+    this.sites.set(siteId, site);
+    return { site, created };
+  }
+
+  site(siteId: string): Site | undefined {
+    return this.sites.get(siteId);
+  }
+
+  listSites(): Site[] {
+    return [...this.sites.values()];
+  }
+
+  // — workers —
+  putWorker(siteId: string, workerId: string, body: WorkerBody): { worker: Worker; created: boolean; sharedWith: string[] } {
+    const existing = this.workerMap(siteId).get(workerId);
+    const card = body.wageCard ? cardFingerprint(this.cardKey, body.wageCard) : undefined;
+    const worker: Worker = {
+      siteId, workerId, name: body.name,
+      ...(body.employer !== undefined ? { employer: body.employer } : {}),
+      ...(body.trade !== undefined ? { trade: body.trade } : {}),
+      ...(body.keyRole ? { keyRole: body.keyRole } : {}),
+      // A PUT without wageCard keeps the card already registered (the number is not re-sent).
+      ...(card ? { cardHash: card.hash, cardLast4: card.last4 } : existing?.cardHash ? { cardHash: existing.cardHash, cardLast4: existing.cardLast4 } : {}),
+    };
+    this.db.prepare(`INSERT INTO workers (site_id, worker_id, doc, card_hash, updated_at) VALUES (?, ?, ?, ?, ?)
+      ON CONFLICT(site_id, worker_id) DO UPDATE SET doc = excluded.doc, card_hash = excluded.card_hash, updated_at = excluded.updated_at`)
+      .run(siteId, workerId, JSON.stringify(worker), worker.cardHash ?? null, this.now());
+    this.workerMap(siteId).set(workerId, worker);
+    const sharedWith = worker.cardHash ? this.workersByCard(worker.cardHash).filter((w) => !(w.siteId === siteId && w.workerId === workerId)).map((w) => w.workerId) : [];
+    return { worker, created: !existing, sharedWith };
+  }
+
+  worker(siteId: string, workerId: string): Worker | undefined {
+    return this.workers.get(siteId)?.get(workerId);
+  }
+
+  listWorkers(siteId: string): Worker[] {
+    return [...(this.workers.get(siteId)?.values() ?? [])];
+  }
+
+  workersByCard(cardHash: string): Worker[] {
+    const out: Worker[] = [];
+    for (const m of this.workers.values()) for (const w of m.values()) if (w.cardHash === cardHash) out.push(w);
+    return out;
+  }
+
+  cardFingerprint(card: string): { hash: string; last4: string } {
+    return cardFingerprint(this.cardKey, card);
+  }
+
+  // — devices —
+  async putDevice(siteId: string, deviceId: string, body: { kind: DeviceKind; intervalS?: number }, scryptN?: number): Promise<{ device: Device; secret?: string }> {
+    const existing = this.devices.get(deviceId);
+    if (existing && existing.siteId !== siteId) {
+      throw new SitegateError('conflict', `device ${deviceId} is registered under another site`);
+    }
+    const secret = existing ? undefined : newSecret();
+    const secretHash = existing ? existing.secretHash : await hashSecret(secret!, scryptN ?? this.scryptN);
+    const device = { deviceId, siteId, kind: body.kind, ...(body.intervalS ? { intervalS: body.intervalS } : {}) };
+    // Re-check after the await: another request may have claimed the id meanwhile.
+    const raced = this.devices.get(deviceId);
+    if (!existing && raced) throw new SitegateError('conflict', `device ${deviceId} already exists`);
+    this.db.prepare(`INSERT INTO devices (device_id, site_id, kind, interval_s, secret_hash, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, interval_s = excluded.interval_s, updated_at = excluded.updated_at`)
+      .run(deviceId, siteId, body.kind, body.intervalS ?? null, secretHash, this.now());
+    this.devices.set(deviceId, { ...device, secretHash });
+    return { device, ...(secret ? { secret } : {}) };
+  }
+
+  async rotateSecret(deviceId: string): Promise<string> {
+    const d = this.devices.get(deviceId);
+    if (!d) throw new SitegateError('not_found', `no device ${deviceId}`);
+    const secret = newSecret();
+    const secretHash = await hashSecret(secret, this.scryptN);
+    this.db.prepare('UPDATE devices SET secret_hash = ?, updated_at = ? WHERE device_id = ?').run(secretHash, this.now(), deviceId);
+    d.secretHash = secretHash;
+    this.verified.delete(deviceId);
+    return secret;
+  }
+
+  device(deviceId: string): Device | undefined {
+    const d = this.devices.get(deviceId);
+    if (!d) return undefined;
+    const { secretHash: _h, ...device } = d;
+    return device;
+  }
+
+  listDevices(siteId: string): Device[] {
+    return [...this.devices.values()].filter((d) => d.siteId === siteId).map(({ secretHash: _h, ...d }) => d);
+  }
+
+  async verifyDevice(deviceId: string, secret: string): Promise<Device | null> {
+    const d = this.devices.get(deviceId);
+    if (!d) return null;
+    const quick = crypto.createHash('sha256').update(secret).digest('hex');
+    if (this.verified.get(deviceId) === quick) return this.device(deviceId)!;
+    const hashAtStart = d.secretHash;
+    if (!(await verifySecret(secret, hashAtStart))) return null;
+    if (d.secretHash !== hashAtStart) return null; // rotated while we were hashing
+    this.verified.set(deviceId, quick);
+    return this.device(deviceId)!;
+  }
+
+  // — tokens —
+  createToken(t: { role: Role; scope?: TokenScope; expiresAt?: number; label?: string }, fixed?: { id: string; token: string }): { id: string; token: string } {
+    const token = fixed?.token ?? `sg_${newSecret()}`;
+    const id = fixed?.id ?? `tok_${crypto.randomBytes(8).toString('hex')}`;
+    const hash = tokenHash(token);
+    this.db.prepare(`INSERT INTO tokens (id, hash, role, scope, label, expires_at, revoked_at, created_at) VALUES (?, ?, ?, ?, ?, ?, NULL, ?)
+      ON CONFLICT(id) DO UPDATE SET hash = excluded.hash, role = excluded.role, scope = excluded.scope, revoked_at = NULL`)
+      .run(id, hash, t.role, t.scope ? JSON.stringify(t.scope) : null, t.label ?? null, t.expiresAt ?? null, this.now());
+    for (const [h, v] of this.tokensByHash) if (v.id === id) this.tokensByHash.delete(h);
+    this.tokensByHash.set(hash, { id, role: t.role, ...(t.scope ? { scope: t.scope } : {}), ...(t.expiresAt ? { expiresAt: t.expiresAt } : {}), ...(t.label ? { label: t.label } : {}), revoked: false });
+    return { id, token };
+  }
+
+  revokeToken(id: string): boolean {
+    const res = this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id);
+    for (const v of this.tokensByHash.values()) if (v.id === id) v.revoked = true;
+    return res.changes > 0;
+  }
+
+  hasToken(id: string): boolean {
+    for (const v of this.tokensByHash.values()) if (v.id === id) return true;
+    return false;
+  }
+
+  authenticateToken(token: string): Token | null {
+    const t = this.tokensByHash.get(tokenHash(token));
+    if (!t || t.revoked) return null;
+    if (t.expiresAt !== undefined && t.expiresAt <= this.now()) return null;
+    const { revoked: _r, ...info } = t;
+    return info;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

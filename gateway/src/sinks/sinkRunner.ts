@@ -1,0 +1,222 @@
+import type { Logger } from 'pino';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { StoredRecord } from '../ledger/types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Registry } from '../registry/registry.ts';
+import { toLines } from './lineProtocol.ts';
+import { SinkError, type Sink } from './sink.ts';
+
+export interface SinkRunnerOptions {
+  sink: Sink;
+  ledger: Ledger;
+  registry: Registry;
+  metrics: Metrics;
+  logger: Logger;
+  batchSize?: number;
+  flushMs?: number;
+  /** Retry back-off: full jitter between 0 and min(maxBackoffMs, minBackoffMs·2^attempt). */
+  minBackoffMs?: number;
+  maxBackoffMs?: number;
+  /** Records kept in memory for the sink; past this it reads its backlog from the ledger. */
+  maxTail?: number;
+  random?: () => number;
+}
+
+export interface SinkState {
+  name: string;
+  cursor: number;
+  lagRecords: number;
+  lagSeconds: number;
+  lastError?: string;
+  healthy: boolean;
+  deadLetters: number;
+}
+
+/**
+ * Moves ledger records to one sink. The ledger is the spool: the sink's cursor (in state.db)
+ * advances only after the database confirmed a batch, so an outage of any length loses nothing,
+ * and since a point rewritten with the same series and time is the same point, a batch resent
+ * after a crash duplicates nothing.
+ */
+export class SinkRunner {
+  private readonly o: Required<Omit<SinkRunnerOptions, 'random'>> & { random: () => number };
+  private cursor: number;
+  private tail: StoredRecord[] = [];
+  private tailFrom: number;
+  private stopping = false;
+  private loop?: Promise<void>;
+  private wakeUp?: () => void;
+  private lastError?: string;
+  private deadLetters = 0;
+  private readonly unsubscribe: () => void;
+  private readonly log: Logger;
+
+  constructor(opts: SinkRunnerOptions) {
+    this.o = { batchSize: 5000, flushMs: 500, minBackoffMs: 250, maxBackoffMs: 30_000, maxTail: 100_000, random: Math.random, ...opts };
+    this.log = opts.logger.child({ sink: opts.sink.name });
+    const row = opts.registry.db.prepare('SELECT seq FROM sink_cursors WHERE sink = ?').get(opts.sink.name) as { seq: number } | undefined;
+    this.cursor = row?.seq ?? 0;
+    this.tailFrom = opts.ledger.lastSeq + 1;
+    this.unsubscribe = opts.ledger.onCommitted((records) => {
+      if (this.tail.length + records.length > this.o.maxTail) {
+        this.tail = []; // too far behind: read the backlog from the ledger instead of memory
+        this.tailFrom = records[records.length - 1]!.seq + 1;
+      } else {
+        for (const r of records) this.tail.push(r);
+      }
+      if (this.tail.length >= this.o.batchSize || this.waitingForAny) this.wake();
+    });
+  }
+
+  get name(): string {
+    return this.o.sink.name;
+  }
+
+  start(): void {
+    this.loop ??= this.run().catch((err) => this.log.fatal({ err }, 'sink loop crashed'));
+  }
+
+  state(): SinkState {
+    const lagRecords = Math.max(0, this.o.ledger.lastSeq - this.cursor);
+    const oldest = lagRecords > 0 ? this.peekOldest() : undefined;
+    return {
+      name: this.name, cursor: this.cursor, lagRecords,
+      lagSeconds: oldest ? Math.max(0, (Date.now() - oldest.receivedAt) / 1000) : 0,
+      ...(this.lastError ? { lastError: this.lastError } : {}),
+      healthy: !this.lastError, deadLetters: this.deadLetters,
+    };
+  }
+
+  /** Flushes what is committed (best effort, bounded by `timeoutMs`) and stops. */
+  async stop(timeoutMs = 5000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.lastError && this.cursor < this.o.ledger.lastSeq && Date.now() < deadline) {
+      this.wake();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.stopping = true;
+    this.wake();
+    this.unsubscribe();
+    await this.loop;
+  }
+
+  private peekOldest(): StoredRecord | undefined {
+    return this.cursor + 1 >= this.tailFrom ? this.tail.find((r) => r.seq > this.cursor) : this.o.ledger.readAfter(this.cursor, 1)[0];
+  }
+
+  private fetch(limit: number): StoredRecord[] {
+    if (this.cursor + 1 >= this.tailFrom) {
+      let drop = 0;
+      while (drop < this.tail.length && this.tail[drop]!.seq <= this.cursor) drop++;
+      if (drop) this.tail.splice(0, drop);
+      return this.tail.slice(0, limit);
+    }
+    return this.o.ledger.readAfter(this.cursor, limit);
+  }
+
+  private waitingForAny = false;
+
+  private wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = undefined;
+    w?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => { this.wakeUp = undefined; resolve(); }, ms);
+      this.wakeUp = () => { clearTimeout(t); resolve(); };
+    });
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    let batchStarted = 0;
+    while (!this.stopping) {
+      let batch = this.fetch(this.o.batchSize);
+      if (batch.length === 0) {
+        this.waitingForAny = true;
+        await this.sleep(60_000);
+        this.waitingForAny = false;
+        batchStarted = performance.now();
+        continue;
+      }
+      // Batching by size and time: a short batch waits up to flushMs for company.
+      if (batch.length < this.o.batchSize && attempt === 0) {
+        const waited = performance.now() - batchStarted;
+        if (waited < this.o.flushMs) {
+          await this.sleep(this.o.flushMs - waited);
+          if (this.stopping) break;
+          batch = this.fetch(this.o.batchSize);
+        }
+      }
+      try {
+        await this.writeBatch(batch);
+        this.advance(batch[batch.length - 1]!.seq, batch.length);
+        attempt = 0;
+        batchStarted = performance.now();
+        this.lastError = undefined;
+      } catch (e) {
+        const err = e as Error;
+        this.lastError = err.message;
+        this.o.metrics.sinkErrors.inc({ sink: this.name, class: e instanceof SinkError ? e.kind : 'unknown' });
+        const backoff = this.o.random() * Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** attempt);
+        if (attempt === 0 || attempt % 10 === 0) this.log.warn({ err: err.message, attempt, backoffMs: Math.round(backoff) }, 'sink write failed; will retry');
+        attempt++;
+        await this.sleep(backoff);
+      }
+      this.updateLagMetrics();
+    }
+    this.updateLagMetrics();
+  }
+
+  private async writeBatch(batch: StoredRecord[]): Promise<void> {
+    const lines: string[] = [];
+    const seqOf: number[] = [];
+    for (const r of batch) {
+      for (const l of toLines(r, this.o.registry)) {
+        lines.push(l);
+        seqOf.push(r.seq);
+      }
+    }
+    await this.writeSplitting(lines, seqOf);
+  }
+
+  /** Bad data (4xx): halve the batch until the refused points are isolated; they go to dead letters. */
+  private async writeSplitting(lines: string[], seqOf: number[]): Promise<void> {
+    if (lines.length === 0) return;
+    try {
+      await this.o.sink.write(lines);
+      this.o.metrics.sinkWritten.inc({ sink: this.name }, lines.length);
+    } catch (e) {
+      if (!(e instanceof SinkError) || e.kind !== 'bad_data') throw e;
+      if (lines.length === 1) {
+        this.deadLetter(seqOf[0]!, lines[0]!, e.message);
+        return;
+      }
+      const mid = lines.length >> 1;
+      await this.writeSplitting(lines.slice(0, mid), seqOf.slice(0, mid));
+      await this.writeSplitting(lines.slice(mid), seqOf.slice(mid));
+    }
+  }
+
+  private deadLetter(seq: number, line: string, error: string): void {
+    this.o.registry.db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, seq, line, error, Date.now());
+    this.deadLetters++;
+    this.o.metrics.sinkDeadLetters.inc({ sink: this.name });
+    this.log.warn({ seq, error }, 'point refused by the database; kept as a dead letter');
+  }
+
+  private advance(seq: number, n: number): void {
+    this.cursor = seq;
+    this.o.registry.db.prepare(`INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?)
+      ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(this.name, seq, Date.now());
+    this.log.trace({ cursor: seq, records: n }, 'batch confirmed');
+  }
+
+  private updateLagMetrics(): void {
+    const s = this.state();
+    this.o.metrics.sinkLagRecords.set({ sink: this.name }, s.lagRecords);
+    this.o.metrics.sinkLagSeconds.set({ sink: this.name }, s.lagSeconds);
+  }
+}

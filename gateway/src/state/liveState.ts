@@ -1,0 +1,56 @@
+import type { Ledger } from '../ledger/ledger.ts';
+import type { StoredRecord } from '../ledger/types.ts';
+
+export interface DeviceLive {
+  lastSeen?: number;
+  lastEventTs?: number;
+  status?: { state: 'online' | 'offline'; ts: number; firmware?: string; batteryPct?: number };
+  latest: Map<string, { value: number; ts: number }>;
+}
+
+/**
+ * What the gateway knows right now about each device and site, kept in memory from ledger
+ * commits (and rebuilt from the ledger's recent history on start): last message, last status,
+ * latest value of each metric, and each site's latest event time (the base of its watermark).
+ */
+export class LiveState {
+  readonly devices = new Map<string, DeviceLive>();
+  /** siteId → latest event time (ms) of any accepted device message (domain.md "watermark"). */
+  readonly siteLatestEvent = new Map<string, number>();
+  /** siteId → wall-clock arrival of that latest event. */
+  readonly siteLatestArrival = new Map<string, number>();
+
+  constructor(ledger: Ledger, opts: { rebuildRecords?: number } = {}) {
+    const after = Math.max(0, ledger.lastSeq - (opts.rebuildRecords ?? 200_000));
+    for (const r of ledger.scan(['reading', 'status', 'checkin', 'snapshot'], after)) this.apply(r);
+    ledger.onCommitted((records) => { for (const r of records) this.apply(r); });
+  }
+
+  device(deviceId: string): DeviceLive {
+    let d = this.devices.get(deviceId);
+    if (!d) this.devices.set(deviceId, (d = { latest: new Map() }));
+    return d;
+  }
+
+  apply(r: StoredRecord): void {
+    if (r.kind === 'wage_payment' || r.kind === 'verdict') return; // records of the past; they do not move a watermark
+    const d = this.device(r.deviceId);
+    d.lastSeen = Math.max(d.lastSeen ?? 0, r.receivedAt);
+    d.lastEventTs = Math.max(d.lastEventTs ?? 0, r.ts);
+    if ((this.siteLatestEvent.get(r.siteId) ?? -Infinity) < r.ts) {
+      this.siteLatestEvent.set(r.siteId, r.ts);
+      this.siteLatestArrival.set(r.siteId, r.receivedAt);
+    }
+    const b = r.body as Record<string, unknown>;
+    if (r.kind === 'reading') {
+      for (const [metric, value] of Object.entries(b.metrics as Record<string, number>)) {
+        const prev = d.latest.get(metric);
+        if (!prev || prev.ts <= r.ts) d.latest.set(metric, { value, ts: r.ts });
+      }
+    } else if (r.kind === 'status') {
+      if (!d.status || d.status.ts <= r.ts) {
+        d.status = { state: b.state as 'online' | 'offline', ts: r.ts, ...(b.firmware ? { firmware: b.firmware as string } : {}), ...(b.batteryPct !== undefined ? { batteryPct: b.batteryPct as number } : {}) };
+      }
+    }
+  }
+}

@@ -1,0 +1,9 @@
+import { Worker, type WorkerOptions } from 'node:worker_threads';
+
+/** Starts a worker thread running the TypeScript module at `entry` (see tsWorkerBoot.mjs). */
+export function startWorker(entry: URL, data: Record<string, unknown> = {}, opts: WorkerOptions = {}): Worker {
+  return new Worker(new URL('./tsWorkerBoot.mjs', import.meta.url), {
+    ...opts,
+    workerData: { ...data, __entry: entry.href },
+  });
+}

@@ -1,0 +1,157 @@
+import { z } from 'zod';
+import { Id, LocalDate, RegionCode, Timestamp } from './common.ts';
+
+/** Contract §2: request and response bodies of the HTTP API. */
+
+export const KeyRole = z.enum([
+  'project_manager', 'technical_lead', 'safety_officer', 'quality_officer', 'chief_supervisor', 'supervisor',
+]);
+export type KeyRole = z.infer<typeof KeyRole>;
+
+const Threshold = z.strictObject({
+  warning: z.number().optional(),
+  critical: z.number().optional(),
+  clearRatio: z.number().gt(0).max(1).optional(),
+});
+
+/** Site settings: every key optional; unknown keys are rejected with a 400 naming them (domain.md). */
+export const SiteSettings = z.strictObject({
+  cutoffHour: z.number().int().min(0).max(23).optional(),
+  keyStaffMinRate: z.number().min(0).max(1).optional(),
+  extraWorkdays: z.array(LocalDate).optional(),
+  faceThreshold: z.number().min(-1).max(1).optional(),
+  minFacePx: z.number().int().min(1).optional(),
+  minDailyWage: z.number().min(0).optional(),
+  wageDueMonths: z.number().int().min(0).max(12).optional(),
+  thresholds: z.record(z.string(), Threshold).optional(),
+  devices: z.record(Id, z.strictObject({
+    thresholds: z.record(z.string(), Threshold).optional(),
+    intervalS: z.number().positive().optional(),
+  })).optional(),
+  offlineAfterS: z.strictObject({
+    sensor: z.number().positive().optional(),
+    camera: z.number().positive().optional(),
+    face_terminal: z.number().positive().optional(),
+  }).optional(),
+  escalationS: z.strictObject({
+    critical: z.array(z.number().positive()).max(2).optional(),
+    warning: z.array(z.number().positive()).max(2).optional(),
+  }).optional(),
+  lateness: z.number().int().min(0).optional(),
+});
+export type SiteSettings = z.infer<typeof SiteSettings>;
+
+export const SiteBody = z.strictObject({
+  name: z.string().min(1).max(200),
+  regionCode: RegionCode,
+  timezone: z.string().refine(isIanaZone, 'an IANA time zone, e.g. Asia/Shanghai').optional(),
+  location: z.strictObject({ lat: z.number().min(-90).max(90), lon: z.number().min(-180).max(180) }).optional(),
+  workdays: z.array(z.number().int().min(1).max(7)).optional(),
+  holidays: z.array(LocalDate).optional(),
+  settings: SiteSettings.optional(),
+});
+export type SiteBody = z.infer<typeof SiteBody>;
+
+export const Site = SiteBody.extend({ siteId: Id, timezone: z.string(), workdays: z.array(z.number()), holidays: z.array(z.string()) });
+
+export const WorkerBody = z.strictObject({
+  name: z.string().min(1).max(200),
+  employer: z.string().max(200).optional(),
+  trade: z.string().max(100).optional(),
+  keyRole: KeyRole.optional(),
+  wageCard: z.string().regex(/^\d{12,19}$/, 'a bank-card number: 12–19 digits').optional()
+    .describe('full card number: kept only as a keyed hash and its last 4 digits'),
+});
+export type WorkerBody = z.infer<typeof WorkerBody>;
+
+export const Worker = z.object({
+  siteId: Id,
+  workerId: Id,
+  name: z.string(),
+  employer: z.string().optional(),
+  trade: z.string().optional(),
+  keyRole: KeyRole.optional(),
+  wageCardLast4: z.string().optional(),
+  sharedCardWith: z.array(Id).optional(),
+});
+
+export const DeviceKind = z.enum(['face_terminal', 'camera', 'sensor']);
+export type DeviceKind = z.infer<typeof DeviceKind>;
+export const DeviceBody = z.strictObject({
+  kind: DeviceKind,
+  intervalS: z.number().positive().max(86_400).optional(),
+});
+export const DeviceCreated = z.object({
+  deviceId: Id,
+  siteId: Id,
+  kind: DeviceKind,
+  intervalS: z.number().optional(),
+  secret: z.string().optional().describe('the MQTT password: returned once, on creation or rotation'),
+});
+
+export const Role = z.enum(['admin', 'regulator', 'auditor', 'payroll', 'terminal']);
+export type Role = z.infer<typeof Role>;
+
+export const TokenScope = z.union([
+  z.strictObject({ regions: z.array(RegionCode).min(1) }),
+  z.strictObject({ sites: z.array(Id).min(1) }),
+  z.strictObject({ siteId: Id, deviceId: Id }),
+]);
+export type TokenScope = z.infer<typeof TokenScope>;
+
+export const TokenBody = z.strictObject({
+  role: Role,
+  scope: TokenScope.optional(),
+  expiresAt: Timestamp.optional(),
+  label: z.string().max(200).optional(),
+});
+export const TokenCreated = z.object({ id: z.string(), token: z.string(), role: Role, scope: TokenScope.optional(), expiresAt: z.string().optional() });
+
+export const IngestOutcome = z.object({
+  accepted: z.number().int(),
+  duplicate: z.number().int(),
+  rejected: z.number().int(),
+  results: z.array(z.object({
+    ref: z.string(),
+    outcome: z.enum(['accepted', 'duplicate', 'rejected']),
+    reason: z.string().optional(),
+    message: z.string().optional(),
+    row: z.number().int().optional(),
+  })),
+});
+
+export const SiteStatus = z.object({
+  siteId: Id,
+  now: z.string(),
+  watermark: z.string().optional(),
+  devices: z.array(z.object({
+    deviceId: Id,
+    kind: DeviceKind,
+    online: z.boolean(),
+    connected: z.boolean(),
+    lastSeen: z.string().optional(),
+    status: z.object({ state: z.string(), ts: z.string(), firmware: z.string().optional(), batteryPct: z.number().optional() }).optional(),
+    latest: z.record(z.string(), z.object({ value: z.number(), ts: z.string() })),
+  })),
+  onSiteNow: z.array(z.object({ workerId: Id, since: z.string() })).optional(),
+  keyStaffPresentToday: z.array(z.object({ workerId: Id, keyRole: KeyRole, firstCheckin: z.string() })).optional(),
+  openAlerts: z.number().int().optional(),
+});
+
+export const DeadLetter = z.object({
+  id: z.number().int(),
+  sink: z.string(),
+  seq: z.number().int(),
+  line: z.string(),
+  error: z.string(),
+  at: z.string(),
+});
+
+export function isIanaZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,41 @@
+import { z } from 'zod';
+
+const Port = z.coerce.number().int().min(0).max(65535);
+
+/**
+ * The gateway's configuration (contract §3). Read from the environment (`SITEGATE_*`) and,
+ * optionally, a JSON file named by `SITEGATE_CONFIG` holding the same keys; the environment wins.
+ * Unknown keys are an error, not a silence.
+ */
+export const Config = z.strictObject({
+  SITEGATE_DATA_DIR: z.string().min(1).default('./data'),
+  SITEGATE_HTTP_HOST: z.string().min(1).default('0.0.0.0'),
+  SITEGATE_HTTP_PORT: Port.default(8080),
+  SITEGATE_MQTT_HOST: z.string().min(1).default('0.0.0.0'),
+  SITEGATE_MQTT_PORT: Port.default(1883),
+  SITEGATE_MQTT_WS_PORT: Port.default(8083).describe('0 turns the WebSocket listener off'),
+  SITEGATE_ADMIN_TOKEN: z.string().min(24, 'at least 24 characters').optional(),
+  SITEGATE_INFLUX_URL: z.url().optional(),
+  SITEGATE_INFLUX_TOKEN: z.string().optional(),
+  SITEGATE_INFLUX_ORG: z.string().optional(),
+  SITEGATE_INFLUX_BUCKET: z.string().optional(),
+  SITEGATE_INFLUX_DB: z.string().optional().describe('InfluxDB 1.x database (v1 /write API)'),
+  SITEGATE_INFLUX_USERNAME: z.string().optional(),
+  SITEGATE_INFLUX_PASSWORD: z.string().optional(),
+  SITEGATE_INFLUX_BATCH: z.coerce.number().int().min(1).max(50_000).default(5000),
+  SITEGATE_INFLUX_FLUSH_MS: z.coerce.number().int().min(1).max(60_000).default(500),
+  SITEGATE_MODELS_DIR: z.string().optional(),
+  SITEGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SITEGATE_SECRET_SCRYPT_N: z.coerce.number().int().refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two ≥ 1024').default(16384),
+}).superRefine((c, ctx) => {
+  const v2 = [c.SITEGATE_INFLUX_TOKEN, c.SITEGATE_INFLUX_ORG, c.SITEGATE_INFLUX_BUCKET];
+  if (c.SITEGATE_INFLUX_URL && !c.SITEGATE_INFLUX_DB && v2.some((x) => !x)) {
+    for (const [key, value] of [['SITEGATE_INFLUX_TOKEN', v2[0]], ['SITEGATE_INFLUX_ORG', v2[1]], ['SITEGATE_INFLUX_BUCKET', v2[2]]] as const) {
+      if (!value) ctx.addIssue({ code: 'custom', path: [key], message: 'required with SITEGATE_INFLUX_URL (InfluxDB 2.x/3.x), unless SITEGATE_INFLUX_DB selects 1.x' });
+    }
+  }
+  if (c.SITEGATE_INFLUX_DB && !c.SITEGATE_INFLUX_URL) {
+    ctx.addIssue({ code: 'custom', path: ['SITEGATE_INFLUX_URL'], message: 'required with SITEGATE_INFLUX_DB' });
+  }
+});
+export type Config = z.infer<typeof Config>;

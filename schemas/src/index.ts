@@ -1,0 +1,5 @@
+export * from './common.ts';
+export * from './messages.ts';
+export * from './api.ts';
+export * from './alert.ts';
+export * from './config.ts';
