@@ -1,0 +1,81 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import { buildApp, type Gateway, type GatewayDeps } from '../../gateway/src/app.ts';
+import { loadConfig } from '../../gateway/src/config/loadConfig.ts';
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef';
+
+export interface TestGateway {
+  gw: Gateway;
+  dataDir: string;
+  httpUrl: string;
+  mqttUrl: string;
+  wsUrl: string;
+  /** Calls the HTTP API over the real socket; `token` defaults to the admin token. */
+  api<T = any>(method: string, p: string, body?: unknown, opts?: { token?: string | null; contentType?: string }): Promise<{ status: number; json: T; text: string }>;
+  /** Registers a site and a device, returns the device's MQTT secret. */
+  device(siteId: string, deviceId: string, kind?: 'sensor' | 'face_terminal' | 'camera', regionCode?: string): Promise<string>;
+  connect(deviceId: string, secret: string, opts?: mqtt.IClientOptions): Promise<mqtt.MqttClient>;
+  stop(): Promise<void>;
+}
+
+export function tempDir(prefix = 'sitegate-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/**
+ * A real gateway (real ledger, registry, aedes, Fastify) on ephemeral loopback ports, with a
+ * throw-away data directory. scrypt is cheaper than production (N=1024) to keep suites fast;
+ * the hashing code path is the same.
+ */
+export async function startGateway(env: Record<string, string> = {}, deps: GatewayDeps = {}, dataDir = tempDir()): Promise<TestGateway> {
+  const config = loadConfig({
+    SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1',
+    SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: '0',
+    SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_LOG_LEVEL: 'silent', SITEGATE_SECRET_SCRYPT_N: '1024', ...env,
+  });
+  const gw = await buildApp(config, deps);
+  const { httpPort, mqttPort, wsPort } = await gw.listen();
+  const httpUrl = `http://127.0.0.1:${httpPort}`;
+  const clients: mqtt.MqttClient[] = [];
+  const t: TestGateway = {
+    gw, dataDir, httpUrl, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, wsUrl: `ws://127.0.0.1:${wsPort}`,
+    async api(method, p, body, opts = {}) {
+      const headers: Record<string, string> = {};
+      const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
+      if (token) headers.authorization = `Bearer ${token}`;
+      let payload: string | Buffer | undefined;
+      if (body !== undefined) {
+        headers['content-type'] = opts.contentType ?? 'application/json';
+        payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+      }
+      const res = await fetch(`${httpUrl}${p.startsWith('/api') || p.startsWith('/healthz') || p.startsWith('/readyz') || p.startsWith('/metrics') || p.startsWith('/docs') ? '' : '/api/v1'}${p}`, { method, headers, body: payload });
+      const text = await res.text();
+      let json: any;
+      try { json = JSON.parse(text); } catch { json = undefined; }
+      return { status: res.status, json, text };
+    },
+    async device(siteId, deviceId, kind = 'sensor', regionCode = '330106') {
+      if (!gw.registry.site(siteId)) {
+        const s = await t.api('PUT', `/sites/${siteId}`, { name: siteId, regionCode });
+        if (s.status >= 300) throw new Error(`PUT site: ${s.status} ${s.text}`);
+      }
+      const r = await t.api('PUT', `/sites/${siteId}/devices/${deviceId}`, { kind });
+      if (r.status !== 201) throw new Error(`PUT device: ${r.status} ${r.text}`);
+      return r.json.secret as string;
+    },
+    async connect(deviceId, secret, opts = {}) {
+      const c = await mqtt.connectAsync(t.mqttUrl, { username: deviceId, password: secret, clientId: `${deviceId}-${clients.length}`, protocolVersion: 4, reconnectPeriod: 0, ...opts });
+      clients.push(c);
+      return c;
+    },
+    async stop() {
+      await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
+      await gw.close();
+      fs.rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return t;
+}
