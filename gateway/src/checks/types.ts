@@ -51,6 +51,12 @@ export interface ClearSignal {
   key: string;
   /** Event time (epoch ms) at which the condition ended. */
   at: number;
+  /**
+   * Set when late or out-of-order data shows that the alert of this key opened at this event time
+   * (epoch ms) did not happen as raised: the store withdraws that alert (open or already cleared)
+   * instead of clearing the open one. Checks that only ever see data in order never set it.
+   */
+  retracts?: number;
   evidence?: Record<string, unknown>;
 }
 

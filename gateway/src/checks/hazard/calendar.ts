@@ -1,0 +1,90 @@
+/**
+ * Site-local time for the hazard rules. Calendar logic follows the site's IANA time zone, never
+ * the server's (contract.md "Calendar logic"; domain.md "Calendar"). Intl only, no extra deps.
+ */
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+const DAY = 24 * HOUR;
+
+/** GB 12523-2011 §3: day 06:00–22:00, night 22:00–06:00 local time. */
+export const DAY_STARTS_AT = 6 * HOUR;
+export const NIGHT_STARTS_AT = 22 * HOUR;
+
+export type NoisePeriod = 'day' | 'night';
+
+export interface PeriodAt {
+  period: NoisePeriod;
+  /** Event time (epoch ms) at which this period began. */
+  start: number;
+}
+
+/** Offsets only change on whole quarter hours in every zone in use. */
+const BUCKET = 15 * MINUTE;
+const CACHE_LIMIT = 8192;
+
+export class SiteCalendar {
+  readonly timeZone: string;
+  private readonly format: Intl.DateTimeFormat;
+  private readonly offsets = new Map<number, number>();
+
+  constructor(timeZone: string) {
+    // Throws RangeError on an unknown zone: a misconfigured site fails loudly at construction.
+    this.format = new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    });
+    this.timeZone = this.format.resolvedOptions().timeZone;
+  }
+
+  /** Local time minus UTC at `ts`, in ms. */
+  offsetMs(ts: number): number {
+    const bucket = Math.floor(ts / BUCKET);
+    let offset = this.offsets.get(bucket);
+    if (offset === undefined) {
+      const at = bucket * BUCKET;
+      const parts: Record<string, number> = {};
+      for (const p of this.format.formatToParts(at)) {
+        if (p.type !== 'literal') parts[p.type] = Number(p.value);
+      }
+      const local = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
+      offset = local - at;
+      if (this.offsets.size >= CACHE_LIMIT) this.offsets.clear();
+      this.offsets.set(bucket, offset);
+    }
+    return offset;
+  }
+
+  /** `YYYY-MM-DD` of `ts` in site time. */
+  localDay(ts: number): string {
+    return new Date(ts + this.offsetMs(ts)).toISOString().slice(0, 10);
+  }
+
+  /** The noise period (GB 12523-2011) that `ts` falls in, and when it began. */
+  noisePeriod(ts: number): PeriodAt {
+    const offset = this.offsetMs(ts);
+    const local = ts + offset;
+    const ofDay = ((local % DAY) + DAY) % DAY;
+    let period: NoisePeriod;
+    let localStart: number;
+    if (ofDay >= NIGHT_STARTS_AT) {
+      period = 'night';
+      localStart = local - (ofDay - NIGHT_STARTS_AT);
+    } else if (ofDay >= DAY_STARTS_AT) {
+      period = 'day';
+      localStart = local - (ofDay - DAY_STARTS_AT);
+    } else {
+      period = 'night';
+      localStart = local - ofDay - (DAY - NIGHT_STARTS_AT);
+    }
+    // Across a DST change inside the period the offset at its start differs from the offset now.
+    const start = localStart - this.offsetMs(localStart - offset);
+    return { period, start };
+  }
+}

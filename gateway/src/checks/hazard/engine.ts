@@ -1,0 +1,477 @@
+/**
+ * The hazard rule engine (domain.md "Hazards — thresholds on event time"): pure and
+ * deterministic, no I/O and no wall clock. One engine per site (its time zone decides day and
+ * night). `ingest` places a reading by its own timestamp, evaluates every rule of its metrics at
+ * the samples whose windows it falls in, and returns the raise/clear signals for the alert store.
+ *
+ * Order independence: every (device, metric, rule) keeps the transitions that the samples held
+ * imply, as a fold over them in event-time order. A late reading re-runs the fold from its own
+ * sample until the state is again what it was, past the windows it falls in; the alerts are thus
+ * a function of the readings, not of their arrival order, and signals carry the difference
+ * (withdrawing, with `retracts`, alerts that late data disprove). A reading more than 24 h older
+ * than its device's latest is not evaluated (domain.md "Event times": counted as `late`).
+ *
+ * Restart: `snapshot()` returns plain JSON (samples still inside the re-evaluation horizon and
+ * every rule's transitions); `HazardEngine.restore(json)` continues exactly where it stopped.
+ * Re-ingesting readings already held (a ledger replay after the snapshot point) is a no-op and
+ * emits nothing, so replaying from a little before the snapshot neither misses nor repeats alerts.
+ */
+import { z } from 'zod';
+import type { AlertSignal } from '../types.ts';
+import { DAY_MS, learntInterval } from './aggregates.ts';
+import { SiteCalendar } from './calendar.ts';
+import {
+  SEVERITY,
+  applyTransition,
+  closedState,
+  copyState,
+  episodesOf,
+  sameState,
+  sameTransitions,
+  signalsBetween,
+  stateAfter,
+  step,
+  type EpisodeStep,
+  type SignalTarget,
+  type TrackState,
+  type Transition,
+} from './history.ts';
+import { round, type HazardRule, type Limits, type ObserveContext } from './rule.ts';
+import { HazardSettings, RULES_BY_METRIC, resolveLimits } from './settings.ts';
+import { Series } from './series.ts';
+
+/** domain.md "Event times": older than this behind the device's latest reading is `late`. */
+export const LATE_HORIZON_MS = DAY_MS;
+/** Gaps the interval is learnt from (median), and so samples a late reading can still affect. */
+const LEARN_GAPS = 16;
+/** Older samples kept beyond the look-back: previous sample, interpolation bracket, gaps. */
+const KEEP_OLDER = LEARN_GAPS + 2;
+
+export interface HazardReading {
+  siteId: string;
+  deviceId: string;
+  /** Event time, epoch ms. */
+  ts: number;
+  metrics: Record<string, number>;
+}
+
+export interface HazardDevice {
+  /** Registered sampling interval; learnt from the spacing when absent. */
+  intervalS?: number;
+}
+
+export interface HazardEngineOptions {
+  /** The site's IANA time zone (domain.md "Calendar": default Asia/Shanghai). */
+  timezone: string;
+  settings?: HazardSettings;
+  /** Registered interval of a device, for callers that do not pass it to `ingest`. */
+  intervalOf?: (deviceId: string) => number | undefined;
+}
+
+/** An alert as the readings held imply it (the alert store's view, once signals are applied). */
+export interface HazardAlert {
+  kind: 'hazard.threshold' | 'hazard.rate';
+  siteId: string;
+  key: string;
+  subject: { deviceId: string; metric: string };
+  severity: 'warning' | 'critical';
+  openedAt: number;
+  clearedAt: number | null;
+  evidence: Record<string, unknown>;
+}
+
+export interface HazardStats {
+  /** Readings evaluated. */
+  readings: number;
+  /** Metric values placed in a series (metrics without a rule are not kept). */
+  samples: number;
+  /** Readings more than 24 h older than their device's latest: not evaluated. */
+  late: number;
+  /** Values already held (a replay): nothing to do. */
+  unchanged: number;
+  /** Samples placed before the newest of their series (late or out of order). */
+  outOfOrder: number;
+  /** Samples at which a rule was evaluated, re-evaluations included. */
+  evaluations: number;
+  signals: number;
+  /** Alerts withdrawn because late data disproved them. */
+  retracted: number;
+}
+
+interface Track {
+  readonly rule: HazardRule;
+  readonly target: SignalTarget;
+  limits: Limits | undefined;
+  transitions: Transition[];
+  /** State after all transitions. */
+  state: TrackState;
+}
+
+interface SeriesState {
+  readonly metric: string;
+  readonly data: Series;
+  readonly tracks: Track[];
+  readonly lookbackMs: number;
+}
+
+interface DeviceState {
+  readonly siteId: string;
+  readonly deviceId: string;
+  latest: number;
+  readonly series: Map<string, SeriesState>;
+}
+
+/** contract.md §1 units, for messages. */
+const UNITS: Record<string, string> = {
+  noise_dba: 'dB(A)',
+  pm10: 'µg/m³',
+  pm2_5: 'µg/m³',
+  tsp: 'µg/m³',
+  wind_speed_ms: 'm/s',
+  crane_moment_pct: '%',
+  crane_load_pct: '%',
+  hoist_load_pct: '%',
+  crane_tilt_deg: '°',
+  gas_lel_pct: '% LEL',
+  pit_displacement_mm: 'mm',
+  pit_settlement_mm: 'mm',
+  water_level_m: 'm',
+};
+
+class Context implements ObserveContext {
+  ts!: Float64Array;
+  v!: Float64Array;
+  first = 0;
+  end = 0;
+  j = 0;
+  metric = '';
+  limits!: Limits;
+  registeredMs: number | undefined;
+
+  constructor(readonly calendar: SiteCalendar) {}
+
+  intervalMs(): number | undefined {
+    return this.registeredMs ?? learntInterval(this, this.j, LEARN_GAPS);
+  }
+}
+
+export class HazardEngine {
+  readonly timezone: string;
+  private settings: HazardSettings | undefined;
+  private readonly intervalOf: ((deviceId: string) => number | undefined) | undefined;
+  private readonly calendar: SiteCalendar;
+  private readonly context: Context;
+  private readonly devices = new Map<string, DeviceState>();
+  private readonly counters: HazardStats = {
+    readings: 0,
+    samples: 0,
+    late: 0,
+    unchanged: 0,
+    outOfOrder: 0,
+    evaluations: 0,
+    signals: 0,
+    retracted: 0,
+  };
+
+  constructor(options: HazardEngineOptions) {
+    this.calendar = new SiteCalendar(options.timezone);
+    this.timezone = this.calendar.timeZone;
+    this.context = new Context(this.calendar);
+    this.settings = options.settings === undefined ? undefined : HazardSettings.parse(options.settings);
+    this.intervalOf = options.intervalOf;
+  }
+
+  /**
+   * Places a reading and returns the signals it causes, in event-time order per key. Metrics with
+   * no rule are ignored here (they are still stored upstream).
+   */
+  ingest(reading: HazardReading, device: HazardDevice = {}): AlertSignal[] {
+    const { siteId, deviceId, ts } = reading;
+    if (!Number.isFinite(ts)) return [];
+    const dev = this.device(siteId, deviceId);
+    if (ts < dev.latest - LATE_HORIZON_MS) {
+      this.counters.late++;
+      return [];
+    }
+    this.counters.readings++;
+    if (ts > dev.latest) dev.latest = ts;
+    const intervalS = this.settings?.devices?.[deviceId]?.intervalS ?? device.intervalS ?? this.intervalOf?.(deviceId);
+    const registeredMs = intervalS !== undefined && intervalS > 0 ? intervalS * 1000 : undefined;
+    const out: AlertSignal[] = [];
+    for (const metric in reading.metrics) {
+      const value = reading.metrics[metric];
+      if (typeof value !== 'number' || !Number.isFinite(value) || !RULES_BY_METRIC.has(metric)) continue;
+      const series = this.series(dev, metric);
+      const { outcome, index } = series.data.insert(ts, value);
+      if (outcome === 'unchanged') {
+        this.counters.unchanged++;
+        continue;
+      }
+      this.counters.samples++;
+      if (index < series.data.end - 1) this.counters.outOfOrder++;
+      for (const track of series.tracks) this.reevaluate(dev, series, track, index, registeredMs, out);
+      const cutoff = dev.latest - LATE_HORIZON_MS - series.lookbackMs;
+      series.data.evictBefore(cutoff, KEEP_OLDER);
+      for (const track of series.tracks) prune(track, cutoff);
+    }
+    this.counters.signals += out.length;
+    return out;
+  }
+
+  /** Replaces the settings; limits apply from the next sample on (history is not re-judged). */
+  setSettings(settings: HazardSettings | undefined): void {
+    this.settings = settings === undefined ? undefined : HazardSettings.parse(settings);
+    for (const dev of this.devices.values()) {
+      for (const series of dev.series.values()) for (const track of series.tracks) track.limits = undefined;
+    }
+  }
+
+  /**
+   * Alerts implied by the readings held: every open alert, and cleared ones whose samples are
+   * still within the re-evaluation horizon (older ones are final and belong to the alert store).
+   */
+  alerts(): HazardAlert[] {
+    const out: HazardAlert[] = [];
+    for (const dev of this.devices.values()) {
+      for (const series of dev.series.values()) {
+        for (const track of series.tracks) {
+          for (const e of episodesOf(track.transitions)) {
+            out.push({
+              kind: track.target.kind,
+              siteId: track.target.siteId,
+              key: track.target.key,
+              subject: { ...track.target.subject },
+              severity: SEVERITY[e.severity],
+              openedAt: e.openedAt,
+              clearedAt: e.clearedAt,
+              evidence: e.steps[e.steps.length - 1].evidence,
+            });
+          }
+        }
+      }
+    }
+    return out.sort((a, b) => a.openedAt - b.openedAt || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  stats(): HazardStats {
+    return { ...this.counters };
+  }
+
+  snapshot(): HazardSnapshot {
+    const devices: HazardSnapshot['devices'] = [];
+    for (const dev of this.devices.values()) {
+      devices.push({
+        siteId: dev.siteId,
+        deviceId: dev.deviceId,
+        latest: dev.latest,
+        series: [...dev.series.values()].map((s) => ({
+          metric: s.metric,
+          ...s.data.toJSON(),
+          tracks: s.tracks.map((t) => ({ rule: t.rule.id, transitions: t.transitions })),
+        })),
+      });
+    }
+    return {
+      version: 1,
+      timezone: this.timezone,
+      ...(this.settings !== undefined ? { settings: this.settings } : {}),
+      stats: this.stats(),
+      devices: structuredClone(devices),
+    };
+  }
+
+  /** Rebuilds an engine from `snapshot()`; options override the snapshot's zone and settings. */
+  static restore(json: unknown, options: Partial<HazardEngineOptions> = {}): HazardEngine {
+    const snap = HazardSnapshot.parse(json);
+    const engine = new HazardEngine({
+      timezone: options.timezone ?? snap.timezone,
+      settings: 'settings' in options ? options.settings : snap.settings,
+      intervalOf: options.intervalOf,
+    });
+    Object.assign(engine.counters, snap.stats);
+    for (const d of snap.devices) {
+      const dev = engine.device(d.siteId, d.deviceId);
+      dev.latest = d.latest;
+      for (const s of d.series) {
+        if (!RULES_BY_METRIC.has(s.metric)) continue;
+        const series = engine.series(dev, s.metric, Series.fromJSON(s));
+        for (const saved of s.tracks) {
+          const track = series.tracks.find((t) => t.rule.id === saved.rule);
+          if (track === undefined) continue;
+          track.transitions = saved.transitions as Transition[];
+          track.state = stateAfter(track.transitions, track.transitions.length);
+        }
+      }
+    }
+    return engine;
+  }
+
+  private device(siteId: string, deviceId: string): DeviceState {
+    const id = `${siteId}\u0000${deviceId}`;
+    let dev = this.devices.get(id);
+    if (dev === undefined) {
+      dev = { siteId, deviceId, latest: -Infinity, series: new Map() };
+      this.devices.set(id, dev);
+    }
+    return dev;
+  }
+
+  private series(dev: DeviceState, metric: string, data?: Series): SeriesState {
+    let series = dev.series.get(metric);
+    if (series === undefined) {
+      const rules = RULES_BY_METRIC.get(metric) ?? [];
+      series = {
+        metric,
+        data: data ?? new Series(),
+        lookbackMs: Math.max(0, ...rules.map((r) => r.lookbackMs)),
+        tracks: rules.map((rule) => newTrack(dev, metric, rule)),
+      };
+      dev.series.set(metric, series);
+    }
+    return series;
+  }
+
+  /**
+   * Re-runs the rule's fold from sample k (just placed) until its state is again the one it had,
+   * once past every sample whose evaluation reads sample k; splices the new transitions in.
+   */
+  private reevaluate(
+    dev: DeviceState,
+    series: SeriesState,
+    track: Track,
+    k: number,
+    registeredMs: number | undefined,
+    out: AlertSignal[],
+  ): void {
+    const data = series.data;
+    const ts = data.ts;
+    const end = data.end;
+    const tk = ts[k];
+    const old = track.transitions;
+    let p0 = old.length;
+    while (p0 > 0 && old[p0 - 1].at >= tk) p0--;
+    const state = p0 === old.length ? { ...track.state } : stateAfter(old, p0);
+    const oldState = closedState();
+    copyState(state, oldState);
+
+    track.limits ??= resolveLimits(track.rule, series.metric, this.settings, dev.deviceId);
+    const ctx = this.context;
+    ctx.ts = ts;
+    ctx.v = data.v;
+    ctx.first = data.first;
+    ctx.end = end;
+    ctx.metric = series.metric;
+    ctx.limits = track.limits;
+    ctx.registeredMs = registeredMs;
+
+    // Evaluations read a sample until `reach` after the next one (window, 72 h of rate), and the
+    // learnt interval reads the LEARN_GAPS gaps before each sample.
+    const reachTs = (k + 1 < end ? ts[k + 1] : tk) + track.rule.reachMs;
+    const reachIndex = k + LEARN_GAPS + 1;
+    const fresh: Transition[] = [];
+    let oi = p0;
+    let converged = -1;
+    for (let j = k; j < end; j++) {
+      ctx.j = j;
+      this.counters.evaluations++;
+      const obs = track.rule.observe(ctx);
+      if (obs !== undefined) step(state, obs, ts[j], fresh);
+      while (oi < old.length && old[oi].at <= ts[j]) applyTransition(oldState, old[oi++]);
+      if (j >= reachIndex && ts[j] >= reachTs && sameState(state, oldState)) {
+        converged = j;
+        break;
+      }
+    }
+    const to = converged >= 0 ? oi : old.length;
+    if (sameTransitions(old, p0, to, fresh)) return;
+    const before = episodesOf(old);
+    track.transitions = old.slice(0, p0).concat(fresh, old.slice(to));
+    if (converged < 0) track.state = state;
+    const signals = signalsBetween(track.target, before, episodesOf(track.transitions));
+    for (const s of signals) {
+      if (s.type === 'clear' && s.retracts !== undefined) this.counters.retracted++;
+      out.push(s);
+    }
+  }
+}
+
+function newTrack(dev: DeviceState, metric: string, rule: HazardRule): Track {
+  const key =
+    rule.kind === 'hazard.rate'
+      ? `hazard.rate:${dev.deviceId}:${metric}`
+      : `hazard.threshold:${dev.deviceId}:${metric}:${rule.id}`;
+  return {
+    rule,
+    limits: undefined,
+    transitions: [],
+    state: closedState(),
+    target: {
+      kind: rule.kind,
+      siteId: dev.siteId,
+      key,
+      subject: { deviceId: dev.deviceId, metric },
+      message: (s) => messageFor(rule, metric, s),
+    },
+  };
+}
+
+function messageFor(rule: HazardRule, metric: string, s: EpisodeStep): string {
+  const unit = UNITS[metric] ?? '';
+  const e = s.evidence;
+  const value = `${round(s.value, 2)}${unit ? ` ${unit}` : ''}`;
+  if (rule.kind === 'hazard.rate') {
+    return s.severity === 2
+      ? `${metric} changed ${value} in 24 h, beyond the rate limit ${String(e.limit)} per day (${String(e.source)})`
+      : `${metric} changed more than ${String(e.sustainedLevel)}${unit ? ` ${unit}` : ''} per day on 3 consecutive days (${String(e.source)})`;
+  }
+  const limit = s.severity === 2 ? e.critical : e.warning;
+  return `${metric} ${rule.label} ${value} beyond the ${SEVERITY[s.severity]} limit ${String(limit)} (${String(e.source)})`;
+}
+
+/** Forgets alerts that ended before `cutoff`: no reading still accepted can change them. */
+function prune(track: Track, cutoff: number): void {
+  const list = track.transitions;
+  if (list.length === 0 || list[0].at >= cutoff) return;
+  let drop = 0;
+  for (let i = 0; i < list.length && list[i].at < cutoff; i++) if (list[i].type === 'close') drop = i + 1;
+  if (drop > 0) track.transitions = list.slice(drop);
+}
+
+const Evidence = z.record(z.string(), z.unknown());
+const SnapshotTransition = z.union([
+  z.object({ at: z.number(), type: z.enum(['open', 'raise']), severity: z.union([z.literal(1), z.literal(2)]), value: z.number(), evidence: Evidence }),
+  z.object({ at: z.number(), type: z.literal('sustain') }),
+  z.object({ at: z.number(), type: z.literal('close'), evidence: Evidence }),
+]);
+
+export const HazardSnapshot = z.object({
+  version: z.literal(1),
+  timezone: z.string(),
+  settings: HazardSettings.optional(),
+  stats: z.object({
+    readings: z.number(),
+    samples: z.number(),
+    late: z.number(),
+    unchanged: z.number(),
+    outOfOrder: z.number(),
+    evaluations: z.number(),
+    signals: z.number(),
+    retracted: z.number(),
+  }),
+  devices: z.array(
+    z.object({
+      siteId: z.string(),
+      deviceId: z.string(),
+      latest: z.number(),
+      series: z.array(
+        z.object({
+          metric: z.string(),
+          ts: z.array(z.number()),
+          v: z.array(z.number()),
+          tracks: z.array(z.object({ rule: z.string(), transitions: z.array(SnapshotTransition) })),
+        }),
+      ),
+    }),
+  ),
+});
+export type HazardSnapshot = z.infer<typeof HazardSnapshot>;

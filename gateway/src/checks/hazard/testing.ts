@@ -1,0 +1,132 @@
+/**
+ * Test support for the hazard engine: case-folder readings, a seeded PRNG, and a reference model of
+ * the alert store that applies signals the way contract §5 describes (one alert per key while not
+ * cleared, severity rises in place, `retracts` withdraws the alert of that key opened then).
+ */
+import type { AlertSignal } from '../types.ts';
+import type { HazardAlert, HazardReading } from './engine.ts';
+
+/** One reading, or a run of evenly spaced readings (`metrics` arrays, or constants × `count`). */
+export type CaseEntry =
+  | { deviceId: string; ts: string | number; metrics: Record<string, number> }
+  | { deviceId: string; from: string | number; everyS: number; count?: number; metrics: Record<string, number | number[]> };
+
+export interface CaseReadings {
+  siteId?: string;
+  timezone?: string;
+  /** Arrival order: as listed (default), sorted by event time, reversed, or a seeded shuffle. */
+  arrival?: 'as-listed' | 'sorted' | 'reverse' | { shuffleSeed: number };
+  readings: CaseEntry[];
+}
+
+export function toEpoch(ts: string | number): number {
+  if (typeof ts === 'number') return ts;
+  if (!/(Z|[+-]\d\d:\d\d)$/.test(ts)) throw new Error(`timestamp without offset: ${ts}`);
+  const ms = Date.parse(ts);
+  if (Number.isNaN(ms)) throw new Error(`bad timestamp: ${ts}`);
+  return ms;
+}
+
+export function expandReadings(spec: CaseReadings): HazardReading[] {
+  const siteId = spec.siteId ?? 'S1';
+  const out: HazardReading[] = [];
+  for (const entry of spec.readings) {
+    if ('ts' in entry) {
+      out.push({ siteId, deviceId: entry.deviceId, ts: toEpoch(entry.ts), metrics: { ...entry.metrics } });
+      continue;
+    }
+    const lengths = Object.values(entry.metrics).map((m) => (Array.isArray(m) ? m.length : (entry.count ?? 1)));
+    const n = Math.max(...lengths);
+    if (lengths.some((l) => l !== n)) throw new Error(`run of ${entry.deviceId}: metric arrays differ in length`);
+    const from = toEpoch(entry.from);
+    for (let i = 0; i < n; i++) {
+      const metrics: Record<string, number> = {};
+      for (const [name, m] of Object.entries(entry.metrics)) metrics[name] = Array.isArray(m) ? m[i] : m;
+      out.push({ siteId, deviceId: entry.deviceId, ts: from + i * entry.everyS * 1000, metrics });
+    }
+  }
+  return out;
+}
+
+export function arrange<T extends { ts: number }>(readings: readonly T[], arrival: CaseReadings['arrival']): T[] {
+  const list = [...readings];
+  if (arrival === undefined || arrival === 'as-listed') return list;
+  if (arrival === 'sorted') return list.sort((a, b) => a.ts - b.ts);
+  if (arrival === 'reverse') return list.sort((a, b) => b.ts - a.ts);
+  return shuffle(list, mulberry32(arrival.shuffleSeed));
+}
+
+/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same sequence. */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Fisher–Yates with the given PRNG. */
+export function shuffle<T>(list: T[], random: () => number): T[] {
+  for (let i = list.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [list[i], list[j]] = [list[j], list[i]];
+  }
+  return list;
+}
+
+export interface StoredAlert {
+  kind: string;
+  key: string;
+  severity: 'info' | 'warning' | 'critical';
+  openedAt: number;
+  clearedAt: number | null;
+  retracted: boolean;
+}
+
+const RANK = { info: 0, warning: 1, critical: 2 } as const;
+
+/**
+ * The alert store as contract §5 describes it, strict: a signal the store could not apply
+ * sensibly (a clear with nothing open, a raise that disagrees with the open alert's openedAt,
+ * a retraction of nothing) throws, because it is a bug in the engine.
+ */
+export class ReferenceAlertStore {
+  readonly all: StoredAlert[] = [];
+
+  apply(signals: readonly AlertSignal[]): void {
+    for (const s of signals) {
+      const open = this.all.find((a) => a.key === s.key && !a.retracted && a.clearedAt === null);
+      if (s.type === 'raise') {
+        if (open === undefined) {
+          this.all.push({ kind: s.kind, key: s.key, severity: s.severity, openedAt: s.openedAt, clearedAt: null, retracted: false });
+        } else {
+          if (open.openedAt !== s.openedAt) throw new Error(`raise for ${s.key} at ${s.openedAt} while open since ${open.openedAt}`);
+          if (RANK[s.severity] > RANK[open.severity]) open.severity = s.severity;
+        }
+      } else if (s.retracts !== undefined) {
+        const target = this.all.find((a) => a.key === s.key && !a.retracted && a.openedAt === s.retracts);
+        if (target === undefined) throw new Error(`retraction of ${s.key}@${s.retracts}: no such alert`);
+        target.retracted = true;
+      } else {
+        if (open === undefined) throw new Error(`clear of ${s.key} at ${s.at}: nothing open`);
+        open.clearedAt = s.at;
+      }
+    }
+  }
+
+  /** Alerts not withdrawn, in a canonical order. */
+  final(): Omit<StoredAlert, 'retracted'>[] {
+    return canonical(this.all.filter((a) => !a.retracted));
+  }
+}
+
+export type AlertSummary = { kind: string; key: string; severity: string; openedAt: number; clearedAt: number | null };
+
+export function canonical(alerts: readonly (AlertSummary | HazardAlert | StoredAlert)[]): AlertSummary[] {
+  return alerts
+    .map((a) => ({ kind: a.kind, key: a.key, severity: a.severity, openedAt: a.openedAt, clearedAt: a.clearedAt }))
+    .sort((a, b) => a.openedAt - b.openedAt || a.key.localeCompare(b.key));
+}
