@@ -190,6 +190,36 @@ describe('decoding', () => {
     expect(cosine(a.embedding, analyses['michael_lopez_alegria_1.jpg'].embedding)).toBeGreaterThan(DEFAULT_THRESHOLD + 0.1);
   });
 
+  it('keeps genuine check-ins taken as wide terminal frames above the threshold (refinement pass)', async () => {
+    // Check-in photo shrunk to 256 px and placed in a 1280×720 frame: the face is ~100 px in the
+    // first-pass detector input, which alone gives poor landmarks (chris_ferguson drops to 0.12 and
+    // reid_wiseman to 0.35 without FaceEngineOptions.refine).
+    const sims: Record<string, number> = {};
+    for (const [a, b] of genuinePairs) {
+      const frame = await sharp(photo(b))
+        .resize(256, 256)
+        .extend({ left: 700, right: 324, top: 300, bottom: 164, background: { r: 90, g: 95, b: 110 } })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      const r = await engine.analyze(frame);
+      expect(r.ok, b).toBe(true);
+      if (!r.ok) continue;
+      // coordinates are in the frame: the face lies inside the pasted photo
+      expect(r.face.box[0]).toBeGreaterThan(700);
+      expect(r.face.box[1]).toBeGreaterThan(300);
+      sims[a] = cosine(r.embedding, analyses[a].embedding);
+      for (const other of faceImages.filter((n) => expected.images[n].person !== expected.images[b].person)) {
+        expect(cosine(r.embedding, analyses[other].embedding), `${other} vs wide ${b}`).toBeLessThan(DEFAULT_THRESHOLD - 0.05);
+      }
+    }
+    for (const [a, sim] of Object.entries(sims)) {
+      // reid_wiseman is the hardest pair (0.472 at full size; 0.40–0.46 once the check-in face is
+      // downscaled, refined or not): it has no margin at 0.40, so only a floor is pinned for it.
+      if (a.startsWith('reid_wiseman')) expect(sim, a).toBeGreaterThanOrEqual(0.37);
+      else expect(sim, a).toBeGreaterThanOrEqual(DEFAULT_THRESHOLD + 0.1);
+    }
+  });
+
   it('accepts greyscale and PNG input', async () => {
     const grey = await sharp(photo('chris_ferguson_2.jpg')).greyscale().jpeg().toBuffer();
     const png = await sharp(photo('chris_ferguson_2.jpg')).png().toBuffer();

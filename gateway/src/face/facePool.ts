@@ -50,6 +50,7 @@ export interface FacePoolOptions {
   threadsPerWorker?: number;
   maxDecodeSide?: number;
   detect?: FaceEngineOptions['detect'];
+  refine?: FaceEngineOptions['refine'];
   /**
    * Called once per finished job with the caller-visible latency (queue wait + processing) in ms;
    * `detail` splits it. Must not throw.
@@ -104,7 +105,7 @@ export class FacePool implements FaceAnalyzer {
     this.size = Math.max(1, opts.workers ?? os.availableParallelism());
     this.data = {
       modelsDir: opts.modelsDir ?? DEFAULT_MODELS_DIR,
-      engine: { threads: opts.threadsPerWorker ?? 1, maxDecodeSide: opts.maxDecodeSide, detect: opts.detect },
+      engine: { threads: opts.threadsPerWorker ?? 1, maxDecodeSide: opts.maxDecodeSide, detect: opts.detect, refine: opts.refine },
     };
   }
 

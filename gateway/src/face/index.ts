@@ -25,6 +25,7 @@ export type {
   FaceAnalyzer,
   FaceBox,
   FaceEngineOptions,
+  RefineOptions,
   VerifyOptions,
   VerifyResult,
   EnrolOptions,
