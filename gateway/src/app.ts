@@ -161,7 +161,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     async close() {
       if (shuttingDown) return;
       shuttingDown = true;
-      await broker.stopListening();
+      broker.stopListening();
       await http.close();
       await ledger.drained();
       await broker.close();

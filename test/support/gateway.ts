@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -21,6 +22,15 @@ export interface TestGateway {
   stop(): Promise<void>;
 }
 
+/** A port free on loopback right now (for listeners where 0 means "off", like the WebSocket one). */
+export async function freePort(): Promise<number> {
+  const srv = net.createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', () => r()));
+  const { port } = srv.address() as net.AddressInfo;
+  await new Promise<void>((r) => srv.close(() => r()));
+  return port;
+}
+
 export function tempDir(prefix = 'sitegate-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
@@ -33,7 +43,7 @@ export function tempDir(prefix = 'sitegate-test-'): string {
 export async function startGateway(env: Record<string, string> = {}, deps: GatewayDeps = {}, dataDir = tempDir()): Promise<TestGateway> {
   const config = loadConfig({
     SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1',
-    SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: '0',
+    SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: String(await freePort()),
     SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_LOG_LEVEL: 'silent', SITEGATE_SECRET_SCRYPT_N: '1024', ...env,
   });
   const gw = await buildApp(config, deps);

@@ -80,7 +80,7 @@ export class Broker {
     });
     const port = (this.tcp.address() as net.AddressInfo).port;
     let wsPort = 0;
-    if (opts.wsPort !== 0 || opts.wsPort === undefined) {
+    if (opts.wsPort !== 0) {
       const server = http.createServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n'); });
       const wss = new WebSocketServer({ server, perMessageDeflate: false });
       wss.on('connection', (socket, req) => {
@@ -97,22 +97,20 @@ export class Broker {
     return { port, wsPort };
   }
 
-  /** Stops accepting connections (clean shutdown step 1). */
-  async stopListening(): Promise<void> {
-    await Promise.all([
-      this.tcp ? new Promise<void>((r) => this.tcp!.close(() => r())) : undefined,
-      this.ws ? new Promise<void>((r) => { this.ws!.wss.close(); this.ws!.http.close(() => r()); }) : undefined,
-    ]);
+  /** Stops accepting connections (clean shutdown step 1); connected clients stay until close(). */
+  stopListening(): void {
+    this.tcp?.close();
+    this.ws?.wss.close();
+    this.ws?.http.close();
   }
 
   async close(): Promise<void> {
-    // Closing aedes disconnects every client; wills of devices are not published on a clean close.
+    this.stopListening();
+    // Closing aedes disconnects every client; wills are not published on the broker's own close.
     await new Promise<void>((r) => this.aedes.close(() => r()));
-    this.tcp?.close();
     if (this.ws) {
       for (const c of this.ws.wss.clients) c.terminate();
       this.ws.http.closeAllConnections();
-      this.ws.http.close();
     }
   }
 
