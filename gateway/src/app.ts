@@ -124,6 +124,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   http.setSerializerCompiler(serializerCompiler);
   http.setErrorHandler(errorHandler(metrics));
   // Streamed bodies: CSV wage payments (up to 64 MiB, parsed row by row), face photos.
+  http.removeContentTypeParser('text/plain'); // JSON, CSV and JPEG only: anything else is 415
   http.addContentTypeParser('text/csv', (_req, payload, done) => done(null, payload));
   http.addContentTypeParser('image/jpeg', { parseAs: 'buffer', bodyLimit: 2 * MiB }, (_req, body, done) => done(null, body));
   http.addHook('onRequest', authorize(registry));
