@@ -7,62 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { HazardEngine, type HazardReading } from './engine.ts';
-import { ReferenceAlertStore, canonical, mulberry32, shuffle } from './testing.ts';
+import { ReferenceAlertStore, canonical, mulberry32, syntheticDays, shuffle } from './testing.ts';
 
-const MIN = 60_000;
-const HOUR = 60 * MIN;
-/** 2026-09-09 00:00 +08:00 */
-const DAY0 = Date.parse('2026-09-09T00:00:00+08:00');
-
-function makeDays(seed: number): { history: HazardReading[]; day: HazardReading[] } {
-  const random = mulberry32(seed);
-  const between = (lo: number, hi: number) => lo + (hi - lo) * random();
-  const readings: HazardReading[] = [];
-  const env = (deviceId: string) => {
-    let dust = 40;
-    let burst = 0;
-    for (let t = DAY0; t < DAY0 + 48 * HOUR; t += 5 * MIN) {
-      const hour = new Date(t + 8 * HOUR).getUTCHours();
-      const night = hour >= 22 || hour < 6;
-      if (burst === 0 && random() < 0.03) burst = 1 + Math.floor(random() * 8);
-      const loud = burst > 0;
-      if (burst > 0) burst--;
-      dust = Math.max(5, dust + between(-15, 15) + (random() < 0.02 ? 200 : 0) - (dust > 150 ? 20 : 0));
-      readings.push({
-        siteId: 'S1',
-        deviceId,
-        ts: t,
-        metrics: {
-          noise_dba: Math.round((night ? between(40, 52) : between(50, 66)) + (loud ? between(5, 25) : 0)),
-          pm10: Math.round(dust * 10) / 10,
-          pm2_5: Math.round(dust * 5) / 10,
-          wind_speed_ms: Math.round(between(7, 12) * 10) / 10 + (random() < 0.01 ? 5 : 0),
-        },
-      });
-    }
-  };
-  env('ENV-1');
-  env('ENV-2');
-  for (let t = DAY0; t < DAY0 + 48 * HOUR; t += MIN) {
-    const hour = new Date(t + 8 * HOUR).getUTCHours();
-    if (hour < 7 || hour >= 18) continue;
-    const spike = random() < 0.02;
-    readings.push({
-      siteId: 'S1',
-      deviceId: 'TC-1',
-      ts: t,
-      metrics: { crane_moment_pct: Math.round(spike ? between(88, 106) : between(60, 92)), crane_load_pct: Math.round(between(40, 95)) },
-    });
-  }
-  let pit = 10;
-  for (let t = DAY0; t < DAY0 + 48 * HOUR; t += HOUR) {
-    pit += random() < 0.3 ? between(0, 1.5) : between(0, 0.1);
-    readings.push({ siteId: 'S1', deviceId: 'PIT-1', ts: t, metrics: { pit_displacement_mm: Math.round(pit * 100) / 100 } });
-  }
-  readings.sort((a, b) => a.ts - b.ts);
-  const split = DAY0 + 24 * HOUR;
-  return { history: readings.filter((r) => r.ts < split), day: readings.filter((r) => r.ts >= split) };
-}
+const HOUR = 3_600_000;
 
 function deliver(history: readonly HazardReading[], day: readonly HazardReading[]) {
   const engine = new HazardEngine({ timezone: 'Asia/Shanghai' });
@@ -78,7 +25,7 @@ describe('arrival order within the lateness horizon', () => {
 
   for (const seed of seeds) {
     it(`seed ${seed}: shuffled day and randomly delayed day give the in-order alerts`, () => {
-      const { history, day } = makeDays(seed);
+      const { history, day } = syntheticDays(seed);
       const inOrder = deliver(history, day);
       alertsSeen += inOrder.engine.length;
 
