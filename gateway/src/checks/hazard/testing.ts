@@ -118,7 +118,7 @@ export class ReferenceAlertStore {
   }
 
   /** Alerts not withdrawn, in a canonical order. */
-  final(): Omit<StoredAlert, 'retracted'>[] {
+  final(): AlertSummary[] {
     return canonical(this.all.filter((a) => !a.retracted));
   }
 }
