@@ -19,7 +19,8 @@ export interface TestGateway {
   /** Registers a site and a device, returns the device's MQTT secret. */
   device(siteId: string, deviceId: string, kind?: 'sensor' | 'face_terminal' | 'camera', regionCode?: string): Promise<string>;
   connect(deviceId: string, secret: string, opts?: mqtt.IClientOptions): Promise<mqtt.MqttClient>;
-  stop(): Promise<void>;
+  /** Closes the gateway; `keepDataDir` leaves its data directory for a restart on the same data. */
+  stop(opts?: { keepDataDir?: boolean }): Promise<void>;
 }
 
 /** A port free on loopback right now (for listeners where 0 means "off", like the WebSocket one). */
@@ -81,10 +82,10 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
       clients.push(c);
       return c;
     },
-    async stop() {
+    async stop(opts = {}) {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
       await gw.close();
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!opts.keepDataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
   return t;
