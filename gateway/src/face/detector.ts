@@ -158,18 +158,28 @@ export function decodeYuNet(
 }
 
 export class YuNetDetector {
-  private readonly input = new Float32Array(3 * YUNET_INPUT * YUNET_INPUT);
+  private readonly input: Float32Array;
   private readonly inputTensor: ort.Tensor;
   private readonly inputName: string;
 
-  private constructor(private readonly session: ort.InferenceSession) {
-    this.inputTensor = new ort.Tensor('float32', this.input, [1, 3, YUNET_INPUT, YUNET_INPUT]);
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    /** square model input side: 640 for the fixed model; any multiple of 32 for the dynamic one */
+    readonly inputSize: number,
+  ) {
+    this.input = new Float32Array(3 * inputSize * inputSize);
+    this.inputTensor = new ort.Tensor('float32', this.input, [1, 3, inputSize, inputSize]);
     this.inputName = session.inputNames[0];
   }
 
-  static async create(modelPath: string, sessionOptions: ort.InferenceSession.SessionOptions): Promise<YuNetDetector> {
+  /**
+   * `inputSize` other than 640 needs face_detection_yunet_s_dynamic.onnx (same weights, dynamic
+   * input) and must be a multiple of 32.
+   */
+  static async create(modelPath: string, sessionOptions: ort.InferenceSession.SessionOptions, inputSize = YUNET_INPUT): Promise<YuNetDetector> {
+    if (inputSize % 32 !== 0) throw new Error(`YuNet input size must be a multiple of 32, got ${inputSize}`);
     const session = await ort.InferenceSession.create(modelPath, sessionOptions);
-    return new YuNetDetector(session);
+    return new YuNetDetector(session, inputSize);
   }
 
   /**
@@ -178,7 +188,7 @@ export class YuNetDetector {
    * small face at a better scale).
    */
   prepare(img: RgbImage, region?: Region): Promise<PreparedInput> {
-    return letterboxResize(img, YUNET_INPUT, region);
+    return letterboxResize(img, this.inputSize, region);
   }
 
   /**
@@ -192,9 +202,9 @@ export class YuNetDetector {
       nmsThreshold: opts.nmsThreshold ?? 0.3,
       topK: opts.topK ?? 5000,
     };
-    packBgrPlanar(lb.rgb, lb.width, lb.height, this.input);
+    packBgrPlanar(lb.rgb, lb.width, lb.height, this.input, this.inputSize);
     const out = await this.session.run({ [this.inputName]: this.inputTensor });
-    const faces = decodeYuNet(out, YUNET_INPUT, YUNET_INPUT, o);
+    const faces = decodeYuNet(out, this.inputSize, this.inputSize, o);
     for (const t of Object.values(out)) t.dispose?.();
     const inv = 1 / lb.scale;
     const ox = lb.offsetX, oy = lb.offsetY;
