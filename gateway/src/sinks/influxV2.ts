@@ -1,38 +1,36 @@
-import { HttpError, InfluxDB, type WriteApi } from '@influxdata/influxdb-client';
+import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client';
 import { classifyStatus, SinkError, type Sink } from './sink.ts';
 
 /**
- * InfluxDB 2.x / 3.x through the official client. The client's own buffering and retries are
- * turned off: the ledger is the spool and the SinkRunner owns batching, retry and the cursor, so
- * a batch is confirmed exactly when `write` resolves.
+ * InfluxDB 2.x / 3.x `/api/v2/write` through the official client's transport (token auth, gzip
+ * above 1 kB, timeouts, `HttpError` with InfluxDB's message). Not through its `WriteApi`: that
+ * one buffers, splits a large write into several requests whose failures it swallows, and
+ * retries on its own, while here the ledger is the spool and the SinkRunner owns batching, retry
+ * and the cursor. So one `write` is exactly one request, confirmed exactly when it resolves.
  */
 export class InfluxV2Sink implements Sink {
   readonly name = 'influx-v2';
-  private readonly client: InfluxDB;
-  private readonly writeApi: WriteApi;
+  private readonly transport: Transport;
+  private readonly writePath: string;
   private readonly url: string;
 
   constructor(opts: { url: string; token: string; org: string; bucket: string; timeoutMs?: number }) {
     this.url = opts.url.replace(/\/$/, '');
-    this.client = new InfluxDB({ url: this.url, token: opts.token, timeout: opts.timeoutMs ?? 10_000 });
-    this.writeApi = this.client.getWriteApi(opts.org, opts.bucket, 'ms', {
-      maxRetries: 0,
-      batchSize: Number.MAX_SAFE_INTEGER,
-      flushInterval: 0,
-      maxBufferLines: Number.MAX_SAFE_INTEGER,
-      // Hand every failure straight back to flush(): no internal retry buffer, no console logging.
-      writeFailed: (error: Error) => Promise.reject(error),
-    });
+    this.transport = new InfluxDB({ url: this.url, token: opts.token, timeout: opts.timeoutMs ?? 10_000 }).transport;
+    this.writePath = `/api/v2/write?${new URLSearchParams({ org: opts.org, bucket: opts.bucket, precision: 'ms' })}`;
   }
 
   async write(lines: string[]): Promise<void> {
     if (lines.length === 0) return;
-    this.writeApi.writeRecords(lines);
     try {
-      await this.writeApi.flush();
+      await this.transport.request(this.writePath, lines.join('\n'), {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain; charset=utf-8', accept: 'application/json' },
+        gzipThreshold: 1000,
+      });
     } catch (e) {
-      if (e instanceof HttpError) throw new SinkError(classifyStatus(e.statusCode), `influx v2 write ${e.statusCode}: ${e.body ?? e.message}`.slice(0, 600), e.statusCode);
-      throw new SinkError('retryable', `influx v2 write: ${(e as Error).message}`);
+      if (e instanceof HttpError) throw new SinkError(classifyStatus(e.statusCode), `influx v2 write ${e.statusCode}: ${e.body || e.message}`.slice(0, 600), e.statusCode);
+      throw new SinkError('retryable', `influx v2 write: ${(e as Error).message || (e as Error).name}`);
     }
   }
 
@@ -46,7 +44,5 @@ export class InfluxV2Sink implements Sink {
     }
   }
 
-  async close(): Promise<void> {
-    await this.writeApi.close().catch(() => {});
-  }
+  async close(): Promise<void> {}
 }

@@ -9,9 +9,16 @@ const escKey = escTag;
 
 type FieldValue = number | string | boolean;
 
-/** Numbers are always floats (contract §4), so a value never conflicts with an earlier type. */
+/**
+ * Numbers are always floats (contract §4), so a value never conflicts with an earlier type. An
+ * integral value gets `.0` unless JavaScript already prints it with an exponent (|v| ≥ 1e21):
+ * `1e+21` is a float to InfluxDB, `1e+21.0` is a parse error.
+ */
 function fieldText(v: FieldValue): string {
-  if (typeof v === 'number') return Number.isInteger(v) ? `${v}.0` : String(v);
+  if (typeof v === 'number') {
+    const s = String(v);
+    return /[.eE]/.test(s) ? s : `${s}.0`;
+  }
   if (typeof v === 'boolean') return v ? 'true' : 'false';
   return escField(v);
 }

@@ -56,6 +56,7 @@ export class SinkRunner {
     this.log = opts.logger.child({ sink: opts.sink.name });
     const row = opts.registry.db.prepare('SELECT seq FROM sink_cursors WHERE sink = ?').get(opts.sink.name) as { seq: number } | undefined;
     this.cursor = row?.seq ?? 0;
+    this.deadLetters = (opts.registry.db.prepare('SELECT COUNT(*) AS n FROM dead_letters WHERE sink = ?').get(opts.sink.name) as { n: number }).n;
     this.tailFrom = opts.ledger.lastSeq + 1;
     this.unsubscribe = opts.ledger.onCommitted((records) => {
       if (this.tail.length + records.length > this.o.maxTail) {
@@ -64,7 +65,10 @@ export class SinkRunner {
       } else {
         for (const r of records) this.tail.push(r);
       }
-      if (this.tail.length >= this.o.batchSize || this.waitingForAny) this.wake();
+      // New records end an idle wait, and a flush wait once a full batch is there. They never cut
+      // a retry back-off short: during an outage records keep arriving, and waking on each commit
+      // would hammer the database instead of backing off.
+      if (this.sleeping === 'idle' || (this.sleeping === 'flush' && this.tail.length >= this.o.batchSize)) this.wake();
     });
   }
 
@@ -114,17 +118,22 @@ export class SinkRunner {
     return this.o.ledger.readAfter(this.cursor, limit);
   }
 
-  private waitingForAny = false;
+  /** What the loop is waiting for, if it waits: new records, company for a short batch, or a retry. */
+  private sleeping?: 'idle' | 'flush' | 'backoff';
 
   private wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
+    this.sleeping = undefined;
     w?.();
   }
 
-  private sleep(ms: number): Promise<void> {
+  private sleep(ms: number, reason: 'idle' | 'flush' | 'backoff'): Promise<void> {
+    // stop() may have come while a write was in flight: then there is nobody left to wake us.
+    if (this.stopping) return Promise.resolve();
     return new Promise((resolve) => {
-      const t = setTimeout(() => { this.wakeUp = undefined; resolve(); }, ms);
+      this.sleeping = reason;
+      const t = setTimeout(() => { this.wakeUp = undefined; this.sleeping = undefined; resolve(); }, ms);
       this.wakeUp = () => { clearTimeout(t); resolve(); };
     });
   }
@@ -135,9 +144,7 @@ export class SinkRunner {
     while (!this.stopping) {
       let batch = this.fetch(this.o.batchSize);
       if (batch.length === 0) {
-        this.waitingForAny = true;
-        await this.sleep(60_000);
-        this.waitingForAny = false;
+        await this.sleep(60_000, 'idle');
         batchStarted = performance.now();
         continue;
       }
@@ -145,7 +152,7 @@ export class SinkRunner {
       if (batch.length < this.o.batchSize && attempt === 0) {
         const waited = performance.now() - batchStarted;
         if (waited < this.o.flushMs) {
-          await this.sleep(this.o.flushMs - waited);
+          await this.sleep(this.o.flushMs - waited, 'flush');
           if (this.stopping) break;
           batch = this.fetch(this.o.batchSize);
         }
@@ -163,7 +170,7 @@ export class SinkRunner {
         const backoff = this.o.random() * Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** attempt);
         if (attempt === 0 || attempt % 10 === 0) this.log.warn({ err: err.message, attempt, backoffMs: Math.round(backoff) }, 'sink write failed; will retry');
         attempt++;
-        await this.sleep(backoff);
+        await this.sleep(backoff, 'backoff');
       }
       this.updateLagMetrics();
     }
@@ -179,11 +186,27 @@ export class SinkRunner {
         seqOf.push(r.seq);
       }
     }
-    await this.writeSplitting(lines, seqOf);
+    const progress = { done: 0 };
+    try {
+      await this.writeSplitting(lines, seqOf, 0, progress);
+    } catch (e) {
+      // A 5xx or network error in the middle of a split: the lines before it are confirmed or
+      // dead-lettered, in order. Keep that progress, so the retry neither rewrites them nor
+      // dead-letters a point a second time.
+      const firstOpen = seqOf[progress.done];
+      if (progress.done > 0 && firstOpen !== undefined) {
+        const i = batch.findIndex((r) => r.seq === firstOpen);
+        if (i > 0) this.advance(batch[i - 1]!.seq, i);
+      }
+      throw e;
+    }
   }
 
-  /** Bad data (4xx): halve the batch until the refused points are isolated; they go to dead letters. */
-  private async writeSplitting(lines: string[], seqOf: number[]): Promise<void> {
+  /**
+   * Bad data (4xx): halve the batch until the refused points are isolated; they go to dead letters.
+   * `progress.done` counts the leading lines that are settled (written or dead-lettered).
+   */
+  private async writeSplitting(lines: string[], seqOf: number[], offset: number, progress: { done: number }): Promise<void> {
     if (lines.length === 0) return;
     try {
       await this.o.sink.write(lines);
@@ -192,16 +215,20 @@ export class SinkRunner {
       if (!(e instanceof SinkError) || e.kind !== 'bad_data') throw e;
       if (lines.length === 1) {
         this.deadLetter(seqOf[0]!, lines[0]!, e.message);
-        return;
+      } else {
+        const mid = lines.length >> 1;
+        await this.writeSplitting(lines.slice(0, mid), seqOf.slice(0, mid), offset, progress);
+        await this.writeSplitting(lines.slice(mid), seqOf.slice(mid), offset + mid, progress);
       }
-      const mid = lines.length >> 1;
-      await this.writeSplitting(lines.slice(0, mid), seqOf.slice(0, mid));
-      await this.writeSplitting(lines.slice(mid), seqOf.slice(mid));
     }
+    progress.done = offset + lines.length;
   }
 
   private deadLetter(seq: number, line: string, error: string): void {
-    this.o.registry.db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, seq, line, error, Date.now());
+    const db = this.o.registry.db;
+    // Once per point: a batch retried after an interrupted split meets the same refusal again.
+    if (db.prepare('SELECT 1 FROM dead_letters WHERE sink = ? AND seq = ? AND line = ?').get(this.name, seq, line)) return;
+    db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, seq, line, error, Date.now());
     this.deadLetters++;
     this.o.metrics.sinkDeadLetters.inc({ sink: this.name });
     this.log.warn({ seq, error }, 'point refused by the database; kept as a dead letter');
