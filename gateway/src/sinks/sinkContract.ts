@@ -1,0 +1,123 @@
+import { afterEach, beforeEach, expect, it } from 'vitest';
+import { SinkError, type Sink } from './sink.ts';
+
+/**
+ * The contract every sink passes (style.md §2; the idea of aedes-persistence's abstract suite).
+ * The SinkRunner relies on exactly these promises: `write` resolves only when the points are
+ * stored; a rewrite of the same points is the same points (so a batch resent after a crash or a
+ * retry duplicates nothing); a refusal of the points themselves is `bad_data` (the runner splits
+ * the batch to find them), anything the database or network may get over is `retryable`; and
+ * `ping` tells the two states apart for /readyz.
+ */
+
+/** A stored point as the harness reads it back: `time` in epoch ms, tags and fields as columns. */
+export type StoredPoint = { time: number } & Record<string, unknown>;
+
+export interface SinkHarness {
+  /** A sink writing into a fresh, empty store (each test gets its own). */
+  sink: Sink;
+  /** Every point of `measurement` in that store, oldest first. */
+  query(measurement: string): Promise<StoredPoint[]>;
+  /** The same kind of sink pointed at a loopback port nobody listens on. */
+  unreachable(): Sink;
+  teardown(): Promise<void>;
+}
+
+/** Registers the contract tests for one sink implementation in the calling test file. */
+export function sinkContract(name: string, makeSink: () => Promise<SinkHarness>): void {
+  let h: SinkHarness;
+  // Event times: whole milliseconds in the recent past, one week shard for all of them.
+  const t0 = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+
+  beforeEach(async () => {
+    h = await makeSink();
+  });
+  afterEach(async () => {
+    await h?.teardown();
+  });
+
+  it(`${name}: writes points and reads them back (tags, float/string/boolean fields, ms time)`, async () => {
+    await h.sink.write([
+      `reading,device=D1,site=S1 pm10=132.5,noise_dba=72.0 ${t0}`,
+      `reading,device=D1,site=S1 pm10=140.25,noise_dba=71.5 ${t0 + 1}`,
+      `checkin,device=T1,direction=in,method=face,site=S1,worker=W1 verdict="verified",similarity=0.87,id="T1-\\"quoted\\" id" ${t0 + 2}`,
+      `device_status,device=D1,kind=sensor,site=S1 online=true,battery_pct=87.0 ${t0 + 3}`,
+    ]);
+    const readings = await h.query('reading');
+    expect(readings).toEqual([
+      expect.objectContaining({ time: t0, site: 'S1', device: 'D1', pm10: 132.5, noise_dba: 72 }),
+      expect.objectContaining({ time: t0 + 1, site: 'S1', device: 'D1', pm10: 140.25, noise_dba: 71.5 }),
+    ]);
+    expect(await h.query('checkin')).toEqual([expect.objectContaining({
+      time: t0 + 2, site: 'S1', device: 'T1', worker: 'W1', direction: 'in', method: 'face', verdict: 'verified', similarity: 0.87, id: 'T1-"quoted" id',
+    })]);
+    expect(await h.query('device_status')).toEqual([expect.objectContaining({ time: t0 + 3, kind: 'sensor', online: true, battery_pct: 87 })]);
+  });
+
+  it(`${name}: an empty write is a no-op`, async () => {
+    await h.sink.write([]);
+    expect(await h.query('reading')).toEqual([]);
+  });
+
+  it(`${name}: rewriting the same points is idempotent (count and values unchanged)`, async () => {
+    const lines = Array.from({ length: 200 }, (_, i) => `reading,device=D${i % 4},site=S1 pm10=${i}.5 ${t0 + i}`);
+    await h.sink.write(lines);
+    const first = await h.query('reading');
+    expect(first).toHaveLength(200);
+    await h.sink.write(lines);
+    await h.sink.write(lines.slice(50, 120)); // a retried middle part, as after an interrupted split
+    const again = await h.query('reading');
+    expect(again).toHaveLength(200);
+    expect(again).toEqual(first);
+  });
+
+  it(`${name}: one large batch (5000 points, well past any gzip threshold) is stored whole`, async () => {
+    const lines = Array.from({ length: 5000 }, (_, i) => `reading,device=D${i % 10},site=S1 pm10=${(i * 0.37).toFixed(2)},pm2_5=${i}.0 ${t0 + i}`);
+    await h.sink.write(lines);
+    const points = await h.query('reading');
+    expect(points).toHaveLength(5000);
+    expect(points[4999]).toEqual(expect.objectContaining({ time: t0 + 4999, device: 'D9', pm2_5: 4999 }));
+  });
+
+  it(`${name}: a batch with one point of a conflicting field type is refused as bad_data, and the sink keeps working`, async () => {
+    await h.sink.write([`reading,site=a,device=b pm10=1.5 ${t0}`]);
+    const batch = [
+      `reading,site=a,device=b pm10=2.5 ${t0 + 1}`,
+      `reading,site=a,device=b pm10="x" ${t0 + 2}`,
+      `reading,site=a,device=b pm10=3.5 ${t0 + 3}`,
+    ];
+    const err = await h.sink.write(batch).then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(SinkError);
+    expect((err as SinkError).kind).toBe('bad_data');
+    // What the runner does next: the good points alone go through, the bad one alone is refused again.
+    await h.sink.write([batch[0]!, batch[2]!]);
+    await expect(h.sink.write([batch[1]!])).rejects.toMatchObject({ kind: 'bad_data' });
+    const points = await h.query('reading');
+    expect(points.map((p) => [p.time, p.pm10])).toEqual([[t0, 1.5], [t0 + 1, 2.5], [t0 + 3, 3.5]]);
+  });
+
+  it(`${name}: an unparsable line is refused as bad_data`, async () => {
+    await expect(h.sink.write([`reading,site=a,device=b this is not line protocol`])).rejects.toMatchObject({ kind: 'bad_data' });
+  });
+
+  it(`${name}: a network failure (nothing listening) is retryable`, async () => {
+    const down = h.unreachable();
+    try {
+      const err = await down.write([`reading,site=a,device=b pm10=1.5 ${t0}`]).then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(SinkError);
+      expect((err as SinkError).kind).toBe('retryable');
+    } finally {
+      await down.close();
+    }
+  });
+
+  it(`${name}: ping() is true when the database answers and false when nothing listens`, async () => {
+    expect(await h.sink.ping()).toBe(true);
+    const down = h.unreachable();
+    try {
+      expect(await down.ping()).toBe(false);
+    } finally {
+      await down.close();
+    }
+  });
+}
