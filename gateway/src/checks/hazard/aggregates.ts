@@ -50,10 +50,13 @@ export function mean(s: Samples, lo: number, j: number): number {
   return sum / (j - lo + 1);
 }
 
+/** 10^(L/10) = e^(L·ln10/10); exp is cheaper than pow. */
+const LN10_BY_10 = Math.LN10 / 10;
+
 /** Equivalent continuous level, energy average: 10·log10(mean(10^(L/10))) (GB 12523-2011 §3.4). */
 export function leq(s: Samples, lo: number, j: number): number {
   let sum = 0;
-  for (let i = lo; i <= j; i++) sum += 10 ** (s.v[i] / 10);
+  for (let i = lo; i <= j; i++) sum += Math.exp(s.v[i] * LN10_BY_10);
   return 10 * Math.log10(sum / (j - lo + 1));
 }
 

@@ -36,7 +36,7 @@ import {
   type TrackState,
   type Transition,
 } from './history.ts';
-import { round, type HazardRule, type Limits, type ObserveContext } from './rule.ts';
+import { round, type HazardRule, type Limits, type ObserveContext, type Observation } from './rule.ts';
 import { HazardSettings, RULES_BY_METRIC, resolveLimits } from './settings.ts';
 import { Series } from './series.ts';
 
@@ -100,6 +100,8 @@ export interface HazardStats {
 
 interface Track {
   readonly rule: HazardRule;
+  /** The rule's evidence under the limits in force, for transitions. */
+  readonly evidence: (obs: Observation) => Record<string, unknown>;
   readonly target: SignalTarget;
   limits: Limits | undefined;
   transitions: Transition[];
@@ -161,6 +163,9 @@ export class HazardEngine {
   private readonly intervalOf: ((deviceId: string) => number | undefined) | undefined;
   private readonly calendar: SiteCalendar;
   private readonly context: Context;
+  /** Scratch states of `reevaluate` (the fold's, and the previous history's at the same sample). */
+  private readonly state = closedState();
+  private readonly oldState = closedState();
   private readonly devices = new Map<string, DeviceState>();
   private readonly counters: HazardStats = {
     readings: 0,
@@ -350,8 +355,10 @@ export class HazardEngine {
     const old = track.transitions;
     let p0 = old.length;
     while (p0 > 0 && old[p0 - 1].at >= tk) p0--;
-    const state = p0 === old.length ? { ...track.state } : stateAfter(old, p0);
-    const oldState = closedState();
+    const state = this.state;
+    if (p0 === old.length) copyState(track.state, state);
+    else copyState(stateAfter(old, p0), state);
+    const oldState = this.oldState;
     copyState(state, oldState);
 
     track.limits ??= resolveLimits(track.rule, series.metric, this.settings, dev.deviceId);
@@ -375,7 +382,7 @@ export class HazardEngine {
       ctx.j = j;
       this.counters.evaluations++;
       const obs = track.rule.observe(ctx);
-      if (obs !== undefined) step(state, obs, ts[j], fresh);
+      if (obs !== undefined) step(state, obs, ts[j], fresh, track.evidence);
       while (oi < old.length && old[oi].at <= ts[j]) applyTransition(oldState, old[oi++]);
       if (j >= reachIndex && ts[j] >= reachTs && sameState(state, oldState)) {
         converged = j;
@@ -386,7 +393,7 @@ export class HazardEngine {
     if (sameTransitions(old, p0, to, fresh)) return;
     const before = episodesOf(old);
     track.transitions = old.slice(0, p0).concat(fresh, old.slice(to));
-    if (converged < 0) track.state = state;
+    if (converged < 0) copyState(state, track.state);
     const signals = signalsBetween(track.target, before, episodesOf(track.transitions));
     for (const s of signals) {
       if (s.type === 'clear' && s.retracts !== undefined) this.counters.retracted++;
@@ -400,8 +407,9 @@ function newTrack(dev: DeviceState, metric: string, rule: HazardRule): Track {
     rule.kind === 'hazard.rate'
       ? `hazard.rate:${dev.deviceId}:${metric}`
       : `hazard.threshold:${dev.deviceId}:${metric}:${rule.id}`;
-  return {
+  const track: Track = {
     rule,
+    evidence: (obs) => rule.evidence(obs, track.limits as Limits),
     limits: undefined,
     transitions: [],
     state: closedState(),
@@ -413,6 +421,7 @@ function newTrack(dev: DeviceState, metric: string, rule: HazardRule): Track {
       message: (s) => messageFor(rule, metric, s),
     },
   };
+  return track;
 }
 
 function messageFor(rule: HazardRule, metric: string, s: EpisodeStep): string {

@@ -72,10 +72,16 @@ export function stateAfter(transitions: readonly Transition[], count: number): T
  * One sample's observation applied to the state (domain.md "Hazards"): open at the first level
  * beyond a limit, severity rises in place, clear below the clear level. Pushes what changed.
  */
-export function step(state: TrackState, obs: Observation, at: number, out: Transition[]): void {
+export function step(
+  state: TrackState,
+  obs: Observation,
+  at: number,
+  out: Transition[],
+  evidence: (obs: Observation) => Record<string, unknown>,
+): void {
   if (!state.open) {
     if (obs.level === 0) return;
-    const t: Transition = { at, type: 'open', severity: obs.level, value: obs.value, evidence: obs.evidence() };
+    const t: Transition = { at, type: 'open', severity: obs.level, value: obs.value, evidence: evidence(obs) };
     out.push(t);
     applyTransition(state, t);
     if (obs.sustained) {
@@ -85,7 +91,7 @@ export function step(state: TrackState, obs: Observation, at: number, out: Trans
     return;
   }
   if (obs.level > state.severity) {
-    const t: Transition = { at, type: 'raise', severity: obs.level as 1 | 2, value: obs.value, evidence: obs.evidence() };
+    const t: Transition = { at, type: 'raise', severity: obs.level as 1 | 2, value: obs.value, evidence: evidence(obs) };
     out.push(t);
     applyTransition(state, t);
   }
@@ -95,7 +101,7 @@ export function step(state: TrackState, obs: Observation, at: number, out: Trans
   }
   const below = state.sustained ? (obs.belowHeld ?? obs.below) : obs.below;
   if (obs.level === 0 && below) {
-    const t: Transition = { at, type: 'close', evidence: obs.evidence() };
+    const t: Transition = { at, type: 'close', evidence: evidence(obs) };
     out.push(t);
     applyTransition(state, t);
   }

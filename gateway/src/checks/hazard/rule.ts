@@ -52,13 +52,20 @@ export interface Observation {
   belowHeld?: boolean;
   /** hazard.rate only: the 3-consecutive-days condition holds at this sample. */
   sustained?: boolean;
-  /** Aggregate value, for the message. */
+  /** The aggregate. */
   value: number;
-  /**
-   * Rule id, aggregate, value, limits, window, samples: the numbers behind the decision. Built only
-   * when the observation changes an alert.
-   */
-  evidence(): Record<string, unknown>;
+  /** Samples the aggregate was taken over, and how many the window should hold. */
+  samples?: number;
+  expectedSamples?: number;
+  /** Event time of the oldest sample in the window. */
+  windowFrom?: number;
+  /** Instant rules: the sample before (two consecutive samples decide). */
+  previous?: number;
+  previousAt?: number;
+  /** hazard.rate: the change over each of the last three 24-h spans, newest first. */
+  perDays?: number[];
+  /** Why the rule decided without an aggregate (`period_end`: its noise period is over). */
+  reason?: string;
 }
 
 export interface HazardRule {
@@ -77,6 +84,8 @@ export interface HazardRule {
    * filled, a rate without 24 h of history): the alert state is then left as it is.
    */
   observe(ctx: ObserveContext): Observation | undefined;
+  /** Rule id, aggregate, value, limits, window, samples: the numbers behind a decision. */
+  evidence(obs: Observation, limits: Limits): Record<string, unknown>;
 }
 
 /** Clear level: clearRatio × the warning limit, or × the critical limit when there is none. */

@@ -82,11 +82,11 @@ export class Series {
     if (this.end < this.ts.length) return 0;
     const shift = this.first;
     const length = this.end - this.first;
-    if (shift > 0 && length < this.ts.length * 0.75) {
+    if (shift > 0 && length < this.ts.length * 0.9) {
       this.ts.copyWithin(0, shift, this.end);
       this.v.copyWithin(0, shift, this.end);
     } else {
-      const capacity = Math.ceil(this.ts.length * 1.5) + 1;
+      const capacity = Math.ceil(this.ts.length * 1.25) + 8;
       const ts = new Float64Array(capacity);
       const v = new Float64Array(capacity);
       ts.set(this.ts.subarray(shift, this.end));

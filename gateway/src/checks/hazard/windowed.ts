@@ -5,7 +5,16 @@
  */
 import { leq, maximum, mean, windowStart, type Samples } from './aggregates.ts';
 import type { NoisePeriod } from './calendar.ts';
-import { clearLevel, levelOf, round, type HazardRule, type LimitDefaults, type ObserveContext, type Observation } from './rule.ts';
+import {
+  clearLevel,
+  levelOf,
+  round,
+  type HazardRule,
+  type LimitDefaults,
+  type Limits,
+  type ObserveContext,
+  type Observation,
+} from './rule.ts';
 
 export type WindowAggregate = 'mean' | 'leq' | 'max';
 
@@ -41,47 +50,45 @@ export function windowedRule(spec: WindowedRuleSpec): HazardRule {
       let notBefore = -Infinity;
       if (spec.period !== undefined) {
         const at = ctx.calendar.noisePeriod(t);
-        if (at.period !== spec.period) {
-          // The period this rule measures has ended: its alert ends with it (GB 12523-2011 judges
-          // each period on its own samples), and the rule waits for the next one.
-          return {
-            level: 0,
-            below: true,
-            value: NaN,
-            evidence: () => ({ rule: spec.id, reason: 'period_end', period: spec.period }),
-          };
-        }
+        // The period this rule measures has ended: its alert ends with it (GB 12523-2011 judges
+        // each period on its own samples), and the rule waits for the next one.
+        if (at.period !== spec.period) return { level: 0, below: true, value: NaN, reason: 'period_end' };
         notBefore = at.start;
       }
       const lo = windowStart(ctx, ctx.j, spec.windowMs, notBefore);
       const samples = ctx.j - lo + 1;
-      let expected: number | undefined;
+      let expectedSamples: number | undefined;
       if (spec.minFill > 0) {
         const interval = ctx.intervalMs();
         if (interval === undefined || interval <= 0) return undefined;
-        expected = spec.windowMs / interval;
-        if (samples < spec.minFill * expected) return undefined;
+        expectedSamples = spec.windowMs / interval;
+        if (samples < spec.minFill * expectedSamples) return undefined;
       }
       const value = aggregate(ctx, lo, ctx.j);
-      const clear = clearLevel(ctx.limits);
       return {
         level: levelOf(value, ctx.limits),
-        below: value < clear,
+        below: value < clearLevel(ctx.limits),
         value,
-        evidence: () => ({
-          rule: spec.id,
-          aggregate: spec.aggregate,
-          value: round(value),
-          warning: ctx.limits.warning,
-          critical: ctx.limits.critical,
-          clearLevel: round(clear),
-          windowS: spec.windowMs / 1000,
-          ...(spec.period !== undefined ? { period: spec.period } : {}),
-          windowFrom: ctx.ts[lo],
-          samples,
-          ...(expected !== undefined ? { expectedSamples: round(expected, 2) } : {}),
-          source: ctx.limits.source,
-        }),
+        samples,
+        expectedSamples,
+        windowFrom: ctx.ts[lo],
+      };
+    },
+    evidence(obs: Observation, limits: Limits): Record<string, unknown> {
+      if (obs.reason !== undefined) return { rule: spec.id, reason: obs.reason, period: spec.period };
+      return {
+        rule: spec.id,
+        aggregate: spec.aggregate,
+        value: round(obs.value),
+        warning: limits.warning,
+        critical: limits.critical,
+        clearLevel: round(clearLevel(limits)),
+        windowS: spec.windowMs / 1000,
+        ...(spec.period !== undefined ? { period: spec.period } : {}),
+        windowFrom: obs.windowFrom,
+        samples: obs.samples,
+        ...(obs.expectedSamples !== undefined ? { expectedSamples: round(obs.expectedSamples, 2) } : {}),
+        source: limits.source,
       };
     },
   };

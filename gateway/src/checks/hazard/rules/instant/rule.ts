@@ -29,27 +29,26 @@ export const instant: HazardRule = {
   reachMs: 0,
   observe(ctx) {
     const value = ctx.v[ctx.j];
-    const previous = ctx.j > ctx.first ? ctx.v[ctx.j - 1] : undefined;
     const { warning, critical } = ctx.limits;
     const clear = clearLevel(ctx.limits);
+    if (ctx.j === ctx.first) return { level: critical !== undefined && value > critical ? 2 : 0, below: false, value, samples: 1 };
+    const previous = ctx.v[ctx.j - 1];
     let level: Level = 0;
     if (critical !== undefined && value > critical) level = 2;
-    else if (levelOf(value, ctx.limits) === 1 && previous !== undefined && previous > (warning as number)) level = 1;
+    else if (levelOf(value, ctx.limits) === 1 && previous > (warning as number)) level = 1;
+    return { level, below: value < clear && previous < clear, value, samples: 2, previous, previousAt: ctx.ts[ctx.j - 1] };
+  },
+  evidence(obs, limits) {
     return {
-      level,
-      below: previous !== undefined && value < clear && previous < clear,
-      value,
-      evidence: () => ({
-        rule: 'instant',
-        aggregate: 'instant',
-        value,
-        ...(previous !== undefined ? { previous, previousAt: ctx.ts[ctx.j - 1] } : {}),
-        warning,
-        critical,
-        clearLevel: round(clear),
-        samples: previous !== undefined ? 2 : 1,
-        source: ctx.limits.source,
-      }),
+      rule: 'instant',
+      aggregate: 'instant',
+      value: obs.value,
+      ...(obs.previous !== undefined ? { previous: obs.previous, previousAt: obs.previousAt } : {}),
+      warning: limits.warning,
+      critical: limits.critical,
+      clearLevel: round(clearLevel(limits)),
+      samples: obs.samples,
+      source: limits.source,
     };
   },
 };

@@ -23,21 +23,18 @@ export const pitCumulative: HazardRule = {
   reachMs: 0,
   observe(ctx) {
     const value = cumulative(ctx, ctx.j);
-    const clear = clearLevel(ctx.limits);
+    return { level: levelOf(value, ctx.limits), below: value < clearLevel(ctx.limits), value, samples: 1 };
+  },
+  evidence(obs, limits) {
     return {
-      level: levelOf(value, ctx.limits),
-      below: value < clear,
-      value,
-      evidence: () => ({
-        rule: 'pit-cumulative',
-        aggregate: 'cumulative',
-        value,
-        warning: ctx.limits.warning,
-        critical: ctx.limits.critical,
-        clearLevel: round(clear),
-        samples: 1,
-        source: ctx.limits.source,
-      }),
+      rule: 'pit-cumulative',
+      aggregate: 'cumulative',
+      value: obs.value,
+      warning: limits.warning,
+      critical: limits.critical,
+      clearLevel: round(clearLevel(limits)),
+      samples: 1,
+      source: limits.source,
     };
   },
 };

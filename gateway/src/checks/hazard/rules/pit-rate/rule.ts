@@ -45,38 +45,40 @@ export const pitRate: HazardRule = {
     const { warning, critical, clearRatio } = ctx.limits;
     let level: Level = critical !== undefined && perDay > critical ? 2 : 0;
     let sustained = false;
-    let days: number[] | undefined;
+    let perDays: number[] | undefined;
     if (warning !== undefined && perDay > warning) {
-      days = [perDay];
+      perDays = [perDay];
       for (let back = 1; back < SUSTAINED_DAYS; back++) {
         const earlier = rate(ctx, ctx.j, DAY_MS, back);
         if (earlier === undefined) break;
-        days.push(earlier);
+        perDays.push(earlier);
       }
-      sustained = days.length === SUSTAINED_DAYS && days.every((d) => d > warning);
+      sustained = perDays.length === SUSTAINED_DAYS && perDays.every((d) => d > warning);
       if (sustained && level === 0) level = 1;
     }
-    const clear = clearRatio * (critical ?? Infinity);
-    const clearHeld = clearRatio * (warning ?? critical ?? Infinity);
     return {
       level,
-      below: perDay < clear,
-      belowHeld: perDay < clearHeld,
+      below: perDay < clearRatio * (critical ?? Infinity),
+      belowHeld: perDay < clearRatio * (warning ?? critical ?? Infinity),
       sustained,
       value: perDay,
-      evidence: () => ({
-        rule: 'pit-rate',
-        aggregate: 'rate',
-        value: round(perDay),
-        perDays: days?.map((d) => round(d)),
-        limit: critical,
-        sustainedLevel: warning,
-        sustained,
-        clearLevel: round(clear),
-        windowS: DAY_MS / 1000,
-        samples: ctx.j - windowStart(ctx, ctx.j, DAY_MS) + 1,
-        source: ctx.limits.source,
-      }),
+      samples: ctx.j - windowStart(ctx, ctx.j, DAY_MS) + 1,
+      perDays,
+    };
+  },
+  evidence(obs, limits) {
+    return {
+      rule: 'pit-rate',
+      aggregate: 'rate',
+      value: round(obs.value),
+      ...(obs.perDays !== undefined ? { perDays: obs.perDays.map((d) => round(d)) } : {}),
+      limit: limits.critical,
+      sustainedLevel: limits.warning,
+      sustained: obs.sustained,
+      clearLevel: round(limits.clearRatio * (obs.sustained ? (limits.warning ?? Infinity) : (limits.critical ?? Infinity))),
+      windowS: DAY_MS / 1000,
+      samples: obs.samples,
+      source: limits.source,
     };
   },
 };
