@@ -1,0 +1,646 @@
+/**
+ * Ingest benchmark: bare aedes (no auth, a `published` that only counts) against the full durable
+ * pipeline (buildApp: auth, ACL, zod validation, group-committed SQLite ledger with fsync before
+ * every PUBACK, InfluxDB v1 sink to a real influxd), driven by one load generator
+ * (test/bench/loadgen.ts) in its own process. Each target runs in its own child process
+ * (test/bench/gatewayProcess.ts), so both are measured the same way and neither shares an event
+ * loop with the generator.
+ *
+ *   npx tsx test/bench/ingest.ts        (or `npm run bench`, which runs the other benches too)
+ *
+ * Environment knobs (all bounded): BENCH_DEVICES (20), BENCH_WINDOW (50), BENCH_MESSAGES (100000),
+ * BENCH_WARMUP (10000), BENCH_PROFILE_MESSAGES (30000, 0 = no profile), BENCH_IDLE (5000, 0 = skip),
+ * BENCH_PHASES (throughput,profile,idle).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { countPoints, startInfluxd, type Influxd } from '../support/influxd.ts';
+import type { Command as LoadCommand, DeviceCreds, Reply as LoadReply } from './loadgen.ts';
+import type { CommitStats, TargetCommand, TargetReply } from './gatewayProcess.ts';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+const SCRYPT_N = 1024;
+const CLK_TCK = 100; // USER_HZ on Linux
+
+export interface IngestBenchOptions {
+  devices?: number;
+  window?: number;
+  messages?: number;
+  warmup?: number;
+  profileMessages?: number;
+  idle?: number;
+  /** Which parts to run: `throughput` (bare vs pipeline, QoS 1 and 0), `profile`, `idle` (all by default). */
+  phases?: string;
+  log?: (line: string) => void;
+}
+
+export interface RunFigures {
+  messages: number;
+  seconds: number;
+  msgPerS: number;
+  ackP50Ms?: number;
+  ackP95Ms?: number;
+  ackP99Ms?: number;
+  /** CPU cores busy during the run, per process (utime+stime / wall). */
+  cpu: Record<string, number>;
+}
+
+export interface PipelineFigures extends RunFigures {
+  commit?: CommitStats;
+  prometheus?: { groupMean: number; commitMeanMs: number; commitP50Ms: number; commitP95Ms: number };
+  sinkLagAtEnd: number;
+  influxCatchUpS: number;
+  influxCount: number;
+  influxExpected: number;
+  ledgerCount: number;
+}
+
+export interface CpuSplit { thread: string; activeMs: number; categories: [string, number][]; functions: [string, number][] }
+
+export interface IngestResults {
+  machine: { cpus: number; node: string; influxd: string; nofile: number };
+  params: { devices: number; window: number; messages: number; warmup: number; scryptN: number };
+  bare?: { qos1: RunFigures; qos0: RunFigures };
+  pipeline?: { qos1: PipelineFigures; qos0: PipelineFigures };
+  ratio?: { qos1: number; qos0: number };
+  profile?: { messages: number; bare: CpuSplit[]; gateway: CpuSplit[] };
+  idle?: {
+    devices: number; registerS: number; connectS: number; connected: number;
+    rssBeforeMiB: number; rssAfterMiB: number; perConnectionBytes: number;
+    bare?: { rssBeforeMiB: number; rssAfterMiB: number; perConnectionBytes: number; connected: number };
+  };
+}
+
+// — child processes —
+
+interface Rpc<C, R> {
+  readonly pid: number;
+  request(cmd: C, timeoutMs?: number): Promise<R>;
+  exited: Promise<number | null>;
+  kill(): void;
+}
+
+function softNofile(): number {
+  const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  return Number(line?.split(/\s+/)[3] ?? 1024);
+}
+
+/**
+ * Starts a TypeScript child with an IPC channel, through `sh -c 'ulimit -n …; exec node'` so that
+ * thousands of sockets fit (exec keeps the pid, so /proc/<pid> is the node process).
+ */
+function spawnTs<C extends { type: string }, R extends { type: string }>(entry: string, opts: { env?: NodeJS.ProcessEnv; execArgv?: string[]; nofile?: number } = {}): Rpc<C, R> {
+  const args = [...(opts.execArgv ?? []), '--import', 'tsx', entry];
+  const nofile = opts.nofile ?? 0;
+  const child: ChildProcess = spawn('/bin/sh', ['-c', `${nofile ? `ulimit -n ${nofile} 2>/dev/null; ` : ''}exec "$0" "$@"`, process.execPath, ...args], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: opts.env ?? process.env,
+  });
+  const pending = new Map<number, { resolve: (r: R) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  let rid = 0;
+  let exitCode: number | null | undefined;
+  child.on('message', (m: R & { rid?: number }) => {
+    const p = m.rid !== undefined ? pending.get(m.rid) : undefined;
+    if (!p) { ready.resolve(m); return; }
+    pending.delete(m.rid!);
+    clearTimeout(p.timer);
+    if (m.type === 'error') p.reject(new Error(`${path.basename(entry)}: ${(m as unknown as { message: string }).message}`));
+    else p.resolve(m);
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => {
+    exitCode = code;
+    for (const p of pending.values()) { clearTimeout(p.timer); p.reject(new Error(`${path.basename(entry)} exited (code ${code})`)); }
+    pending.clear();
+    resolve(code);
+  }));
+  const ready: { resolve: (m: R) => void } = { resolve: () => {} };
+  return {
+    pid: child.pid!,
+    exited,
+    kill: () => { if (exitCode === undefined) child.kill('SIGKILL'); },
+    request(cmd, timeoutMs = 300_000) {
+      if (exitCode !== undefined) return Promise.reject(new Error(`${path.basename(entry)} has exited`));
+      return new Promise<R>((resolve, reject) => {
+        const id = ++rid;
+        const timer = setTimeout(() => { pending.delete(id); reject(new Error(`${path.basename(entry)}: no answer to ${cmd.type} in ${timeoutMs} ms`)); }, timeoutMs);
+        pending.set(id, { resolve, reject, timer });
+        child.send({ rid: id, ...cmd });
+      });
+    },
+    ...{ waitReady: (timeoutMs: number) => new Promise<R>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`${path.basename(entry)} not ready in ${timeoutMs} ms`)), timeoutMs);
+      ready.resolve = (m) => { clearTimeout(t); resolve(m); };
+      child.once('exit', (code) => { clearTimeout(t); reject(new Error(`${path.basename(entry)} exited during start (code ${code})`)); });
+    }) },
+  } as Rpc<C, R> & { waitReady(ms: number): Promise<R> };
+}
+
+type Target = Rpc<TargetCommand, TargetReply> & { mqttPort: number; httpUrl?: string; dataDir?: string; profileDir?: string };
+type LoadGen = Rpc<LoadCommand, LoadReply>;
+
+async function startTarget(mode: 'bare' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number }): Promise<Target> {
+  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SITEGATE_')));
+  env.BENCH_TARGET = mode;
+  let dataDir: string | undefined;
+  if (mode === 'gateway') {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-bench-'));
+    Object.assign(env, {
+      SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1',
+      SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: '0',
+      SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_LOG_LEVEL: 'warn', SITEGATE_SECRET_SCRYPT_N: String(SCRYPT_N),
+      ...(o.influx ? { SITEGATE_INFLUX_URL: o.influx.url, SITEGATE_INFLUX_DB: o.influx.db } : {}),
+    });
+  }
+  const execArgv = ['--expose-gc', ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
+  const rpc = spawnTs<TargetCommand, TargetReply>(path.join(HERE, 'gatewayProcess.ts'), { env, execArgv, nofile: o.nofile }) as Rpc<TargetCommand, TargetReply> & { waitReady(ms: number): Promise<TargetReply> };
+  const ready = await rpc.waitReady(60_000);
+  if (ready.type !== 'ready') throw new Error(`target: unexpected ${ready.type}`);
+  return Object.assign(rpc, {
+    mqttPort: ready.mqttPort, ...(ready.httpPort ? { httpUrl: `http://127.0.0.1:${ready.httpPort}` } : {}),
+    ...(dataDir ? { dataDir } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
+  });
+}
+
+async function stopTarget(t: Target): Promise<void> {
+  await t.request({ type: 'stop' }, 60_000).catch(() => t.kill());
+  const timer = setTimeout(() => t.kill(), 15_000);
+  await t.exited;
+  clearTimeout(timer);
+  if (t.dataDir) fs.rmSync(t.dataDir, { recursive: true, force: true });
+}
+
+// — /proc —
+
+function threadTicks(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[] = [];
+  try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const tid of tids) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), Number(f[11]) + Number(f[12])); // utime + stime (fields 14, 15)
+    } catch { /* thread ended */ }
+  }
+  return out;
+}
+
+function vmRssBytes(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : NaN;
+}
+
+/** Our own child processes named `comm` (influxd is started by test/support/influxd.ts, which keeps its pid to itself). */
+function childrenNamed(comm: string): number[] {
+  const out: number[] = [];
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (name === comm && ppid === process.pid) out.push(Number(p));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+/** CPU ticks of the processes watched during a run: the target split into its main thread and the rest. */
+class CpuMeter {
+  private before = new Map<string, Map<number, number>>();
+  constructor(private readonly procs: Record<string, number>) {}
+  start(): void {
+    for (const [name, pid] of Object.entries(this.procs)) this.before.set(name, threadTicks(pid));
+  }
+  /** Cores busy per process over `seconds` (for the target: `<name>.main`, `<name>.busiest-other-thread`, `<name>.other`). */
+  stop(seconds: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    const cores = (ticks: number) => Math.round((ticks / CLK_TCK / seconds) * 100) / 100;
+    for (const [name, pid] of Object.entries(this.procs)) {
+      const b = this.before.get(name)!;
+      const deltas = [...threadTicks(pid)].map(([tid, t]) => [tid, t - (b.get(tid) ?? 0)] as const);
+      const total = deltas.reduce((a, [, d]) => a + d, 0);
+      out[name] = cores(total);
+      if (name === 'gateway' || name === 'bare') {
+        const main = deltas.find(([tid]) => tid === pid)?.[1] ?? 0;
+        const others = deltas.filter(([tid]) => tid !== pid).map(([, d]) => d).sort((x, y) => y - x);
+        out[`${name}.main-thread`] = cores(main);
+        out[`${name}.busiest-other-thread`] = cores(others[0] ?? 0);
+        out[`${name}.other-threads`] = cores(others.slice(1).reduce((a, d) => a + d, 0));
+      }
+    }
+    return out;
+  }
+}
+
+// — gateway API and metrics —
+
+async function api(t: Target, method: string, p: string, body?: unknown): Promise<any> {
+  const res = await fetch(`${t.httpUrl}${p}`, {
+    method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}), signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${p}: ${res.status} ${text}`);
+  return p === '/metrics' ? text : JSON.parse(text);
+}
+
+async function registerDevices(t: Target, siteId: string, ids: string[], concurrency = 16): Promise<DeviceCreds[]> {
+  await api(t, 'PUT', `/api/v1/sites/${siteId}`, { name: `bench ${siteId}`, regionCode: '330106' });
+  const out: DeviceCreds[] = new Array(ids.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(concurrency, ids.length) }, async () => {
+    while (next < ids.length) {
+      const i = next++;
+      const r = await api(t, 'PUT', `/api/v1/sites/${siteId}/devices/${ids[i]}`, { kind: 'sensor' });
+      out[i] = { siteId, deviceId: ids[i]!, secret: r.secret as string };
+    }
+  }));
+  return out;
+}
+
+type Histogram = { buckets: [number, number][]; sum: number; count: number };
+
+function histogram(text: string, name: string): Histogram {
+  const buckets: [number, number][] = [];
+  let sum = 0, count = 0;
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${name}_bucket{`)) {
+      const le = /le="([^"]+)"/.exec(line)![1]!;
+      buckets.push([le === '+Inf' ? Infinity : Number(le), Number(line.slice(line.lastIndexOf(' ') + 1))]);
+    } else if (line.startsWith(`${name}_sum`)) sum = Number(line.slice(line.lastIndexOf(' ') + 1));
+    else if (line.startsWith(`${name}_count`)) count = Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return { buckets, sum, count };
+}
+
+const diff = (a: Histogram, b: Histogram): Histogram => ({
+  buckets: b.buckets.map(([le, n], i) => [le, n - (a.buckets[i]?.[1] ?? 0)]), sum: b.sum - a.sum, count: b.count - a.count,
+});
+
+/** Prometheus' histogram_quantile: linear interpolation inside the bucket. */
+function histogramQuantile(h: Histogram, q: number): number {
+  const rank = q * h.count;
+  let prevLe = 0, prevN = 0;
+  for (const [le, n] of h.buckets) {
+    if (n >= rank) {
+      if (le === Infinity) return prevLe;
+      return prevLe + ((le - prevLe) * (rank - prevN)) / Math.max(1, n - prevN);
+    }
+    prevLe = le; prevN = n;
+  }
+  return NaN;
+}
+
+// — CPU profiles —
+
+interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number; children?: number[] }
+interface CpuProfile { nodes: ProfileNode[]; startTime: number; endTime: number; samples: number[]; timeDeltas: number[] }
+
+function category(url: string, fn: string): string {
+  if (!url) {
+    if (fn === '(garbage collector)') return 'V8 garbage collector';
+    if (fn === '(program)') return 'V8/native (program)';
+    return 'native builtins';
+  }
+  const nm = url.lastIndexOf('/node_modules/');
+  if (nm >= 0) {
+    const rest = url.slice(nm + 14).split('/');
+    const pkg = rest[0]!.startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0]!;
+    return `npm ${pkg}`;
+  }
+  if (url.startsWith('node:')) {
+    const m = url.slice(5);
+    if (/streams|stream_base|^net|^stream/.test(m)) return 'node streams/net';
+    if (/worker|messageport/.test(m)) return 'node worker messaging';
+    if (/timers|process\/task_queues|async_hooks/.test(m)) return 'node timers/ticks';
+    return 'node core (other)';
+  }
+  const g = /\/(gateway\/src\/[^/]+|schemas\/src|test\/bench)\//.exec(url);
+  if (g) return g[1]!;
+  return url.replace(/^file:\/\//, '').replace(process.cwd() + '/', '');
+}
+
+/** Self time by category and by function inside [fromUs, toUs] (CLOCK_MONOTONIC µs), idle excluded. */
+function summariseProfile(file: string, fromUs: number, toUs: number): { activeMs: number; url: string[]; categories: [string, number][]; functions: [string, number][] } {
+  const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const cat = new Map<string, number>();
+  const fns = new Map<string, number>();
+  const urls = new Set<string>();
+  let t = p.startTime, activeUs = 0;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i]!;
+    const dt = p.timeDeltas[i + 1] ?? 0;
+    if (t < fromUs || t > toUs) continue;
+    const n = byId.get(p.samples[i]!)!;
+    const { functionName, lineNumber } = n.callFrame;
+    const url = n.callFrame.url.replace(/\?.*$/, ''); // tsx appends ?tsx-namespace=…
+    if (functionName === '(idle)' || functionName === '(root)') continue;
+    activeUs += dt;
+    if (url) urls.add(url);
+    const c = category(url, functionName);
+    cat.set(c, (cat.get(c) ?? 0) + dt);
+    const key = `${functionName || '(anonymous)'} ${url ? `${category(url, functionName)}:${path.basename(url)}:${lineNumber + 1}` : ''}`.trim();
+    fns.set(key, (fns.get(key) ?? 0) + dt);
+  }
+  const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => [k, Math.round(v / 100) / 10] as [string, number]);
+  return { activeMs: Math.round(activeUs / 1000), url: [...urls], categories: top(cat, 14), functions: top(fns, 14) };
+}
+
+function threadName(urls: string[], i: number): string {
+  if (urls.some((u) => u.includes('ledgerWorker'))) return 'ledger writer thread';
+  if (urls.some((u) => u.includes('gatewayProcess') || u.includes('/aedes/'))) return 'main thread';
+  return `thread ${i}`;
+}
+
+function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
+  const out: CpuSplit[] = [];
+  fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).forEach((f, i) => {
+    const s = summariseProfile(path.join(dir, f), fromUs, toUs);
+    if (s.activeMs < 20) return; // the tsx loader thread and other bystanders
+    out.push({ thread: threadName(s.url, i), activeMs: s.activeMs, categories: s.categories, functions: s.functions });
+  });
+  return out.sort((a, b) => b.activeMs - a.activeMs);
+}
+
+// — the runs —
+
+let tsCursor = Date.now() - 24 * 3_600_000;
+
+async function runLoad(load: LoadGen, target: Target, o: { devices: DeviceCreds[]; perDevice: number; qos: 0 | 1; window: number; tag: string; meter?: CpuMeter }): Promise<{ figures: RunFigures; endAt: number; startMonoUs: number; endMonoUs: number }> {
+  const tsBase = tsCursor;
+  tsCursor += o.perDevice + 1000;
+  const prep = await load.request({ type: 'prepare', port: target.mqttPort, devices: o.devices, perDevice: o.perDevice, tag: o.tag, tsBase, qos: o.qos });
+  if (prep.type !== 'prepared') throw new Error(`loadgen: ${prep.type}`);
+  const before = await target.request({ type: 'stats' });
+  if (before.type !== 'stats') throw new Error('stats');
+  const total = o.devices.length * o.perDevice;
+  const reached = target.request({ type: 'waitCount', target: before.count + total, timeoutMs: 600_000 }, 660_000);
+  reached.catch(() => {}); // awaited below; a failed run must not leave it unhandled
+  o.meter?.start();
+  const done = await load.request({ type: 'run', window: o.window }, 660_000);
+  if (done.type !== 'done') throw new Error(`loadgen: ${done.type}`);
+  let endAt = done.endedAt, endMonoUs = done.endedMonoUs;
+  if (o.qos === 0) {
+    // No PUBACK for QoS 0: the run ends when the target has taken in every message (ledger lastSeq / published count).
+    const r = await reached;
+    if (r.type !== 'reached' || r.timedOut) throw new Error(`QoS 0: target reached only ${r.type === 'reached' ? r.count - before.count : '?'} of ${total}`);
+    endAt = r.at; endMonoUs = r.atMonoUs;
+  } else {
+    // Every PUBACK follows the commit, so the count is there already; a shortfall means rejections.
+    const r = await Promise.race([reached, new Promise<null>((res) => setTimeout(() => res(null), 10_000))]);
+    if (!r || r.type !== 'reached' || r.timedOut) throw new Error(`QoS 1: ${done.acked} acked but the target did not count ${total} (rejected messages?)`);
+  }
+  const seconds = (endAt - done.startedAt) / 1000;
+  const cpu = o.meter?.stop(seconds) ?? {};
+  const messages = o.qos === 1 ? done.acked : total;
+  return {
+    figures: {
+      messages, seconds: Math.round(seconds * 1000) / 1000, msgPerS: Math.round(messages / seconds), cpu,
+      ...(done.ackLatencyMs ? { ackP50Ms: round(done.ackLatencyMs.p50), ackP95Ms: round(done.ackLatencyMs.p95), ackP99Ms: round(done.ackLatencyMs.p99) } : {}),
+    },
+    endAt, startMonoUs: done.startedMonoUs, endMonoUs,
+  };
+}
+
+const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
+const MiB = 1024 * 1024;
+
+function benchDevices(n: number, prefix: string): string[] {
+  return Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(String(n - 1).length, '0')}`);
+}
+
+async function barePhase(load: LoadGen, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void) {
+  const target = await startTarget('bare', { nofile });
+  try {
+    const devices: DeviceCreds[] = benchDevices(o.devices, 'dev-').map((deviceId) => ({ siteId: 'S-BENCH', deviceId }));
+    const meter = new CpuMeter({ bare: target.pid, loadgen: load.pid });
+    const per = Math.ceil(o.messages / o.devices);
+    await runLoad(load, target, { devices, perDevice: Math.ceil(o.warmup / o.devices), qos: 1, window: o.window, tag: 'warm1' });
+    const qos1 = (await runLoad(load, target, { devices, perDevice: per, qos: 1, window: o.window, tag: 'q1', meter })).figures;
+    log(`  bare aedes   QoS 1: ${qos1.msgPerS} msg/s (${qos1.messages} in ${qos1.seconds} s), PUBACK p50 ${qos1.ackP50Ms} ms p95 ${qos1.ackP95Ms} ms`);
+    const qos0 = (await runLoad(load, target, { devices, perDevice: per, qos: 0, window: o.window, tag: 'q0', meter })).figures;
+    log(`  bare aedes   QoS 0: ${qos0.msgPerS} msg/s (${qos0.messages} in ${qos0.seconds} s)`);
+    return { qos1, qos0 };
+  } finally {
+    await stopTarget(target);
+  }
+}
+
+async function pipelinePhase(load: LoadGen, influx: Influxd, qos: 0 | 1, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void): Promise<PipelineFigures> {
+  const db = `bench_q${qos}_${Date.now()}`;
+  await influx.query(`CREATE DATABASE "${db}"`);
+  const target = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
+  try {
+    const devices = await registerDevices(target, 'S-BENCH', benchDevices(o.devices, 'dev-'));
+    const influxPid = childrenNamed('influxd')[0];
+    const meter = new CpuMeter({ gateway: target.pid, loadgen: load.pid, ...(influxPid ? { influxd: influxPid } : {}) });
+    const warmPer = Math.ceil(o.warmup / o.devices);
+    await runLoad(load, target, { devices, perDevice: warmPer, qos, window: o.window, tag: `warm${qos}` });
+    await target.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
+    await target.request({ type: 'resetStats' });
+    const metricsBefore = await api(target, 'GET', '/metrics') as string;
+    const per = Math.ceil(o.messages / o.devices);
+    const run = await runLoad(load, target, { devices, perDevice: per, qos, window: o.window, tag: `q${qos}`, meter });
+    const stats = await target.request({ type: 'stats' });
+    if (stats.type !== 'stats') throw new Error('stats');
+    const metricsAfter = await api(target, 'GET', '/metrics') as string;
+    // InfluxDB catches up after the load: how far behind it was, how long it took.
+    const lagAtEnd = Number(/sitegate_sink_lag_records\{[^}]*\} (\d+)/.exec(metricsAfter)?.[1] ?? NaN);
+    const idle = await target.request({ type: 'waitSinkIdle', timeoutMs: 300_000 }, 310_000);
+    if (idle.type !== 'sinkIdle') throw new Error('sinkIdle');
+    if (idle.timedOut) log(`  ! sink still ${idle.lagRecords} records behind after 300 s (${idle.lastError ?? 'no error'})`);
+    const catchUp = Math.max(0, (idle.at - run.endAt) / 1000);
+    const expected = devices.length * (warmPer + per);
+    const influxCount = await countPoints(influx, 'reading', 'temperature_c', { db });
+    const g = diff(histogram(metricsBefore, 'sitegate_ledger_group_size'), histogram(metricsAfter, 'sitegate_ledger_group_size'));
+    const c = diff(histogram(metricsBefore, 'sitegate_ledger_commit_seconds'), histogram(metricsAfter, 'sitegate_ledger_commit_seconds'));
+    const f: PipelineFigures = {
+      ...run.figures,
+      ...(stats.commit ? { commit: stats.commit } : {}),
+      prometheus: { groupMean: round(g.sum / g.count, 1), commitMeanMs: round((c.sum / c.count) * 1000), commitP50Ms: round(histogramQuantile(c, 0.5) * 1000), commitP95Ms: round(histogramQuantile(c, 0.95) * 1000) },
+      sinkLagAtEnd: lagAtEnd, influxCatchUpS: round(catchUp, 3), influxCount, influxExpected: expected, ledgerCount: stats.count,
+    };
+    log(`  pipeline     QoS ${qos}: ${f.msgPerS} msg/s (${f.messages} in ${f.seconds} s)${qos ? `, PUBACK p50 ${f.ackP50Ms} ms p95 ${f.ackP95Ms} ms` : ''}; ` +
+      `${f.prometheus!.groupMean} records/fsync, commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms p95 ${f.commit?.commitMsP95.toFixed(2)} ms; ` +
+      `influx ${lagAtEnd} behind at end, caught up ${f.influxCatchUpS} s later; count ${influxCount}/${expected}${influxCount === expected ? ' ✓' : ' ✗'}`);
+    return f;
+  } finally {
+    await stopTarget(target);
+  }
+}
+
+async function profilePhase(load: LoadGen, influx: Influxd, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number): Promise<NonNullable<IngestResults['profile']>> {
+  const out: { bare: CpuSplit[]; gateway: CpuSplit[] } = { bare: [], gateway: [] };
+  for (const mode of ['bare', 'gateway'] as const) {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sitegate-prof-${mode}-`));
+    const db = `bench_prof_${Date.now()}`;
+    if (mode === 'gateway') await influx.query(`CREATE DATABASE "${db}"`);
+    const target = await startTarget(mode, { ...(mode === 'gateway' ? { influx: { url: influx.url, db } } : {}), profileDir: dir, nofile });
+    let window = { from: 0, to: 0 };
+    try {
+      const ids = benchDevices(o.devices, 'dev-');
+      const devices = mode === 'gateway' ? await registerDevices(target, 'S-BENCH', ids) : ids.map((deviceId) => ({ siteId: 'S-BENCH', deviceId }));
+      await runLoad(load, target, { devices, perDevice: Math.ceil(o.warmup / o.devices), qos: 1, window: o.window, tag: 'pwarm' });
+      const run = await runLoad(load, target, { devices, perDevice: Math.ceil(o.profileMessages / o.devices), qos: 1, window: o.window, tag: 'prof' });
+      window = { from: run.startMonoUs, to: run.endMonoUs };
+    } finally {
+      await stopTarget(target);
+    }
+    out[mode] = splitProfiles(dir, window.from, window.to);
+    if (process.env.BENCH_KEEP_PROFILES) console.log(`  ${mode} profiles kept in ${dir} (run window ${window.from}–${window.to} µs)`);
+    else fs.rmSync(dir, { recursive: true, force: true });
+  }
+  return { messages: o.profileMessages, ...out };
+}
+
+async function idlePhase(load: LoadGen, influx: Influxd, n: number, nofile: number, log: (s: string) => void): Promise<NonNullable<IngestResults['idle']>> {
+  const rssSettled = async (t: Target) => {
+    await t.request({ type: 'gc' });
+    await new Promise((r) => setTimeout(r, 500));
+    await t.request({ type: 'gc' });
+    return vmRssBytes(t.pid);
+  };
+  // Bare aedes first, for scale.
+  let bare: NonNullable<IngestResults['idle']>['bare'];
+  {
+    const t = await startTarget('bare', { nofile });
+    try {
+      const before = await rssSettled(t);
+      const r = await load.request({ type: 'idle', port: t.mqttPort, devices: benchDevices(n, 'idle-').map((deviceId) => ({ siteId: 'S-IDLE', deviceId })), keepalive: 60, concurrency: 100 }, 300_000);
+      if (r.type !== 'idle') throw new Error('idle');
+      await new Promise((res) => setTimeout(res, 1000));
+      const after = await rssSettled(t);
+      bare = { rssBeforeMiB: round(before / MiB, 1), rssAfterMiB: round(after / MiB, 1), perConnectionBytes: Math.round((after - before) / Math.max(1, r.connected)), connected: r.connected };
+      await load.request({ type: 'close' });
+    } finally {
+      await stopTarget(t);
+    }
+  }
+  const db = `bench_idle_${Date.now()}`;
+  await influx.query(`CREATE DATABASE "${db}"`);
+  const t = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
+  try {
+    const t0 = performance.now();
+    const devices = await registerDevices(t, 'S-IDLE', benchDevices(n, 'idle-'), 32);
+    const registerS = (performance.now() - t0) / 1000;
+    log(`  registered ${n} devices in ${registerS.toFixed(1)} s (scrypt N=${SCRYPT_N}, bench only)`);
+    const before = await rssSettled(t);
+    const r = await load.request({ type: 'idle', port: t.mqttPort, devices, keepalive: 60, concurrency: 100 }, 600_000);
+    if (r.type !== 'idle') throw new Error('idle');
+    if (r.failed) log(`  ! ${r.failed} of ${n} idle clients failed to connect: ${r.firstError}`);
+    await new Promise((res) => setTimeout(res, 1000));
+    const stats = await t.request({ type: 'stats' });
+    const after = await rssSettled(t);
+    const clients = stats.type === 'stats' ? stats.clients : NaN;
+    log(`  ${clients} idle devices connected in ${(r.connectMs / 1000).toFixed(1)} s: RSS ${round(before / MiB, 1)} → ${round(after / MiB, 1)} MiB`);
+    await load.request({ type: 'close' });
+    return {
+      devices: n, registerS: round(registerS, 1), connectS: round(r.connectMs / 1000, 1), connected: r.connected,
+      rssBeforeMiB: round(before / MiB, 1), rssAfterMiB: round(after / MiB, 1), perConnectionBytes: Math.round((after - before) / Math.max(1, r.connected)),
+      ...(bare ? { bare } : {}),
+    };
+  } finally {
+    await stopTarget(t);
+  }
+}
+
+const envInt = (k: string, d: number) => (process.env[k] !== undefined && process.env[k] !== '' ? Number(process.env[k]) : d);
+
+export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<IngestResults> {
+  const log = opts.log ?? ((s: string) => console.log(s));
+  const o = {
+    devices: opts.devices ?? envInt('BENCH_DEVICES', 20), window: opts.window ?? envInt('BENCH_WINDOW', 50),
+    messages: opts.messages ?? envInt('BENCH_MESSAGES', 100_000), warmup: opts.warmup ?? envInt('BENCH_WARMUP', 10_000),
+    profileMessages: opts.profileMessages ?? envInt('BENCH_PROFILE_MESSAGES', 30_000), idle: opts.idle ?? envInt('BENCH_IDLE', 5000),
+  };
+  const phases = new Set((opts.phases ?? process.env.BENCH_PHASES ?? 'throughput,profile,idle').split(','));
+  const soft = softNofile();
+  // Each idle client is one fd in the generator and one in the target; ask the children for room.
+  const nofile = Math.max(soft, o.idle + 1024);
+  const influx = await startInfluxd({ db: 'bench' });
+  const influxVersion = ((await fetch(`${influx.url}/ping`)).headers.get('x-influxdb-version')) ?? '?';
+  const load = spawnTs<LoadCommand, LoadReply>(path.join(HERE, 'loadgen.ts'), { nofile });
+  const results: Partial<IngestResults> = {
+    machine: { cpus: os.availableParallelism(), node: process.version, influxd: influxVersion, nofile },
+    params: { devices: o.devices, window: o.window, messages: o.messages, warmup: o.warmup, scryptN: SCRYPT_N },
+  };
+  try {
+    log(`ingest: ${o.devices} devices × window ${o.window}, ${o.messages} messages per run after ${o.warmup} warm-up; ${results.machine!.cpus} CPUs, influxd ${influxVersion}`);
+    log(`  (device secrets are hashed with scrypt N=${SCRYPT_N} in this bench, not the production 16384, to keep set-up short)`);
+    if (phases.has('throughput')) {
+      results.bare = await barePhase(load, o, nofile, log);
+      const qos1 = await pipelinePhase(load, influx, 1, o, nofile, log);
+      const qos0 = await pipelinePhase(load, influx, 0, o, nofile, log);
+      results.pipeline = { qos1, qos0 };
+      results.ratio = { qos1: round(qos1.msgPerS / results.bare.qos1.msgPerS, 3), qos0: round(qos0.msgPerS / results.bare.qos0.msgPerS, 3) };
+      log(`  ratio pipeline/bare: QoS 1 ${results.ratio.qos1} (target ≥ 0.8), QoS 0 ${results.ratio.qos0}`);
+    }
+    if (o.profileMessages > 0 && phases.has('profile')) {
+      log(`  profiling a ${o.profileMessages}-message QoS 1 run of each target (--cpu-prof)…`);
+      results.profile = await profilePhase(load, influx, o, nofile);
+    }
+    if (o.idle > 0 && phases.has('idle')) results.idle = await idlePhase(load, influx, o.idle, nofile, log);
+  } finally {
+    load.kill();
+    await influx.dispose().catch(() => {});
+  }
+  return results as IngestResults;
+}
+
+/** The ingest section of the final table: [label, value] rows. */
+export function ingestTable(r: IngestResults): [string, string][] {
+  const rows: [string, string][] = [];
+  const cpu = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
+  rows.push(['setup', `${r.params.devices} devices, window ${r.params.window}, ${r.params.messages} msgs/run (+${r.params.warmup} warm-up), ${r.machine.cpus} CPUs, node ${r.machine.node}, influxd ${r.machine.influxd}`]);
+  if (r.bare && r.pipeline && r.ratio) {
+    rows.push(['bare aedes QoS 1', `${r.bare.qos1.msgPerS} msg/s  (PUBACK p50 ${r.bare.qos1.ackP50Ms} ms, p95 ${r.bare.qos1.ackP95Ms} ms)`]);
+    rows.push(['pipeline QoS 1', `${r.pipeline.qos1.msgPerS} msg/s  (PUBACK p50 ${r.pipeline.qos1.ackP50Ms} ms, p95 ${r.pipeline.qos1.ackP95Ms} ms)`]);
+    rows.push(['ratio QoS 1', `${r.ratio.qos1}  (target ≥ 0.8; prototype without durability 0.66)`]);
+    rows.push(['bare aedes QoS 0', `${r.bare.qos0.msgPerS} msg/s`]);
+    rows.push(['pipeline QoS 0 telemetry', `${r.pipeline.qos0.msgPerS} msg/s  (ratio ${r.ratio.qos0})`]);
+    for (const [name, f] of [['QoS 1', r.pipeline.qos1], ['QoS 0', r.pipeline.qos0]] as const) {
+      rows.push([`ledger ${name}`, `${f.prometheus?.groupMean} records/fsync (Prometheus), commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms, p95 ${f.commit?.commitMsP95.toFixed(2)} ms (exact; buckets say p50 ${f.prometheus?.commitP50Ms}, p95 ${f.prometheus?.commitP95Ms}), ${f.commit?.commits} commits`]);
+      rows.push([`influx ${name}`, `${f.sinkLagAtEnd} records behind at end of load, caught up in ${f.influxCatchUpS} s; count(temperature_c) ${f.influxCount} of ${f.influxExpected} sent${f.influxCount === f.influxExpected ? ' ✓' : ' ✗'}`]);
+    }
+    rows.push(['CPU cores, bare QoS 1', cpu(r.bare.qos1.cpu)]);
+    rows.push(['CPU cores, pipeline QoS 1', cpu(r.pipeline.qos1.cpu)]);
+    rows.push(['CPU cores, pipeline QoS 0', cpu(r.pipeline.qos0.cpu)]);
+  }
+  if (r.profile) {
+    for (const mode of ['bare', 'gateway'] as const) {
+      for (const s of r.profile[mode]) {
+        rows.push([`profile ${mode}, ${s.thread}`, `${s.activeMs} ms busy in a ${r.profile.messages}-msg run: ` + s.categories.slice(0, 8).map(([k, v]) => `${k} ${Math.round((v / s.activeMs) * 100)}%`).join(', ')]);
+      }
+    }
+  }
+  if (r.idle) {
+    rows.push([`RSS, ${r.idle.devices} idle devices`, `${r.idle.rssBeforeMiB} → ${r.idle.rssAfterMiB} MiB (${r.idle.connected} connected, keepalive 60): ${r.idle.perConnectionBytes} B/connection (scrypt N=${r.params.scryptN} for set-up)`]);
+    if (r.idle.bare) rows.push([`RSS bare aedes, ${r.idle.bare.connected} idle`, `${r.idle.bare.rssBeforeMiB} → ${r.idle.bare.rssAfterMiB} MiB: ${r.idle.bare.perConnectionBytes} B/connection`]);
+  }
+  return rows;
+}
+
+/** The top self-time functions of each profiled thread, for the detail section. */
+export function profileDetail(r: IngestResults): string[] {
+  if (!r.profile) return [];
+  const out: string[] = [];
+  for (const mode of ['bare', 'gateway'] as const) {
+    for (const s of r.profile[mode]) {
+      out.push(`${mode} — ${s.thread} (${s.activeMs} ms busy):`);
+      out.push(`  by package/file: ${s.categories.map(([k, v]) => `${k} ${v} ms`).join(' · ')}`);
+      for (const [fn, ms] of s.functions.slice(0, 12)) out.push(`  ${String(ms).padStart(8)} ms  ${fn}`);
+    }
+  }
+  return out;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const r = await runIngestBench();
+  for (const [k, v] of ingestTable(r)) console.log(`${k.padEnd(34)} ${v}`);
+  for (const l of profileDetail(r)) console.log(l);
+}

@@ -1,0 +1,303 @@
+/**
+ * The ingest benchmark's load generator, in its own process so it never shares an event loop
+ * with the broker under test. It speaks MQTT 3.1.1 over raw TCP sockets (CONNECT, PUBLISH QoS 0/1,
+ * PUBACK, PINGREQ, DISCONNECT) with payloads prepared before the clock starts, so its own cost
+ * per message is a buffer copy and a socket write: the same generator drives bare aedes and the
+ * gateway, and most of the CPU it leaves free goes to the broker under test.
+ *
+ * Driven over the IPC channel by test/bench/ingest.ts (`fork`); see the `Command` type.
+ */
+import net from 'node:net';
+
+export interface DeviceCreds { siteId: string; deviceId: string; secret?: string }
+
+export type Command =
+  | { type: 'prepare'; port: number; devices: DeviceCreds[]; perDevice: number; tag: string; tsBase: number; qos: 0 | 1 }
+  | { type: 'run'; window: number }
+  | { type: 'idle'; port: number; devices: DeviceCreds[]; keepalive: number; concurrency: number }
+  | { type: 'close' };
+
+export type Reply =
+  | { type: 'prepared'; clients: number; messages: number; bytes: number; connectMs: number }
+  | { type: 'done'; qos: 0 | 1; sent: number; acked: number; startedAt: number; endedAt: number; startedMonoUs: number; endedMonoUs: number; ackLatencyMs?: { p50: number; p95: number; p99: number; max: number } }
+  | { type: 'idle'; connected: number; failed: number; firstError?: string; connectMs: number }
+  | { type: 'closed' }
+  | { type: 'error'; message: string };
+
+/** Wall-clock milliseconds with sub-ms resolution, comparable across processes of one machine. */
+export const clock = () => performance.timeOrigin + performance.now();
+/** CLOCK_MONOTONIC in µs: the time base of V8 CPU profiles (--cpu-prof), to cut a profile to the run. */
+export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+
+const METRICS: [string, () => number][] = [
+  ['pm2_5', () => 20 + Math.random() * 80], ['pm10', () => 40 + Math.random() * 160], ['tsp', () => 80 + Math.random() * 300],
+  ['noise_dba', () => 50 + Math.random() * 40], ['wind_speed_ms', () => Math.random() * 15], ['humidity_pct', () => 20 + Math.random() * 70],
+  ['crane_load_pct', () => Math.random() * 100], ['crane_tilt_deg', () => Math.random() * 2], ['pit_displacement_mm', () => Math.random() * 30],
+];
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+/**
+ * A contract §1 reading: a unique id, an epoch-ms ts unique per device (InfluxDB keeps one point
+ * per series and time, so equal times would merge points), and 3–6 metrics, `temperature_c`
+ * always among them so that count(temperature_c) counts points.
+ */
+function reading(id: string, ts: number): string {
+  const metrics: Record<string, number> = { temperature_c: round1(5 + Math.random() * 30) };
+  const extra = 2 + Math.floor(Math.random() * 4);
+  const start = Math.floor(Math.random() * METRICS.length);
+  for (let k = 0; k < extra; k++) {
+    const [name, gen] = METRICS[(start + k) % METRICS.length]!;
+    metrics[name] = round1(gen());
+  }
+  return JSON.stringify({ id, ts, metrics });
+}
+
+function remainingLength(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+const str = (s: string) => {
+  const b = Buffer.from(s, 'utf8');
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+};
+
+function connectPacket(clientId: string, username?: string, password?: string, keepalive = 60): Buffer {
+  let flags = 0x02; // clean session
+  if (username !== undefined) flags |= 0x80;
+  if (password !== undefined) flags |= 0x40;
+  const body = Buffer.concat([
+    str('MQTT'), Buffer.from([4, flags, keepalive >> 8, keepalive & 0xff]), str(clientId),
+    ...(username !== undefined ? [str(username)] : []), ...(password !== undefined ? [str(password)] : []),
+  ]);
+  return Buffer.concat([Buffer.from([0x10, ...remainingLength(body.length)]), body]);
+}
+
+/** A PUBLISH with its packet identifier left at 0; `idAt` is where to write it before sending. */
+function publishPacket(topic: string, payload: string, qos: 0 | 1): { packet: Buffer; idAt: number } {
+  const t = str(topic);
+  const p = Buffer.from(payload, 'utf8');
+  const len = t.length + (qos ? 2 : 0) + p.length;
+  const head = Buffer.from([0x30 | (qos << 1), ...remainingLength(len)]);
+  const packet = Buffer.concat([head, t, Buffer.alloc(qos ? 2 : 0), p]);
+  return { packet, idAt: head.length + t.length };
+}
+
+const PINGREQ = Buffer.from([0xc0, 0x00]);
+const DISCONNECT = Buffer.from([0xe0, 0x00]);
+
+/** Splits a byte stream into MQTT control packets (type nibble + body). */
+class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly onPacket: (type: number, body: Buffer) => void) {}
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    let off = 0;
+    for (;;) {
+      if (this.buf.length - off < 2) break;
+      let len = 0, mul = 1, i = off + 1, complete = false;
+      for (; i < this.buf.length && i < off + 5; i++) {
+        const b = this.buf[i]!;
+        len += (b & 0x7f) * mul;
+        mul *= 128;
+        if ((b & 0x80) === 0) { complete = true; i++; break; }
+      }
+      if (!complete || this.buf.length - i < len) break;
+      this.onPacket(this.buf[off]! >> 4, this.buf.subarray(i, i + len));
+      off = i + len;
+    }
+    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+  }
+}
+
+/** One device connection: CONNECT/CONNACK, then publishing its prepared messages. */
+class Client {
+  readonly socket: net.Socket;
+  private readonly reader: FrameReader;
+  private onConnack?: (rc: number) => void;
+  private onPuback?: (id: number) => void;
+  private ping?: NodeJS.Timeout;
+  closed = false;
+
+  constructor(port: number) {
+    this.socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    this.reader = new FrameReader((type, body) => {
+      if (type === 2) this.onConnack?.(body[1]!);
+      else if (type === 4) this.onPuback?.((body[0]! << 8) | body[1]!);
+      // PUBLISH (3) to us would be an …/errors message: the bench subscribes to none. PINGRESP (13): nothing to do.
+    });
+    this.socket.on('data', (c) => this.reader.push(c));
+    this.socket.on('close', () => { this.closed = true; if (this.ping) clearInterval(this.ping); });
+  }
+
+  connect(clientId: string, username?: string, password?: string, keepalive = 60): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const fail = (e: Error) => reject(e);
+      this.socket.once('error', fail);
+      this.socket.once('close', () => reject(new Error('closed before CONNACK')));
+      this.onConnack = (rc) => {
+        this.socket.off('error', fail);
+        if (rc !== 0) { reject(new Error(`CONNACK return code ${rc}`)); return; }
+        this.socket.on('error', () => {});
+        // MQTT-3.1.2-24: the broker drops a client silent for 1.5 × keepalive.
+        if (keepalive > 0) this.ping = setInterval(() => this.socket.write(PINGREQ), (keepalive * 1000) / 2).unref();
+        resolve();
+      };
+      this.socket.write(connectPacket(clientId, username, password, keepalive));
+    });
+  }
+
+  /** QoS 1 with at most `window` publishes awaiting PUBACK; resolves when all are acknowledged. */
+  runQos1(packets: { packet: Buffer; idAt: number }[], window: number, onAck: (latencyMs: number) => void): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const sentAt = new Float64Array(65536);
+      let next = 0, acked = 0, inflight = 0, id = 0;
+      const pump = () => {
+        if (next >= packets.length || inflight >= window) return;
+        this.socket.cork();
+        while (next < packets.length && inflight < window) {
+          const p = packets[next++]!;
+          id = id === 65535 ? 1 : id + 1;
+          p.packet.writeUInt16BE(id, p.idAt);
+          sentAt[id] = performance.now();
+          inflight++;
+          this.socket.write(p.packet);
+        }
+        this.socket.uncork();
+      };
+      this.onPuback = (ackId) => {
+        onAck(performance.now() - sentAt[ackId]!);
+        inflight--;
+        acked++;
+        if (acked === packets.length) resolve(acked);
+        else pump();
+      };
+      this.socket.once('close', () => { if (acked < packets.length) reject(new Error(`connection closed after ${acked}/${packets.length} PUBACKs`)); });
+      pump();
+    });
+  }
+
+  /** QoS 0: writes everything, honouring socket back-pressure; resolves once all is handed to the kernel. */
+  async runQos0(packets: { packet: Buffer }[]): Promise<number> {
+    let i = 0;
+    while (i < packets.length) {
+      let ok = true;
+      this.socket.cork();
+      for (let k = 0; k < 64 && i < packets.length && ok; k++) ok = this.socket.write(packets[i++]!.packet);
+      this.socket.uncork();
+      if (!ok) await new Promise<void>((r) => this.socket.once('drain', r));
+      if (this.closed) throw new Error(`connection closed after writing ${i}/${packets.length}`);
+    }
+    await new Promise<void>((r) => (this.socket.writableLength === 0 ? r() : this.socket.once('drain', r)));
+    return packets.length;
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.socket.end(DISCONNECT);
+  }
+}
+
+function quantile(sorted: Float64Array, q: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
+}
+
+async function connectAll(port: number, devices: DeviceCreds[], keepalive: number, concurrency: number, tag: string): Promise<{ clients: Client[]; failed: number; firstError?: string }> {
+  const clients: (Client | undefined)[] = new Array(devices.length);
+  let failed = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const worker = async () => {
+    while (next < devices.length) {
+      const i = next++;
+      const d = devices[i]!;
+      const c = new Client(port);
+      try {
+        await c.connect(`${d.deviceId}-${tag}`, d.secret !== undefined ? d.deviceId : undefined, d.secret, keepalive);
+        clients[i] = c; // clients[i] publishes as devices[i]
+      } catch (e) {
+        failed++;
+        firstError ??= (e as Error).message;
+        c.socket.destroy();
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, devices.length) }, worker));
+  return { clients: clients.filter((c): c is Client => c !== undefined), failed, ...(firstError ? { firstError } : {}) };
+}
+
+let prepared: { clients: Client[]; packets: { packet: Buffer; idAt: number }[][]; qos: 0 | 1 } | null = null;
+let idle: Client[] = [];
+
+async function handle(cmd: Command): Promise<Reply> {
+  switch (cmd.type) {
+    case 'prepare': {
+      const t0 = performance.now();
+      const { clients, failed, firstError } = await connectAll(cmd.port, cmd.devices, 60, 50, cmd.tag);
+      if (failed) throw new Error(`${failed} of ${cmd.devices.length} clients could not connect: ${firstError}`);
+      const connectMs = performance.now() - t0;
+      let bytes = 0;
+      // Readings are prepared up front (the clock is not running): ids `<device>-<tag>-<n>`,
+      // ts strictly increasing per device and in the past (the gateway refuses > 5 min ahead).
+      const packets = cmd.devices.map((d) => Array.from({ length: cmd.perDevice }, (_, i) => {
+        const p = publishPacket(`sites/${d.siteId}/devices/${d.deviceId}/telemetry`, reading(`${d.deviceId}-${cmd.tag}-${i}`, cmd.tsBase + i), cmd.qos);
+        bytes += p.packet.length;
+        return p;
+      }));
+      prepared = { clients, packets, qos: cmd.qos };
+      return { type: 'prepared', clients: clients.length, messages: cmd.devices.length * cmd.perDevice, bytes, connectMs };
+    }
+    case 'run': {
+      if (!prepared) throw new Error('run before prepare');
+      const { clients, packets, qos } = prepared;
+      const latencies = new Float64Array(packets.reduce((n, p) => n + p.length, 0));
+      let n = 0;
+      const startedMonoUs = monoUs();
+      const startedAt = clock();
+      const counts = await Promise.all(clients.map((c, i) => (qos === 1
+        ? c.runQos1(packets[i]!, cmd.window, (ms) => { latencies[n++] = ms; })
+        : c.runQos0(packets[i]!))));
+      const endedAt = clock();
+      const endedMonoUs = monoUs();
+      const total = counts.reduce((a, b) => a + b, 0);
+      for (const c of clients) c.close();
+      prepared = null;
+      if (qos === 0) return { type: 'done', qos, sent: total, acked: 0, startedAt, endedAt, startedMonoUs, endedMonoUs };
+      const sorted = latencies.subarray(0, n).sort();
+      return {
+        type: 'done', qos, sent: total, acked: n, startedAt, endedAt, startedMonoUs, endedMonoUs,
+        ackLatencyMs: { p50: quantile(sorted, 0.5), p95: quantile(sorted, 0.95), p99: quantile(sorted, 0.99), max: sorted[n - 1] ?? NaN },
+      };
+    }
+    case 'idle': {
+      const t0 = performance.now();
+      const r = await connectAll(cmd.port, cmd.devices, cmd.keepalive, cmd.concurrency, 'idle');
+      idle = r.clients;
+      return { type: 'idle', connected: r.clients.length, failed: r.failed, ...(r.firstError ? { firstError: r.firstError } : {}), connectMs: performance.now() - t0 };
+    }
+    case 'close': {
+      for (const c of idle) c.close();
+      idle = [];
+      await new Promise((r) => setTimeout(r, 200));
+      return { type: 'closed' };
+    }
+  }
+}
+
+if (process.send) {
+  // Requests carry an `rid` that their reply echoes.
+  process.on('message', ({ rid, ...cmd }: Command & { rid: number }) => {
+    handle(cmd as Command).then(
+      (reply) => process.send!({ rid, ...reply }),
+      (err: Error) => process.send!({ rid, type: 'error', message: err.stack ?? err.message }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+}
