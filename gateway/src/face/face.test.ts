@@ -332,6 +332,24 @@ describe('FacePool', () => {
     expect(await pool.enrol(Buffer.from('garbage'))).toMatchObject({ ok: false, reason: 'image_undecodable' });
   });
 
+  it('replaces a worker that dies and keeps serving', async () => {
+    const p2 = await FacePool.create({ workers: 1 });
+    try {
+      const jpeg = photo(faceImages[0]);
+      const caller = Buffer.from(jpeg);
+      expect((await p2.analyze(caller)).ok).toBe(true);
+      expect(caller.equals(jpeg)).toBe(true); // the caller's buffer is not detached or modified
+      // simulate a crash of the only worker (test-only access to internals)
+      const slots = (p2 as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
+      await slots[0].worker.terminate();
+      const r = await p2.analyze(jpeg); // queued until the replacement worker is ready
+      expect(r.ok).toBe(true);
+      expect(p2.stats()).toMatchObject({ workers: 1, queueDepth: 0 });
+    } finally {
+      await p2.close();
+    }
+  });
+
   it('rejects work after close()', async () => {
     const p2 = await FacePool.create({ workers: 1 });
     const inflight = p2.analyze(photo(faceImages[0]));

@@ -212,16 +212,21 @@ export class FacePool implements FaceAnalyzer {
       slot.job = job;
       job.startedAt = performance.now();
       const msg: ToWorker = { type: 'analyze', id: job.id, jpeg: job.jpeg };
-      slot.worker.postMessage(msg); // copies the photo; the caller's buffer stays usable
+      // job.jpeg is the pool's own copy (see analyze), so its buffer can be transferred.
+      slot.worker.postMessage(msg, [job.jpeg.buffer as ArrayBuffer]);
     }
   }
 
   /** Queues a photo for analysis; resolves when a worker has processed it. */
   analyze(jpeg: Buffer): Promise<FaceAnalysis> {
     if (this.closed) return Promise.reject(new Error('face pool is closed'));
+    // Own exact-size copy: the caller's buffer stays usable (it is the photo evidence), and a Buffer
+    // that is a view into a larger allocation (Node's pool slab, a whole request body) does not
+    // drag that allocation across the thread boundary.
+    const copy = new Uint8Array(jpeg);
     return new Promise((resolve, reject) => {
       const now = performance.now();
-      this.queue.push({ id: this.nextId++, jpeg, enqueuedAt: now, startedAt: now, resolve, reject });
+      this.queue.push({ id: this.nextId++, jpeg: copy, enqueuedAt: now, startedAt: now, resolve, reject });
       this.pump();
     });
   }

@@ -26,6 +26,11 @@ export interface DecodedImage {
 }
 
 export const DEFAULT_MAX_DECODE_SIDE = 1280;
+/**
+ * Inputs above this many pixels are refused as undecodable (decompression-bomb guard; a 48 MP
+ * phone photo is 8000×6000). JPEGs are shrunk on load, but PNG/WebP would be decoded in full.
+ */
+export const MAX_INPUT_PIXELS = 64_000_000;
 
 export class UndecodableImageError extends Error {
   constructor(cause: unknown) {
@@ -39,13 +44,14 @@ export async function decodeRgb(buf: Buffer | Uint8Array, maxSide = DEFAULT_MAX_
   if (!buf || buf.length === 0) throw new UndecodableImageError('empty buffer');
   try {
     const input = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
-    const meta = await sharp(input).metadata();
+    const meta = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
     if (!meta.width || !meta.height) throw new Error('no dimensions');
     // EXIF orientations 5..8 swap width and height.
     const swap = (meta.orientation ?? 1) >= 5;
     const origWidth = swap ? meta.height : meta.width;
     const origHeight = swap ? meta.width : meta.height;
-    let pipeline = sharp(input, { failOn: 'error' }).rotate();
+    if (meta.width * meta.height > MAX_INPUT_PIXELS) throw new Error(`image too large: ${meta.width}×${meta.height}`);
+    let pipeline = sharp(input, { failOn: 'error', limitInputPixels: MAX_INPUT_PIXELS }).rotate();
     if (Math.max(origWidth, origHeight) > maxSide) {
       pipeline = pipeline.resize(maxSide, maxSide, { fit: 'inside', withoutEnlargement: true });
     }
