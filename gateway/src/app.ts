@@ -9,12 +9,15 @@ import type { Config } from '../../schemas/src/config.ts';
 import { authorize } from './api/auth.ts';
 import type { ApiDeps } from './api/deps.ts';
 import { errorHandler } from './api/errorHandler.ts';
-import { ingestRoutes } from './api/routes/ingest.ts';
+import { API_ROUTES } from './api/routes/index.ts';
 import { operationsRoutes } from './api/routes/operations.ts';
-import { registryRoutes } from './api/routes/registry.ts';
-import { statusRoutes } from './api/routes/status.ts';
-import { tokenRoutes } from './api/routes/tokens.ts';
+import { AlertStore, type AlertEvent } from './alerts/alertStore.ts';
+import { AuditTrail } from './audit/auditTrail.ts';
 import { Broker } from './broker/broker.ts';
+import { CheckRunner } from './checks/checkRunner.ts';
+import { CHECKS } from './checks/registry.ts';
+import type { CheckFactory } from './checks/check.ts';
+import { alertsTopic } from './ingest/topics.ts';
 import { Ingestor } from './ingest/ingestor.ts';
 import { Ledger } from './ledger/ledger.ts';
 import { createLogger } from './observability/logger.ts';
@@ -33,6 +36,8 @@ export interface GatewayDeps {
   logger?: Logger;
   /** Extra sinks (tests); InfluxDB sinks come from the configuration. */
   sinks?: Sink[];
+  /** The checks to run (default: the registry in checks/registry.ts). */
+  checks?: CheckFactory[];
 }
 
 export interface Gateway {
@@ -46,6 +51,9 @@ export interface Gateway {
   logger: Logger;
   live: LiveState;
   sinks: SinkRunner[];
+  alerts: AlertStore;
+  audit: AuditTrail;
+  checks: CheckRunner;
   /** Where the generated admin token was written, when SITEGATE_ADMIN_TOKEN was not given. */
   adminTokenFile?: string;
   listen(): Promise<{ httpPort: number; mqttPort: number; wsPort: number }>;
@@ -111,10 +119,31 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     sink, ledger, registry, metrics, logger, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);
+  const audit = new AuditTrail(registry.db);
+  const alerts = new AlertStore({
+    db: registry.db, audit, now,
+    escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
+  });
+  const checks = new CheckRunner({
+    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR,
+    ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
+  }, deps.checks ?? CHECKS);
+  // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
+  alerts.onEvent((e: AlertEvent) => {
+    const view = alerts.view(e.alert);
+    broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...view });
+    ledger.append({
+      siteId: e.alert.siteId, deviceId: 'gateway', kind: 'alert', msgId: `${e.alert.id}:${e.type}:${e.at}`,
+      dedupeKey: `alert:${e.alert.id}:${view.history.length}`, ts: e.alert.openedAt, receivedAt: e.at,
+      body: { id: e.alert.id, kind: e.alert.kind, severity: e.alert.severity, level: e.alert.level, state: e.alert.state, event: e.type },
+    }).catch((err) => logger.error({ err }, 'could not record alert event in the ledger'));
+  });
+  const escalation = setInterval(() => alerts.escalateDue(), 30_000);
+  escalation.unref();
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now,
+    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -139,21 +168,19 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   await http.register(swaggerUi, { routePrefix: '/docs' });
   operationsRoutes(http, apiDeps);
   await http.register(async (api) => {
-    await api.register(registryRoutes(apiDeps));
-    await api.register(tokenRoutes(apiDeps));
-    await api.register(ingestRoutes(apiDeps));
-    await api.register(statusRoutes(apiDeps));
+    for (const routes of API_ROUTES) await api.register(routes(apiDeps));
   }, { prefix: '/api/v1' });
   http.setNotFoundHandler((req, reply) => reply.status(404).send({ error: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` }));
   await http.ready();
 
   const gateway: Gateway = {
-    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks,
+    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks,
     ...(adminTokenFile ? { adminTokenFile } : {}),
     async listen() {
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
       const httpPort = (http.server.address() as { port: number }).port;
       const { port: mqttPort, wsPort } = await broker.listen({ host: config.SITEGATE_MQTT_HOST, port: config.SITEGATE_MQTT_PORT, wsPort: config.SITEGATE_MQTT_WS_PORT });
+      await checks.start(ledger);
       for (const s of sinks) s.start();
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
@@ -166,6 +193,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await http.close();
       await ledger.drained();
       await broker.close();
+      await ledger.drained();
+      clearInterval(escalation);
+      await checks.stop();
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.stop()));
       await Promise.all(sinks.map((s) => (s as unknown as { o: { sink: Sink } }).o.sink.close()));

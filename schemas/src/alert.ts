@@ -13,7 +13,7 @@ export const AlertState = z.enum(['open', 'acked', 'resolved', 'cleared']);
 
 export const AlertHistoryEntry = z.object({
   at: z.string(),
-  event: z.enum(['opened', 'escalated', 'acked', 'resolved', 'cleared', 'severity']),
+  event: z.enum(['opened', 'escalated', 'acked', 'resolved', 'cleared', 'severity', 'withdrawn']),
   by: z.string().optional(),
   note: z.string().optional(),
 });
@@ -31,6 +31,7 @@ export const Alert = z.object({
   message: z.string(),
   evidence: z.record(z.string(), z.unknown()),
   history: z.array(AlertHistoryEntry),
+  withdrawn: z.boolean().optional().describe('late data showed the condition never held; listed only with includeWithdrawn=true'),
 });
 export type Alert = z.infer<typeof Alert>;
 

@@ -62,7 +62,7 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
         headers['content-type'] = opts.contentType ?? 'application/json';
         payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
       }
-      const res = await fetch(`${httpUrl}${p.startsWith('/api') || p.startsWith('/healthz') || p.startsWith('/readyz') || p.startsWith('/metrics') || p.startsWith('/docs') ? '' : '/api/v1'}${p}`, { method, headers, body: payload });
+      const res = await fetch(`${httpUrl}${p.startsWith('/api') || p.startsWith('/healthz') || p.startsWith('/readyz') || p.startsWith('/metrics') || p.startsWith('/docs') ? '' : '/api/v1'}${p}`, { method, headers, body: payload as BodyInit | undefined });
       const text = await res.text();
       let json: any;
       try { json = JSON.parse(text); } catch { json = undefined; }

@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import type { AlertStore } from '../alerts/alertStore.ts';
+import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
+import type { CheckRunner } from '../checks/checkRunner.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -15,6 +18,9 @@ export interface ApiDeps {
   broker: Broker;
   live: LiveState;
   sinks: SinkRunner[];
+  alerts: AlertStore;
+  audit: AuditTrail;
+  checks: CheckRunner;
   metrics: Metrics;
   logger: Logger;
   now: () => number;

@@ -2,7 +2,7 @@
  * The ledger is the system of record: every accepted message, appended once, in arrival order.
  * `seq` is its position; sinks keep a cursor into it, so the ledger is also their spool.
  */
-export type RecordKind = 'checkin' | 'reading' | 'status' | 'snapshot' | 'wage_payment' | 'verdict';
+export type RecordKind = 'checkin' | 'reading' | 'status' | 'snapshot' | 'wage_payment' | 'verdict' | 'alert';
 
 export interface LedgerRecord {
   siteId: string;

@@ -70,6 +70,12 @@ export function toLines(r: StoredRecord, registry: Registry): string[] {
         r.ts);
       return l ? [l] : [];
     }
+    case 'alert': {
+      // One point per alert, at its openedAt: later events rewrite its level and state in place.
+      const l = line('alert', { site: r.siteId, kind: b.kind as string, severity: b.severity as string },
+        { level: b.level as number, state: b.state as string, id: b.id as string }, r.ts);
+      return l ? [l] : [];
+    }
     case 'snapshot':
       return [];
   }

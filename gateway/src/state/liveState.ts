@@ -33,7 +33,7 @@ export class LiveState {
   }
 
   apply(r: StoredRecord): void {
-    if (r.kind === 'wage_payment' || r.kind === 'verdict') return; // records of the past; they do not move a watermark
+    if (r.kind === 'wage_payment' || r.kind === 'verdict' || r.kind === 'alert') return; // records of the past; they do not move a watermark
     const d = this.device(r.deviceId);
     d.lastSeen = Math.max(d.lastSeen ?? 0, r.receivedAt);
     d.lastEventTs = Math.max(d.lastEventTs ?? 0, r.ts);

@@ -1,0 +1,261 @@
+import crypto from 'node:crypto';
+import type Database from 'better-sqlite3';
+import type { AuditTrail } from '../audit/auditTrail.ts';
+import type { AlertKind, AlertSignal, AlertSubject, ClearSignal, RaiseSignal, Severity } from '../checks/types.ts';
+import { SitegateError } from '../errors.ts';
+
+export type AlertState = 'open' | 'acked' | 'resolved' | 'cleared';
+export type AlertEventType = 'opened' | 'severity' | 'escalated' | 'acked' | 'resolved' | 'cleared' | 'withdrawn';
+
+export interface AlertRecord {
+  id: string;
+  siteId: string;
+  kind: AlertKind;
+  key: string;
+  severity: Severity;
+  level: number;
+  state: AlertState;
+  subject: AlertSubject;
+  openedAt: number;
+  recordedAt: number;
+  message: string;
+  evidence: Record<string, unknown>;
+  /** Late data showed the condition never held: kept in the trail, hidden from lists by default. */
+  withdrawn: boolean;
+  /** Wall-clock time of the last level change (escalation clock). */
+  levelSince: number;
+}
+
+export interface AlertEvent {
+  type: AlertEventType;
+  alert: AlertRecord;
+  at: number;
+  by?: string;
+  note?: string;
+}
+
+export interface AlertView {
+  id: string; siteId: string; kind: AlertKind; severity: Severity; level: number; state: AlertState;
+  subject: AlertSubject; openedAt: string; recordedAt: string; message: string; evidence: Record<string, unknown>;
+  history: { at: string; event: AlertEventType; by?: string; note?: string }[];
+  withdrawn?: boolean;
+}
+
+const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
+
+/** Escalation limits (三级督办, domain.md "Escalation"): seconds unacknowledged at level 1, then 2. */
+export const DEFAULT_ESCALATION_S: Record<Severity, number[]> = { critical: [1800, 7200], warning: [86_400, 259_200], info: [] };
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS alerts (
+  id TEXT PRIMARY KEY, site_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
+  severity TEXT NOT NULL, level INTEGER NOT NULL, state TEXT NOT NULL, subject TEXT NOT NULL,
+  opened_at INTEGER NOT NULL, recorded_at INTEGER NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL,
+  withdrawn INTEGER NOT NULL DEFAULT 0, level_since INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS alerts_by_opened ON alerts (opened_at, id);
+CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts (key, opened_at);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active_per_key ON alerts (key) WHERE state IN ('open', 'acked');
+`;
+
+const fromRow = (r: Record<string, unknown>): AlertRecord => ({
+  id: r.id as string, siteId: r.site_id as string, kind: r.kind as AlertKind, key: r.key as string,
+  severity: r.severity as Severity, level: r.level as number, state: r.state as AlertState,
+  subject: JSON.parse(r.subject as string), openedAt: r.opened_at as number, recordedAt: r.recorded_at as number,
+  message: r.message as string, evidence: JSON.parse(r.evidence as string), withdrawn: r.withdrawn === 1,
+  levelSince: r.level_since as number,
+});
+
+export interface AlertQuery {
+  siteIds?: string[];
+  state?: AlertState;
+  kind?: string;
+  since?: number;
+  limit: number;
+  cursor?: string;
+  includeWithdrawn?: boolean;
+}
+
+/**
+ * The one alert store (contract §5). Checks hand it signals; it owns the lifecycle: one alert
+ * per key while not resolved or cleared, severity rising in place, three-level escalation of
+ * unacknowledged alerts, acknowledgement and resolution by people. Every transition goes to the
+ * hash-chained audit trail, and listeners (MQTT, live feed, InfluxDB) hear each event.
+ */
+export class AlertStore {
+  private readonly db: Database.Database;
+  private readonly audit: AuditTrail;
+  private readonly now: () => number;
+  private readonly listeners = new Set<(e: AlertEvent) => void>();
+  private readonly escalationFor: (siteId: string) => Partial<Record<Severity, number[]>> | undefined;
+
+  constructor(opts: { db: Database.Database; audit: AuditTrail; now: () => number; escalationFor?: (siteId: string) => Partial<Record<Severity, number[]>> | undefined }) {
+    this.db = opts.db;
+    this.audit = opts.audit;
+    this.now = opts.now;
+    this.escalationFor = opts.escalationFor ?? (() => undefined);
+    this.db.exec(SCHEMA);
+  }
+
+  onEvent(listener: (e: AlertEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  apply(signal: AlertSignal): AlertRecord | undefined {
+    return signal.type === 'raise' ? this.raise(signal) : this.clear(signal);
+  }
+
+  active(key: string): AlertRecord | undefined {
+    const r = this.db.prepare("SELECT * FROM alerts WHERE key = ? AND state IN ('open', 'acked')").get(key) as Record<string, unknown> | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  get(id: string): AlertRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
+  private raise(s: RaiseSignal): AlertRecord {
+    const now = this.now();
+    const current = this.active(s.key);
+    if (current) {
+      if (RANK[s.severity] > RANK[current.severity]) {
+        this.db.prepare('UPDATE alerts SET severity = ?, message = ?, evidence = ? WHERE id = ?').run(s.severity, s.message, JSON.stringify(s.evidence), current.id);
+        const updated = { ...current, severity: s.severity, message: s.message, evidence: s.evidence };
+        this.emit('severity', updated, now, undefined, `${current.severity} → ${s.severity}`);
+        return updated;
+      }
+      return current;
+    }
+    const alert: AlertRecord = {
+      id: `al_${crypto.randomBytes(9).toString('base64url')}`, siteId: s.siteId, kind: s.kind, key: s.key,
+      severity: s.severity, level: 1, state: 'open', subject: s.subject, openedAt: s.openedAt, recordedAt: now,
+      message: s.message, evidence: s.evidence, withdrawn: false, levelSince: now,
+    };
+    this.db.prepare(`INSERT INTO alerts (id, site_id, kind, key, severity, level, state, subject, opened_at, recorded_at, message, evidence, withdrawn, level_since)
+      VALUES (?, ?, ?, ?, ?, 1, 'open', ?, ?, ?, ?, ?, 0, ?)`)
+      .run(alert.id, alert.siteId, alert.kind, alert.key, alert.severity, JSON.stringify(alert.subject), alert.openedAt, now, alert.message, JSON.stringify(alert.evidence), now);
+    this.emit('opened', alert, now);
+    return alert;
+  }
+
+  private clear(s: ClearSignal): AlertRecord | undefined {
+    const now = this.now();
+    if (s.retracts !== undefined) {
+      const r = this.db.prepare('SELECT * FROM alerts WHERE key = ? AND opened_at = ? AND withdrawn = 0 ORDER BY recorded_at DESC LIMIT 1').get(s.key, s.retracts) as Record<string, unknown> | undefined;
+      if (!r) return undefined;
+      const a = fromRow(r);
+      const state: AlertState = a.state === 'open' || a.state === 'acked' ? 'cleared' : a.state;
+      this.db.prepare('UPDATE alerts SET withdrawn = 1, state = ? WHERE id = ?').run(state, a.id);
+      const updated = { ...a, state, withdrawn: true };
+      this.emit('withdrawn', updated, now, undefined, s.evidence ? JSON.stringify(s.evidence) : undefined);
+      return updated;
+    }
+    const a = this.active(s.key);
+    if (!a) return undefined;
+    this.db.prepare("UPDATE alerts SET state = 'cleared' WHERE id = ?").run(a.id);
+    const updated = { ...a, state: 'cleared' as const };
+    this.emit('cleared', updated, now);
+    return updated;
+  }
+
+  ack(id: string, by: string, note?: string): AlertRecord {
+    const a = this.get(id);
+    if (!a) throw new SitegateError('not_found', `no alert ${id}`);
+    if (a.state !== 'open') throw new SitegateError('conflict', `alert ${id} is ${a.state}; only an open alert can be acknowledged`);
+    this.db.prepare("UPDATE alerts SET state = 'acked' WHERE id = ?").run(id);
+    const updated = { ...a, state: 'acked' as const };
+    this.emit('acked', updated, this.now(), by, note);
+    return updated;
+  }
+
+  resolve(id: string, by: string, note?: string): AlertRecord {
+    const a = this.get(id);
+    if (!a) throw new SitegateError('not_found', `no alert ${id}`);
+    if (a.state !== 'open' && a.state !== 'acked') throw new SitegateError('conflict', `alert ${id} is already ${a.state}`);
+    this.db.prepare("UPDATE alerts SET state = 'resolved' WHERE id = ?").run(id);
+    const updated = { ...a, state: 'resolved' as const };
+    this.emit('resolved', updated, this.now(), by, note);
+    return updated;
+  }
+
+  /** Moves every open alert unacknowledged beyond its level's limit up one level (max 3). */
+  escalateDue(now = this.now()): AlertRecord[] {
+    const out: AlertRecord[] = [];
+    const rows = this.db.prepare("SELECT * FROM alerts WHERE state = 'open' AND level < 3 AND withdrawn = 0").all() as Record<string, unknown>[];
+    for (const row of rows) {
+      const a = fromRow(row);
+      const limits = this.escalationFor(a.siteId)?.[a.severity] ?? DEFAULT_ESCALATION_S[a.severity];
+      const limitS = limits[a.level - 1];
+      if (limitS === undefined || now - a.levelSince < limitS * 1000) continue;
+      this.db.prepare('UPDATE alerts SET level = ?, level_since = ? WHERE id = ?').run(a.level + 1, now, a.id);
+      const updated = { ...a, level: a.level + 1, levelSince: now };
+      this.emit('escalated', updated, now, 'gateway', `not acknowledged within ${limitS} s at level ${a.level}`);
+      out.push(updated);
+    }
+    return out;
+  }
+
+  private emit(type: AlertEventType, alert: AlertRecord, at: number, by?: string, note?: string): void {
+    this.audit.append(`alert.${type}`, `alert:${alert.id}`, {
+      siteId: alert.siteId, kind: alert.kind, key: alert.key, severity: alert.severity, level: alert.level, state: alert.state,
+      ...(type === 'opened' ? { openedAt: alert.openedAt, subject: alert.subject, evidence: alert.evidence } : {}),
+      ...(by ? { by } : {}), ...(note ? { note } : {}),
+    }, at);
+    const e: AlertEvent = { type, alert, at, ...(by ? { by } : {}), ...(note ? { note } : {}) };
+    for (const l of this.listeners) l(e);
+  }
+
+  history(id: string): AlertView['history'] {
+    return this.audit.bySubject(`alert:${id}`).map((h) => ({
+      at: new Date(h.at).toISOString(), event: h.type.slice('alert.'.length) as AlertEventType,
+      ...(h.data.by ? { by: h.data.by as string } : {}), ...(h.data.note ? { note: h.data.note as string } : {}),
+    }));
+  }
+
+  view(a: AlertRecord): AlertView {
+    return {
+      id: a.id, siteId: a.siteId, kind: a.kind, severity: a.severity, level: a.level, state: a.state, subject: a.subject,
+      openedAt: new Date(a.openedAt).toISOString(), recordedAt: new Date(a.recordedAt).toISOString(),
+      message: a.message, evidence: a.evidence, history: this.history(a.id), ...(a.withdrawn ? { withdrawn: true } : {}),
+    };
+  }
+
+  /** Sorted by openedAt then id; the cursor is the last item's (openedAt, id). */
+  list(q: AlertQuery): { items: AlertRecord[]; next?: string } {
+    const where: string[] = [];
+    const args: unknown[] = [];
+    if (q.siteIds) {
+      if (q.siteIds.length === 0) return { items: [] };
+      where.push(`site_id IN (${q.siteIds.map(() => '?').join(',')})`);
+      args.push(...q.siteIds);
+    }
+    if (q.state) { where.push('state = ?'); args.push(q.state); }
+    if (q.kind) { where.push('kind = ?'); args.push(q.kind); }
+    if (q.since !== undefined) { where.push('opened_at >= ?'); args.push(q.since); }
+    if (!q.includeWithdrawn) where.push('withdrawn = 0');
+    if (q.cursor) {
+      const c = decodeCursor(q.cursor);
+      where.push('(opened_at > ? OR (opened_at = ? AND id > ?))');
+      args.push(c.openedAt, c.openedAt, c.id);
+    }
+    const sql = `SELECT * FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY opened_at, id LIMIT ?`;
+    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as Record<string, unknown>[];
+    const items = rows.slice(0, q.limit).map(fromRow);
+    const last = items[items.length - 1];
+    return { items, ...(rows.length > q.limit && last ? { next: encodeCursor(last) } : {}) };
+  }
+
+  countOpen(siteId: string): number {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM alerts WHERE site_id = ? AND state IN ('open', 'acked') AND withdrawn = 0").get(siteId) as { n: number }).n;
+  }
+}
+
+export const encodeCursor = (a: { openedAt: number; id: string }) => Buffer.from(`${a.openedAt}:${a.id}`).toString('base64url');
+
+export function decodeCursor(c: string): { openedAt: number; id: string } {
+  const [t, ...rest] = Buffer.from(c, 'base64url').toString('utf8').split(':');
+  const openedAt = Number(t);
+  if (!Number.isFinite(openedAt) || rest.length === 0) throw new SitegateError('bad_request', 'invalid cursor');
+  return { openedAt, id: rest.join(':') };
+}

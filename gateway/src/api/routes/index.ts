@@ -1,0 +1,16 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { ApiDeps } from '../deps.ts';
+import { alertRoutes } from './alerts.ts';
+import { ingestRoutes } from './ingest.ts';
+import { registryRoutes } from './registry.ts';
+import { statusRoutes } from './status.ts';
+import { tokenRoutes } from './tokens.ts';
+
+/** Every /api/v1 route plugin, one line each. */
+export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
+  registryRoutes,
+  tokenRoutes,
+  ingestRoutes,
+  statusRoutes,
+  alertRoutes,
+];

@@ -1,0 +1,93 @@
+import crypto from 'node:crypto';
+import type Database from 'better-sqlite3';
+
+/**
+ * The tamper-evident history (全程留痕): an append-only log in which every entry carries the
+ * SHA-256 of the previous entry's hash and its own canonical content, so changing, removing or
+ * reordering any entry breaks every hash after it. `verify()` recomputes the chain end to end.
+ *
+ *   hash_n = SHA-256( hash_{n-1} ‖ "\n" ‖ canonicalJSON({seq, at, type, subject, data}) )
+ *   hash_0 = SHA-256("sitegate audit trail v1")
+ */
+export interface AuditEntry {
+  seq: number;
+  at: number;
+  type: string;
+  subject: string;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export const GENESIS = crypto.createHash('sha256').update('sitegate audit trail v1').digest('hex');
+
+/** JSON with object keys sorted at every level: the same content always hashes the same. */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  const o = v as Record<string, unknown>;
+  return `{${Object.keys(o).filter((k) => o[k] !== undefined).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson(o[k])}`).join(',')}}`;
+}
+
+export function entryHash(prevHash: string, e: Pick<AuditEntry, 'seq' | 'at' | 'type' | 'subject' | 'data'>): string {
+  return crypto.createHash('sha256').update(`${prevHash}\n${canonicalJson({ seq: e.seq, at: e.at, type: e.type, subject: e.subject, data: e.data })}`).digest('hex');
+}
+
+export class AuditTrail {
+  private readonly db: Database.Database;
+  private last: { seq: number; hash: string };
+
+  constructor(db: Database.Database) {
+    this.db = db;
+    db.exec(`CREATE TABLE IF NOT EXISTS audit_log (
+      seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
+      data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_log (subject, seq);`);
+    const row = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
+    this.last = row ?? { seq: 0, hash: GENESIS };
+  }
+
+  append(type: string, subject: string, data: Record<string, unknown>, at: number): AuditEntry {
+    const seq = this.last.seq + 1;
+    const prevHash = this.last.hash;
+    const hash = entryHash(prevHash, { seq, at, type, subject, data });
+    this.db.prepare('INSERT INTO audit_log (seq, at, type, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(seq, at, type, subject, canonicalJson(data), prevHash, hash);
+    this.last = { seq, hash };
+    return { seq, at, type, subject, data, prevHash, hash };
+  }
+
+  bySubject(subject: string): AuditEntry[] {
+    return (this.db.prepare('SELECT * FROM audit_log WHERE subject = ? ORDER BY seq').all(subject) as Record<string, unknown>[]).map(toEntry);
+  }
+
+  byType(type: string, limit = 1000): AuditEntry[] {
+    return (this.db.prepare('SELECT * FROM audit_log WHERE type = ? ORDER BY seq DESC LIMIT ?').all(type, limit) as Record<string, unknown>[]).map(toEntry);
+  }
+
+  head(): { seq: number; hash: string } {
+    return { ...this.last };
+  }
+
+  /** Recomputes every hash from the genesis; reports the first entry that does not match. */
+  verify(): { ok: true; entries: number; head: string } | { ok: false; brokenAt: number; reason: string } {
+    let prev = GENESIS;
+    let expectSeq = 1;
+    for (const row of this.db.prepare('SELECT * FROM audit_log ORDER BY seq').iterate() as Iterable<Record<string, unknown>>) {
+      const e = toEntry(row);
+      if (e.seq !== expectSeq) return { ok: false, brokenAt: e.seq, reason: `entry ${expectSeq} is missing` };
+      if (e.prevHash !== prev) return { ok: false, brokenAt: e.seq, reason: 'prev_hash does not match the previous entry' };
+      if (entryHash(prev, e) !== e.hash) return { ok: false, brokenAt: e.seq, reason: 'content does not match its hash' };
+      prev = e.hash;
+      expectSeq++;
+    }
+    return { ok: true, entries: expectSeq - 1, head: prev };
+  }
+}
+
+function toEntry(r: Record<string, unknown>): AuditEntry {
+  return {
+    seq: r.seq as number, at: r.at as number, type: r.type as string, subject: r.subject as string,
+    data: JSON.parse(r.data as string), prevHash: r.prev_hash as string, hash: r.hash as string,
+  };
+}

@@ -1,0 +1,40 @@
+import type { Logger } from 'pino';
+import type { AlertStore } from '../alerts/alertStore.ts';
+import type { AuditTrail } from '../audit/auditTrail.ts';
+import type { Ledger } from '../ledger/ledger.ts';
+import type { StoredRecord } from '../ledger/types.ts';
+import type { Metrics } from '../observability/metrics.ts';
+import type { Registry } from '../registry/registry.ts';
+import type { LiveState } from '../state/liveState.ts';
+
+/** What every check may use, handed in as one object. */
+export interface CheckContext {
+  registry: Registry;
+  ledger: Ledger;
+  alerts: AlertStore;
+  audit: AuditTrail;
+  live: LiveState;
+  logger: Logger;
+  metrics: Metrics;
+  /** Wall clock (fake in tests). */
+  now: () => number;
+  dataDir: string;
+  modelsDir?: string;
+}
+
+/**
+ * A check: a small lifecycle (style.md, after Zigbee2MQTT's extensions). The runner feeds it
+ * every committed ledger record after it is durable (off the MQTT hot path) and ticks it on the
+ * wall clock for time-triggered decisions; the check hands alert signals to `ctx.alerts`.
+ */
+export interface Check {
+  readonly name: string;
+  /** Rebuild state from the ledger (restart) before live records arrive. */
+  start?(): Promise<void> | void;
+  onRecords(records: StoredRecord[]): Promise<void> | void;
+  /** Called every few seconds with the wall clock (watermarks, deadlines, liveness). */
+  tick?(now: number): Promise<void> | void;
+  stop?(): Promise<void> | void;
+}
+
+export type CheckFactory = (ctx: CheckContext) => Check;
