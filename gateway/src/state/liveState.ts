@@ -26,6 +26,19 @@ export class LiveState {
     ledger.onCommitted((records) => { for (const r of records) this.apply(r); });
   }
 
+  /**
+   * The site's event-time watermark (domain.md "Time-triggered decisions"): its latest event time
+   * minus the allowed lateness; while the site is live (latest event within 1 h of the wall clock)
+   * it advances with the wall clock, so a silent morning still passes the cut-off. A replay of an
+   * old month never moves it to today.
+   */
+  watermark(siteId: string, now: number, latenessMs = 600_000): number | undefined {
+    const latest = this.siteLatestEvent.get(siteId);
+    if (latest === undefined) return undefined;
+    const live = latest >= now - 3_600_000;
+    return (live ? Math.max(latest, now) : latest) - latenessMs;
+  }
+
   device(deviceId: string): DeviceLive {
     let d = this.devices.get(deviceId);
     if (!d) this.devices.set(deviceId, (d = { latest: new Map() }));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { learntInterval, leq, maximum, mean, rate, valueAt, windowStart } from './aggregates.ts';
-import { SiteCalendar } from './calendar.ts';
+import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import { Series } from './series.ts';
 
 const MIN = 60_000;

@@ -19,7 +19,7 @@
 import { z } from 'zod';
 import type { AlertSignal } from '../types.ts';
 import { DAY_MS, learntInterval } from './aggregates.ts';
-import { SiteCalendar } from './calendar.ts';
+import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import {
   SEVERITY,
   applyTransition,

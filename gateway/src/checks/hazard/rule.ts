@@ -6,7 +6,7 @@
  */
 import type { AlertKind } from '../types.ts';
 import type { Samples } from './aggregates.ts';
-import type { SiteCalendar } from './calendar.ts';
+import type { SiteCalendar } from '../../calendar/siteCalendar.ts';
 
 /** 0: within limits; 1: beyond warning; 2: beyond critical. */
 export type Level = 0 | 1 | 2;

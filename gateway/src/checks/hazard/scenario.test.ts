@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { createGunzip } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { RaiseSignal } from '../types.ts';
-import { SiteCalendar } from './calendar.ts';
+import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import { HazardEngine } from './engine.ts';
 import { HazardSettings } from './settings.ts';
 

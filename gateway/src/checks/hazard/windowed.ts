@@ -4,7 +4,7 @@
  * of its expected samples (window ÷ interval; domain.md: half).
  */
 import { leq, maximum, mean, windowStart, type Samples } from './aggregates.ts';
-import type { NoisePeriod } from './calendar.ts';
+import type { NoisePeriod } from '../../calendar/siteCalendar.ts';
 import {
   clearLevel,
   levelOf,

@@ -1,5 +1,5 @@
 /**
- * Site-local time for the hazard rules. Calendar logic follows the site's IANA time zone, never
+ * Site-local time for every check (hazard periods, attendance days, months, cut-offs). Calendar logic follows the site's IANA time zone, never
  * the server's (contract.md "Calendar logic"; domain.md "Calendar"). Intl only, no extra deps.
  */
 
@@ -86,5 +86,46 @@ export class SiteCalendar {
     // Across a DST change inside the period the offset at its start differs from the offset now.
     const start = localStart - this.offsetMs(localStart - offset);
     return { period, start };
+  }
+
+  /** Epoch ms of local midnight starting `day` (YYYY-MM-DD) in site time. */
+  startOfDay(day: string): number {
+    const [y, m, d] = day.split('-').map(Number) as [number, number, number];
+    const guess = Date.UTC(y, m - 1, d);
+    // The offset at local midnight; try the offset found at the guess, then correct once for DST.
+    let t = guess - this.offsetMs(guess);
+    t = guess - this.offsetMs(t);
+    return t;
+  }
+
+  /** Epoch ms of `hour`:00 local on `day`. */
+  atHour(day: string, hour: number): number {
+    const noonish = this.startOfDay(day) + hour * HOUR;
+    return noonish + (this.offsetMs(this.startOfDay(day)) - this.offsetMs(noonish));
+  }
+
+  /** `YYYY-MM` of `ts` in site time. */
+  localMonth(ts: number): string {
+    return this.localDay(ts).slice(0, 7);
+  }
+
+  /** Every date of a month `YYYY-MM`, in order. */
+  static daysOfMonth(month: string): string[] {
+    const [y, m] = month.split('-').map(Number) as [number, number];
+    const n = new Date(Date.UTC(y, m, 0)).getUTCDate();
+    return Array.from({ length: n }, (_, i) => `${month}-${String(i + 1).padStart(2, '0')}`);
+  }
+
+  /** ISO weekday (1 = Monday … 7 = Sunday) of a date `YYYY-MM-DD`. */
+  static isoWeekday(day: string): number {
+    const wd = new Date(`${day}T00:00:00Z`).getUTCDay();
+    return wd === 0 ? 7 : wd;
+  }
+
+  /** The month after `YYYY-MM`, `n` months on. */
+  static addMonths(month: string, n: number): string {
+    const [y, m] = month.split('-').map(Number) as [number, number];
+    const d = new Date(Date.UTC(y, m - 1 + n, 1));
+    return d.toISOString().slice(0, 7);
   }
 }
