@@ -1,0 +1,79 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../gateway/src/config/loadConfig.ts';
+
+/**
+ * docker compose cannot run on this machine (no Docker engine), so its parts are checked here:
+ * the gateway's environment is a valid configuration, ports and volumes line up, and the Grafana
+ * provisioning and dashboard query the measurements contract §4 writes.
+ */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const compose = parse(fs.readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'));
+const resolveDefaults = (v: string) => String(v).replace(/\$\{[A-Z_]+:-([^}]*)\}/g, '$1');
+
+describe('docker-compose.yml', () => {
+  const gw = compose.services.gateway;
+
+  it('gives the gateway a configuration the gateway accepts, pointing at the InfluxDB service (2.x)', () => {
+    const env = Object.fromEntries(Object.entries(gw.environment as Record<string, string>).map(([k, v]) => [k, resolveDefaults(v)]));
+    const config = loadConfig(env);
+    expect(new URL(config.SITEGATE_INFLUX_URL!).hostname).toBe('influxdb');
+    const influx = compose.services.influxdb.environment;
+    expect(config.SITEGATE_INFLUX_ORG).toBe(influx.DOCKER_INFLUXDB_INIT_ORG);
+    expect(config.SITEGATE_INFLUX_BUCKET).toBe(influx.DOCKER_INFLUXDB_INIT_BUCKET);
+    expect(resolveDefaults(env.SITEGATE_INFLUX_TOKEN!)).toBe(resolveDefaults(influx.DOCKER_INFLUXDB_INIT_ADMIN_TOKEN));
+    expect(compose.services.influxdb.image).toMatch(/^influxdb:2\.7/);
+  });
+
+  it('publishes the configured ports and keeps the data directory on a volume', () => {
+    const ports = (gw.ports as string[]).map((p) => p.split(':')[1]);
+    expect(ports).toEqual(expect.arrayContaining([gw.environment.SITEGATE_HTTP_PORT, gw.environment.SITEGATE_MQTT_PORT, gw.environment.SITEGATE_MQTT_WS_PORT]));
+    expect(gw.volumes).toContain(`gateway-data:${gw.environment.SITEGATE_DATA_DIR}`);
+    expect(Object.keys(compose.volumes)).toEqual(expect.arrayContaining(['gateway-data', 'influxdb-data', 'grafana-data']));
+  });
+
+  it('builds from a Dockerfile that runs the same entry point as npm start', () => {
+    const dockerfile = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+    const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(pkg.scripts.start).toBe('node --import tsx gateway/src/main.ts');
+    expect(dockerfile).toContain('CMD ["node", "--import", "tsx", "gateway/src/main.ts"]');
+    expect(dockerfile).toContain('COPY models ./models');
+    expect(dockerfile).toContain('.npmrc');
+  });
+
+  it('mounts Grafana provisioning that exists, with a Flux datasource for the compose InfluxDB', () => {
+    const g = compose.services.grafana;
+    for (const v of g.volumes as string[]) {
+      const host = v.split(':')[0]!;
+      if (host.startsWith('./')) expect(fs.existsSync(path.join(ROOT, host)), host).toBe(true);
+    }
+    const ds = parse(fs.readFileSync(path.join(ROOT, 'dashboards/grafana/provisioning/datasources/influxdb.yml'), 'utf8')).datasources[0];
+    expect(ds.url).toBe('http://influxdb:8086');
+    expect(ds.jsonData).toMatchObject({ version: 'Flux', organization: 'sitegate', defaultBucket: 'sitegate' });
+    expect(ds.secureJsonData.token).toBe('$INFLUX_TOKEN');
+    expect(g.environment.INFLUX_TOKEN).toBeDefined();
+  });
+});
+
+describe('Grafana dashboard', () => {
+  const dash = JSON.parse(fs.readFileSync(path.join(ROOT, 'dashboards/grafana/dashboards/sitegate.json'), 'utf8'));
+  const queries: string[] = dash.panels.flatMap((p: any) => p.targets.map((t: any) => t.query));
+
+  it('queries only measurements, tags and fields that contract §4 writes', () => {
+    const measurements = new Set(queries.flatMap((q) => [...q.matchAll(/_measurement == "([a-z_]+)"/g)].map((m) => m[1])));
+    expect([...measurements].sort()).toEqual(['alert', 'checkin', 'device_status', 'reading']);
+    const fields = new Set(queries.flatMap((q) => [...q.matchAll(/_field == "([a-z0-9_]+)"/g)].map((m) => m[1])));
+    const known = ['pm2_5', 'pm10', 'tsp', 'noise_dba', 'wind_speed_ms', 'crane_load_pct', 'crane_moment_pct', 'hoist_load_pct', 'pit_displacement_mm', 'pit_settlement_mm', 'verdict', 'online'];
+    for (const f of fields) expect(known).toContain(f);
+    for (const q of queries) expect(q).toContain('r.site == "${site}"');
+  });
+
+  it('has unique panel ids and a site variable', () => {
+    const ids = dash.panels.map((p: any) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(dash.templating.list.map((v: any) => v.name)).toContain('site');
+  });
+});
