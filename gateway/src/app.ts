@@ -29,6 +29,7 @@ import { InfluxV2Sink } from './sinks/influxV2.ts';
 import type { Sink } from './sinks/sink.ts';
 import { SinkRunner } from './sinks/sinkRunner.ts';
 import { LiveState } from './state/liveState.ts';
+import { LiveHub } from './live/liveHub.ts';
 
 export interface GatewayDeps {
   /** The clock; tests hand in a fake one and keep everything else real. */
@@ -138,12 +139,13 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       body: { id: e.alert.id, kind: e.alert.kind, severity: e.alert.severity, level: e.alert.level, state: e.alert.state, event: e.type },
     }).catch((err) => logger.error({ err }, 'could not record alert event in the ledger'));
   });
+  const liveHub = new LiveHub(ledger, alerts, now);
   const escalation = setInterval(() => alerts.escalateDue(), 30_000);
   escalation.unref();
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks,
+    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks, liveHub,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -190,6 +192,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       if (shuttingDown) return;
       shuttingDown = true;
       broker.stopListening();
+      liveHub.closeAll();
       await http.close();
       await ledger.drained();
       await broker.close();

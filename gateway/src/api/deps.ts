@@ -4,6 +4,7 @@ import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { CheckRunner } from '../checks/checkRunner.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
+import type { LiveHub } from '../live/liveHub.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -19,6 +20,7 @@ export interface ApiDeps {
   live: LiveState;
   sinks: SinkRunner[];
   alerts: AlertStore;
+  liveHub: LiveHub;
   audit: AuditTrail;
   checks: CheckRunner;
   metrics: Metrics;

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { alertRoutes } from './alerts.ts';
 import { ingestRoutes } from './ingest.ts';
+import { liveRoutes } from './live.ts';
 import { registryRoutes } from './registry.ts';
 import { statusRoutes } from './status.ts';
 import { tokenRoutes } from './tokens.ts';
@@ -13,4 +14,5 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   ingestRoutes,
   statusRoutes,
   alertRoutes,
+  liveRoutes,
 ];

@@ -1,8 +1,14 @@
+import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../deps.ts';
 
 /** Outside /api/v1: health (no token), readiness with ingest and sink state, Prometheus metrics (admin). */
 export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
+  // The regulators' live page (dashboards/live/index.html): static, it asks for a token itself.
+  const page = fs.readFileSync(new URL('../../../../dashboards/live/index.html', import.meta.url));
+  app.get('/live', { schema: { hide: true } }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'").send(page));
+
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
