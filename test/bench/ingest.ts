@@ -47,6 +47,8 @@ export interface RunFigures {
   ackP99Ms?: number;
   /** CPU cores busy during the run, per process (utime+stime / wall). */
   cpu: Record<string, number>;
+  /** CPU µs per message, per process. */
+  cpuUsPerMsg: Record<string, number>;
 }
 
 export interface PipelineFigures extends RunFigures {
@@ -215,24 +217,30 @@ class CpuMeter {
   start(): void {
     for (const [name, pid] of Object.entries(this.procs)) this.before.set(name, threadTicks(pid));
   }
-  /** Cores busy per process over `seconds` (for the target: `<name>.main`, `<name>.busiest-other-thread`, `<name>.other`). */
-  stop(seconds: number): Record<string, number> {
-    const out: Record<string, number> = {};
-    const cores = (ticks: number) => Math.round((ticks / CLK_TCK / seconds) * 100) / 100;
+  /**
+   * CPU per process over the run: cores busy (utime+stime / wall) and CPU µs per message, which
+   * is steadier than msg/s when other work shares the machine. For the target also its main
+   * thread, its busiest other thread (the ledger writer, in the gateway) and the remaining threads.
+   */
+  stop(seconds: number, messages: number): { cores: Record<string, number>; usPerMsg: Record<string, number> } {
+    const cores: Record<string, number> = {};
+    const usPerMsg: Record<string, number> = {};
+    const put = (k: string, ticks: number) => {
+      cores[k] = round(ticks / CLK_TCK / seconds);
+      usPerMsg[k] = round((ticks / CLK_TCK / messages) * 1e6, 1);
+    };
     for (const [name, pid] of Object.entries(this.procs)) {
       const b = this.before.get(name)!;
       const deltas = [...threadTicks(pid)].map(([tid, t]) => [tid, t - (b.get(tid) ?? 0)] as const);
-      const total = deltas.reduce((a, [, d]) => a + d, 0);
-      out[name] = cores(total);
+      put(name, deltas.reduce((a, [, d]) => a + d, 0));
       if (name === 'gateway' || name === 'bare') {
-        const main = deltas.find(([tid]) => tid === pid)?.[1] ?? 0;
         const others = deltas.filter(([tid]) => tid !== pid).map(([, d]) => d).sort((x, y) => y - x);
-        out[`${name}.main-thread`] = cores(main);
-        out[`${name}.busiest-other-thread`] = cores(others[0] ?? 0);
-        out[`${name}.other-threads`] = cores(others.slice(1).reduce((a, d) => a + d, 0));
+        put(`${name}.main-thread`, deltas.find(([tid]) => tid === pid)?.[1] ?? 0);
+        put(`${name}.busiest-other-thread`, others[0] ?? 0);
+        put(`${name}.other-threads`, others.slice(1).reduce((a, d) => a + d, 0));
       }
     }
-    return out;
+    return { cores, usPerMsg };
   }
 }
 
@@ -396,11 +404,11 @@ async function runLoad(load: LoadGen, target: Target, o: { devices: DeviceCreds[
     if (!r || r.type !== 'reached' || r.timedOut) throw new Error(`QoS 1: ${done.acked} acked but the target did not count ${total} (rejected messages?)`);
   }
   const seconds = (endAt - done.startedAt) / 1000;
-  const cpu = o.meter?.stop(seconds) ?? {};
   const messages = o.qos === 1 ? done.acked : total;
+  const { cores: cpu, usPerMsg: cpuUsPerMsg } = o.meter?.stop(seconds, messages) ?? { cores: {}, usPerMsg: {} };
   return {
     figures: {
-      messages, seconds: Math.round(seconds * 1000) / 1000, msgPerS: Math.round(messages / seconds), cpu,
+      messages, seconds: Math.round(seconds * 1000) / 1000, msgPerS: Math.round(messages / seconds), cpu, cpuUsPerMsg,
       ...(done.ackLatencyMs ? { ackP50Ms: round(done.ackLatencyMs.p50), ackP95Ms: round(done.ackLatencyMs.p95), ackP99Ms: round(done.ackLatencyMs.p99) } : {}),
     },
     endAt, startMonoUs: done.startedMonoUs, endMonoUs,
@@ -607,9 +615,10 @@ export function ingestTable(r: IngestResults): [string, string][] {
       rows.push([`ledger ${name}`, `${f.prometheus?.groupMean} records/fsync (Prometheus), commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms, p95 ${f.commit?.commitMsP95.toFixed(2)} ms (exact; buckets say p50 ${f.prometheus?.commitP50Ms}, p95 ${f.prometheus?.commitP95Ms}), ${f.commit?.commits} commits`]);
       rows.push([`influx ${name}`, `${f.sinkLagAtEnd} records behind at end of load, caught up in ${f.influxCatchUpS} s; count(temperature_c) ${f.influxCount} of ${f.influxExpected} sent${f.influxCount === f.influxExpected ? ' ✓' : ' ✗'}`]);
     }
-    rows.push(['CPU cores, bare QoS 1', cpu(r.bare.qos1.cpu)]);
-    rows.push(['CPU cores, pipeline QoS 1', cpu(r.pipeline.qos1.cpu)]);
-    rows.push(['CPU cores, pipeline QoS 0', cpu(r.pipeline.qos0.cpu)]);
+    for (const [name, f] of [['bare QoS 1', r.bare.qos1], ['pipeline QoS 1', r.pipeline.qos1], ['bare QoS 0', r.bare.qos0], ['pipeline QoS 0', r.pipeline.qos0]] as const) {
+      rows.push([`CPU µs/msg, ${name}`, cpu(f.cpuUsPerMsg)]);
+      rows.push([`CPU cores busy, ${name}`, cpu(f.cpu)]);
+    }
   }
   if (r.profile) {
     for (const mode of ['bare', 'gateway'] as const) {
