@@ -36,7 +36,12 @@ export interface DetectOptions {
 export const YUNET_INPUT = 640;
 const STRIDES = [8, 16, 32] as const;
 
-export type PreparedInput = { rgb: Uint8Array } & Letterbox;
+/**
+ * A letterbox ready for the model: either already-resized packed RGB (`rgb`), or — for upscaling,
+ * which libvips does slowly — the source image and region, resized by upscaleToBgrPlanar() straight
+ * into the input tensor.
+ */
+export type PreparedInput = ({ rgb: Uint8Array } | { src: RgbImage; region: Region }) & Letterbox;
 
 export interface Letterbox {
   /** scale applied to the image: letterbox coordinate = (image coordinate − offset) × scale */
@@ -57,16 +62,26 @@ export interface Region {
 }
 
 /**
- * Letterbox step 1: resize the image so that its longer side is 640, keeping the aspect ratio
- * (scale s = 640 / max(W, H), size round(W·s) × round(H·s)), with libvips' **linear** kernel.
+ * Letterbox step 1: resize the image (or `region` of it) so that its longer side is `size`,
+ * keeping the aspect ratio (scale s = size / max(W, H), output round(W·s) × round(H·s)), with
+ * libvips' **linear** kernel semantics.
  *
- * This is exactly what the reference pipeline that produced test/fixtures/faces/expected.json did
- * (sharp 0.35 `resize(w, h, { kernel: 'linear' })`): it reproduces the reference landmarks to
- * ≤0.05 px and the reference cosine matrix to 0.000. A hand-written OpenCV-style INTER_LINEAR loop
- * was tried first; it moved landmarks by up to 1.6 px and individual cosines by up to 0.07, which
- * shows how sensitive the embeddings are to the detector input — keep this kernel.
+ * This is what the reference pipeline that produced test/fixtures/faces/expected.json did (sharp
+ * 0.35 `resize(w, h, { kernel: 'linear' })`): it reproduces the reference landmarks to ≤0.05 px
+ * and the reference cosine matrix to 0.000. An OpenCV-style INTER_LINEAR resize (src = (dst + ½)/s
+ * − ½) was tried first; it moved landmarks by up to 1.6 px and single cosines by up to 0.07, which
+ * shows how sensitive the embeddings are to the detector input — keep these semantics.
+ *
+ * Downscaling goes through libvips (anti-aliased reduce, off the JS thread). Upscaling — every
+ * photo under 640 px, and every refinement crop — is left to upscaleToBgrPlanar(), which emulates
+ * libvips' linear upsampling in JS at about a third of the cost (`upscale: 'libvips'` forces sharp).
  */
-export async function letterboxResize(img: RgbImage, size = YUNET_INPUT, region?: Region): Promise<PreparedInput> {
+export async function letterboxResize(
+  img: RgbImage,
+  size = YUNET_INPUT,
+  region?: Region,
+  upscale: 'js' | 'libvips' = 'js',
+): Promise<PreparedInput> {
   const { data, width: W, height: H } = img;
   const r = region ?? { left: 0, top: 0, width: W, height: H };
   const whole = r.left === 0 && r.top === 0 && r.width === W && r.height === H;
@@ -75,11 +90,85 @@ export async function letterboxResize(img: RgbImage, size = YUNET_INPUT, region?
   const height = Math.min(size, Math.max(1, Math.round(r.height * scale)));
   const base = { scale, width, height, offsetX: r.left, offsetY: r.top };
   if (whole && width === W && height === H) return { rgb: data, ...base };
+  if (upscale === 'js' && width >= r.width && height >= r.height) return { src: img, region: r, ...base };
   const input = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
   let pipeline = sharp(input, { raw: { width: W, height: H, channels: 3 } });
   if (!whole) pipeline = pipeline.extract(r);
   const rgb = await pipeline.resize(width, height, { kernel: 'linear', fit: 'fill' }).raw().toBuffer();
   return { rgb, ...base };
+}
+
+function upscaleTaps(start: number, n: number, outN: number): { i0: Int32Array; i1: Int32Array; w: Float32Array } {
+  const s = n / outN;
+  const i0 = new Int32Array(outN);
+  const i1 = new Int32Array(outN);
+  const w = new Float32Array(outN);
+  for (let x = 0; x < outN; x++) {
+    let f = x * s - 0.5;
+    if (f < 0) f = 0;
+    if (f > n - 1) f = n - 1;
+    const a = Math.floor(f);
+    i0[x] = start + a;
+    i1[x] = start + Math.min(a + 1, n - 1);
+    w[x] = f - a;
+  }
+  return { i0, i1, w };
+}
+
+/**
+ * Upscales `region` of `img` to outW×outH into the top-left of a planar **BGR** float32 size×size
+ * tensor (padding zeroed), reproducing sharp/libvips `resize(…, { kernel: 'linear' })` when
+ * enlarging: sample position src = dst·(n/outN) − ½ clamped to the region, bilinear, rounded to
+ * 8 bits. Measured against sharp 0.35.5 / libvips 8.18.7 on the fixtures: every value within 1
+ * grey level, 98.5–99.8 % identical (libvips uses fixed-point weights). face.test.ts pins this.
+ */
+export function upscaleToBgrPlanar(img: RgbImage, region: Region, outW: number, outH: number, out: Float32Array, size = YUNET_INPUT): void {
+  const { data, width: W } = img;
+  const plane = size * size;
+  if (outW < size || outH < size) out.fill(0);
+  const tx = upscaleTaps(region.left, region.width, outW);
+  const ty = upscaleTaps(region.top, region.height, outH);
+  const rowBytes = W * 3;
+  // Bilinear is separable: interpolate source rows horizontally once (cached, since consecutive
+  // output rows reuse the same pair of source rows), then blend the two rows vertically.
+  let rowA = new Float32Array(outW * 3), rowB = new Float32Array(outW * 3);
+  let rowAIdx = -1, rowBIdx = -1;
+  const hpass = (srcRow: number, dst: Float32Array): void => {
+    const base = srcRow * rowBytes;
+    for (let x = 0, q = 0; x < outW; x++, q += 3) {
+      const p0 = base + tx.i0[x] * 3;
+      const p1 = base + tx.i1[x] * 3;
+      const w = tx.w[x];
+      const w0 = 1 - w;
+      dst[q] = data[p0] * w0 + data[p1] * w;
+      dst[q + 1] = data[p0 + 1] * w0 + data[p1 + 1] * w;
+      dst[q + 2] = data[p0 + 2] * w0 + data[p1 + 2] * w;
+    }
+  };
+  const gPlane = plane, rPlane = 2 * plane;
+  for (let y = 0; y < outH; y++) {
+    const s0 = ty.i0[y], s1 = ty.i1[y];
+    if (rowAIdx !== s0) {
+      if (rowBIdx === s0) {
+        const t = rowA; rowA = rowB; rowB = t; rowAIdx = s0; rowBIdx = -1;
+      } else {
+        hpass(s0, rowA); rowAIdx = s0;
+      }
+    }
+    if (rowBIdx !== s1) {
+      hpass(s1, rowB); rowBIdx = s1;
+    }
+    const wy = ty.w[y];
+    const wy0 = 1 - wy;
+    const rowOut = y * size;
+    for (let x = 0, q = 0; x < outW; x++, q += 3) {
+      const o = rowOut + x;
+      // R → plane 2, G → plane 1, B → plane 0; values are ≥ 0, so (v + 0.5) | 0 rounds half up
+      out[rPlane + o] = (rowA[q] * wy0 + rowB[q] * wy + 0.5) | 0;
+      out[gPlane + o] = (rowA[q + 1] * wy0 + rowB[q + 1] * wy + 0.5) | 0;
+      out[o] = (rowA[q + 2] * wy0 + rowB[q + 2] * wy + 0.5) | 0;
+    }
+  }
 }
 
 /**
@@ -202,7 +291,8 @@ export class YuNetDetector {
       nmsThreshold: opts.nmsThreshold ?? 0.3,
       topK: opts.topK ?? 5000,
     };
-    packBgrPlanar(lb.rgb, lb.width, lb.height, this.input, this.inputSize);
+    if ('rgb' in lb) packBgrPlanar(lb.rgb, lb.width, lb.height, this.input, this.inputSize);
+    else upscaleToBgrPlanar(lb.src, lb.region, lb.width, lb.height, this.input, this.inputSize);
     const out = await this.session.run({ [this.inputName]: this.inputTensor });
     const faces = decodeYuNet(out, this.inputSize, this.inputSize, o);
     for (const t of Object.values(out)) t.dispose?.();

@@ -14,6 +14,8 @@ import {
   verdictFor,
   type FaceAnalysis,
 } from './index.ts';
+import { decodeRgb } from './image.ts';
+import { letterboxResize, packBgrPlanar, upscaleToBgrPlanar } from './detector.ts';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../test/fixtures/faces');
 
@@ -163,6 +165,32 @@ describe('verify (default threshold 0.40, min face 48 px)', () => {
 });
 
 describe('decoding', () => {
+  it("the JS upscaler reproduces sharp's linear upscale (≤ 1 grey level), incl. crops", async () => {
+    for (const name of ['carl_walz_1.jpg', 'rex_walheim_2.jpg', 'reid_wiseman_2.jpg']) {
+      const { image } = await decodeRgb(photo(name));
+      const regions = [undefined, { left: 30, top: 20, width: 97, height: 120 }];
+      for (const region of regions) {
+        const vips = await letterboxResize(image, 640, region, 'libvips');
+        const js = await letterboxResize(image, 640, region, 'js');
+        expect('rgb' in vips && 'src' in js).toBe(true);
+        if (!('rgb' in vips) || !('src' in js)) continue;
+        const a = new Float32Array(3 * 640 * 640);
+        const b = new Float32Array(3 * 640 * 640);
+        packBgrPlanar(vips.rgb, vips.width, vips.height, a);
+        upscaleToBgrPlanar(js.src, js.region, js.width, js.height, b);
+        let maxDiff = 0;
+        let same = 0;
+        for (let i = 0; i < a.length; i++) {
+          const d = Math.abs(a[i] - b[i]);
+          if (d > maxDiff) maxDiff = d;
+          if (d === 0) same++;
+        }
+        expect(maxDiff, `${name} ${JSON.stringify(region)}`).toBeLessThanOrEqual(1);
+        expect(same / a.length).toBeGreaterThan(0.97);
+      }
+    }
+  });
+
   it('applies the EXIF orientation before detection and reports coordinates in the displayed frame', async () => {
     const name = 'ron_garan_2.jpg';
     // Pixels stored rotated 90° counter-clockwise, EXIF orientation 6 says "rotate 90° clockwise".
