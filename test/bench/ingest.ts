@@ -10,7 +10,7 @@
  *
  * Environment knobs (all bounded): BENCH_DEVICES (20), BENCH_WINDOW (50), BENCH_MESSAGES (100000),
  * BENCH_WARMUP (10000), BENCH_PROFILE_MESSAGES (30000, 0 = no profile), BENCH_IDLE (5000, 0 = skip),
- * BENCH_PHASES (throughput,profile,idle).
+ * BENCH_PHASES (throughput,mqttjs,profile,idle).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,7 +18,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { countPoints, startInfluxd, type Influxd } from '../support/influxd.ts';
-import type { Command as LoadCommand, DeviceCreds, Reply as LoadReply } from './loadgen.ts';
+import type { ClientKind, Command as LoadCommand, DeviceCreds, Reply as LoadReply } from './loadgen.ts';
 import type { CommitStats, TargetCommand, TargetReply } from './gatewayProcess.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -33,7 +33,7 @@ export interface IngestBenchOptions {
   warmup?: number;
   profileMessages?: number;
   idle?: number;
-  /** Which parts to run: `throughput` (bare vs pipeline, QoS 1 and 0), `profile`, `idle` (all by default). */
+  /** Which parts to run: `throughput` (bare vs pipeline, QoS 1 and 0), `mqttjs` (QoS 1 again with mqtt.js clients), `profile`, `idle` (all by default). */
   phases?: string;
   log?: (line: string) => void;
 }
@@ -61,7 +61,7 @@ export interface PipelineFigures extends RunFigures {
   ledgerCount: number;
 }
 
-export interface CpuSplit { thread: string; activeMs: number; categories: [string, number][]; functions: [string, number][] }
+export interface CpuSplit { thread: string; activeMs: number; stages: [string, number][]; categories: [string, number][]; functions: [string, number][] }
 
 export interface IngestResults {
   machine: { cpus: number; node: string; influxd: string; nofile: number };
@@ -69,6 +69,8 @@ export interface IngestResults {
   bare?: { qos1: RunFigures; qos0: RunFigures };
   pipeline?: { qos1: PipelineFigures; qos0: PipelineFigures };
   ratio?: { qos1: number; qos0: number };
+  /** Bare vs pipeline, QoS 1, with mqtt.js clients in the same generator process. */
+  mqttjs?: { bare: RunFigures; pipeline: PipelineFigures; ratio: number };
   profile?: { messages: number; bare: CpuSplit[]; gateway: CpuSplit[] };
   idle?: {
     devices: number; registerS: number; connectS: number; connected: number;
@@ -332,12 +334,39 @@ function category(url: string, fn: string): string {
   return url.replace(/^file:\/\//, '').replace(process.cwd() + '/', '');
 }
 
-/** Self time by category and by function inside [fromUs, toUs] (CLOCK_MONOTONIC µs), idle excluded. */
-function summariseProfile(file: string, fromUs: number, toUs: number): { activeMs: number; url: string[]; categories: [string, number][]; functions: [string, number][] } {
+/**
+ * Where the gateway's own stages sit in a stack: the innermost gateway/src frame of a sample names
+ * the stage it works for (zod called by validate.ts counts for ingest); samples with none are the
+ * broker and the runtime (aedes, mqtt-packet, sockets, timers), GC is its own line.
+ */
+function stageOf(url: string, functionName: string): string | undefined {
+  if (functionName === '(garbage collector)') return 'GC';
+  const m = /\/gateway\/src\/([^/]+)\//.exec(url);
+  return m ? m[1] : undefined;
+}
+
+/** Self time by category, by function and by gateway stage inside [fromUs, toUs] (CLOCK_MONOTONIC µs), idle excluded. */
+function summariseProfile(file: string, fromUs: number, toUs: number): { activeMs: number; url: string[]; categories: [string, number][]; functions: [string, number][]; stages: [string, number][] } {
   const p = JSON.parse(fs.readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const stageOfNode = new Map<number, string>();
+  const stageFor = (id: number): string => {
+    const cached = stageOfNode.get(id);
+    if (cached) return cached;
+    let stage: string | undefined;
+    for (let x: number | undefined = id; x !== undefined && !stage; x = parent.get(x)) {
+      const cf = byId.get(x)!.callFrame;
+      stage = stageOf(cf.url.replace(/\?.*$/, ''), cf.functionName);
+    }
+    const out = stage ?? 'outside gateway/src (aedes, mqtt-packet, net, timers)';
+    stageOfNode.set(id, out);
+    return out;
+  };
   const cat = new Map<string, number>();
   const fns = new Map<string, number>();
+  const stages = new Map<string, number>();
   const urls = new Set<string>();
   let t = p.startTime, activeUs = 0;
   for (let i = 0; i < p.samples.length; i++) {
@@ -354,9 +383,11 @@ function summariseProfile(file: string, fromUs: number, toUs: number): { activeM
     cat.set(c, (cat.get(c) ?? 0) + dt);
     const key = `${functionName || '(anonymous)'} ${url ? `${category(url, functionName)}:${path.basename(url)}:${lineNumber + 1}` : ''}`.trim();
     fns.set(key, (fns.get(key) ?? 0) + dt);
+    const st = stageFor(n.id);
+    stages.set(st, (stages.get(st) ?? 0) + dt);
   }
   const top = (m: Map<string, number>, n: number) => [...m].sort((a, b) => b[1] - a[1]).slice(0, n).map(([k, v]) => [k, Math.round(v / 100) / 10] as [string, number]);
-  return { activeMs: Math.round(activeUs / 1000), url: [...urls], categories: top(cat, 14), functions: top(fns, 14) };
+  return { activeMs: Math.round(activeUs / 1000), url: [...urls], categories: top(cat, 14), functions: top(fns, 14), stages: top(stages, 14) };
 }
 
 function threadName(urls: string[], i: number): string {
@@ -370,19 +401,22 @@ function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
   fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).forEach((f, i) => {
     const s = summariseProfile(path.join(dir, f), fromUs, toUs);
     if (s.activeMs < 20) return; // the tsx loader thread and other bystanders
-    out.push({ thread: threadName(s.url, i), activeMs: s.activeMs, categories: s.categories, functions: s.functions });
+    out.push({ thread: threadName(s.url, i), activeMs: s.activeMs, stages: s.stages, categories: s.categories, functions: s.functions });
   });
   return out.sort((a, b) => b.activeMs - a.activeMs);
 }
 
 // — the runs —
 
-let tsCursor = Date.now() - 24 * 3_600_000;
+/** Event time of the readings: each device reports every TS_STEP_MS, runs follow one another, all in the past. */
+const TS_STEP_MS = 15_000;
+let tsCursor = Date.now() - 30 * 86_400_000;
 
-async function runLoad(load: LoadGen, target: Target, o: { devices: DeviceCreds[]; perDevice: number; qos: 0 | 1; window: number; tag: string; meter?: CpuMeter }): Promise<{ figures: RunFigures; endAt: number; startMonoUs: number; endMonoUs: number }> {
+async function runLoad(load: LoadGen, target: Target, o: { devices: DeviceCreds[]; perDevice: number; qos: 0 | 1; window: number; tag: string; meter?: CpuMeter; client?: ClientKind }): Promise<{ figures: RunFigures; endAt: number; startMonoUs: number; endMonoUs: number }> {
   const tsBase = tsCursor;
-  tsCursor += o.perDevice + 1000;
-  const prep = await load.request({ type: 'prepare', port: target.mqttPort, devices: o.devices, perDevice: o.perDevice, tag: o.tag, tsBase, qos: o.qos });
+  tsCursor += (o.perDevice + 1) * TS_STEP_MS;
+  if (tsCursor > Date.now()) throw new Error('bench event time ran into the present: fewer messages per run, or a smaller TS_STEP_MS');
+  const prep = await load.request({ type: 'prepare', port: target.mqttPort, devices: o.devices, perDevice: o.perDevice, tag: o.tag, tsBase, tsStepMs: TS_STEP_MS, qos: o.qos, client: o.client ?? 'raw' });
   if (prep.type !== 'prepared') throw new Error(`loadgen: ${prep.type}`);
   const before = await target.request({ type: 'stats' });
   if (before.type !== 'stats') throw new Error('stats');
@@ -422,24 +456,25 @@ function benchDevices(n: number, prefix: string): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(String(n - 1).length, '0')}`);
 }
 
-async function barePhase(load: LoadGen, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void) {
+async function barePhase(load: LoadGen, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void, client: ClientKind = 'raw') {
   const target = await startTarget('bare', { nofile });
   try {
     const devices: DeviceCreds[] = benchDevices(o.devices, 'dev-').map((deviceId) => ({ siteId: 'S-BENCH', deviceId }));
     const meter = new CpuMeter({ bare: target.pid, loadgen: load.pid });
     const per = Math.ceil(o.messages / o.devices);
-    await runLoad(load, target, { devices, perDevice: Math.ceil(o.warmup / o.devices), qos: 1, window: o.window, tag: 'warm1' });
-    const qos1 = (await runLoad(load, target, { devices, perDevice: per, qos: 1, window: o.window, tag: 'q1', meter })).figures;
-    log(`  bare aedes   QoS 1: ${qos1.msgPerS} msg/s (${qos1.messages} in ${qos1.seconds} s), PUBACK p50 ${qos1.ackP50Ms} ms p95 ${qos1.ackP95Ms} ms`);
-    const qos0 = (await runLoad(load, target, { devices, perDevice: per, qos: 0, window: o.window, tag: 'q0', meter })).figures;
-    log(`  bare aedes   QoS 0: ${qos0.msgPerS} msg/s (${qos0.messages} in ${qos0.seconds} s)`);
+    await runLoad(load, target, { devices, perDevice: Math.ceil(o.warmup / o.devices), qos: 1, window: o.window, tag: 'warm1', client });
+    const qos1 = (await runLoad(load, target, { devices, perDevice: per, qos: 1, window: o.window, tag: 'q1', meter, client })).figures;
+    log(`  bare aedes   QoS 1 (${client}): ${qos1.msgPerS} msg/s (${qos1.messages} in ${qos1.seconds} s), PUBACK p50 ${qos1.ackP50Ms} ms p95 ${qos1.ackP95Ms} ms`);
+    if (client !== 'raw') return { qos1 };
+    const qos0 = (await runLoad(load, target, { devices, perDevice: per, qos: 0, window: o.window, tag: 'q0', meter, client })).figures;
+    log(`  bare aedes   QoS 0 (${client}): ${qos0.msgPerS} msg/s (${qos0.messages} in ${qos0.seconds} s)`);
     return { qos1, qos0 };
   } finally {
     await stopTarget(target);
   }
 }
 
-async function pipelinePhase(load: LoadGen, influx: Influxd, qos: 0 | 1, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void): Promise<PipelineFigures> {
+async function pipelinePhase(load: LoadGen, influx: Influxd, qos: 0 | 1, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void, client: ClientKind = 'raw'): Promise<PipelineFigures> {
   const db = `bench_q${qos}_${Date.now()}`;
   await influx.query(`CREATE DATABASE "${db}"`);
   const target = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
@@ -448,12 +483,12 @@ async function pipelinePhase(load: LoadGen, influx: Influxd, qos: 0 | 1, o: Requ
     const influxPid = childrenNamed('influxd')[0];
     const meter = new CpuMeter({ gateway: target.pid, loadgen: load.pid, ...(influxPid ? { influxd: influxPid } : {}) });
     const warmPer = Math.ceil(o.warmup / o.devices);
-    await runLoad(load, target, { devices, perDevice: warmPer, qos, window: o.window, tag: `warm${qos}` });
+    await runLoad(load, target, { devices, perDevice: warmPer, qos, window: o.window, tag: `warm${qos}`, client });
     await target.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
     await target.request({ type: 'resetStats' });
     const metricsBefore = await api(target, 'GET', '/metrics') as string;
     const per = Math.ceil(o.messages / o.devices);
-    const run = await runLoad(load, target, { devices, perDevice: per, qos, window: o.window, tag: `q${qos}`, meter });
+    const run = await runLoad(load, target, { devices, perDevice: per, qos, window: o.window, tag: `q${qos}`, meter, client });
     const stats = await target.request({ type: 'stats' });
     if (stats.type !== 'stats') throw new Error('stats');
     const metricsAfter = await api(target, 'GET', '/metrics') as string;
@@ -473,7 +508,7 @@ async function pipelinePhase(load: LoadGen, influx: Influxd, qos: 0 | 1, o: Requ
       prometheus: { groupMean: round(g.sum / g.count, 1), commitMeanMs: round((c.sum / c.count) * 1000), commitP50Ms: round(histogramQuantile(c, 0.5) * 1000), commitP95Ms: round(histogramQuantile(c, 0.95) * 1000) },
       sinkLagAtEnd: lagAtEnd, influxCatchUpS: round(catchUp, 3), influxCount, influxExpected: expected, ledgerCount: stats.count,
     };
-    log(`  pipeline     QoS ${qos}: ${f.msgPerS} msg/s (${f.messages} in ${f.seconds} s)${qos ? `, PUBACK p50 ${f.ackP50Ms} ms p95 ${f.ackP95Ms} ms` : ''}; ` +
+    log(`  pipeline     QoS ${qos} (${client}): ${f.msgPerS} msg/s (${f.messages} in ${f.seconds} s)${qos ? `, PUBACK p50 ${f.ackP50Ms} ms p95 ${f.ackP95Ms} ms` : ''}; ` +
       `${f.prometheus!.groupMean} records/fsync, commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms p95 ${f.commit?.commitMsP95.toFixed(2)} ms; ` +
       `influx ${lagAtEnd} behind at end, caught up ${f.influxCatchUpS} s later; count ${influxCount}/${expected}${influxCount === expected ? ' ✓' : ' ✗'}`);
     return f;
@@ -566,7 +601,7 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
     messages: opts.messages ?? envInt('BENCH_MESSAGES', 100_000), warmup: opts.warmup ?? envInt('BENCH_WARMUP', 10_000),
     profileMessages: opts.profileMessages ?? envInt('BENCH_PROFILE_MESSAGES', 30_000), idle: opts.idle ?? envInt('BENCH_IDLE', 5000),
   };
-  const phases = new Set((opts.phases ?? process.env.BENCH_PHASES ?? 'throughput,profile,idle').split(','));
+  const phases = new Set((opts.phases ?? process.env.BENCH_PHASES ?? 'throughput,mqttjs,profile,idle').split(','));
   const soft = softNofile();
   // Each idle client is one fd in the generator and one in the target; ask the children for room.
   const nofile = Math.max(soft, o.idle + 1024);
@@ -581,12 +616,20 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
     log(`ingest: ${o.devices} devices × window ${o.window}, ${o.messages} messages per run after ${o.warmup} warm-up; ${results.machine!.cpus} CPUs, influxd ${influxVersion}`);
     log(`  (device secrets are hashed with scrypt N=${SCRYPT_N} in this bench, not the production 16384, to keep set-up short)`);
     if (phases.has('throughput')) {
-      results.bare = await barePhase(load, o, nofile, log);
+      const bare = await barePhase(load, o, nofile, log);
+      results.bare = { qos1: bare.qos1, qos0: bare.qos0! };
       const qos1 = await pipelinePhase(load, influx, 1, o, nofile, log);
       const qos0 = await pipelinePhase(load, influx, 0, o, nofile, log);
       results.pipeline = { qos1, qos0 };
       results.ratio = { qos1: round(qos1.msgPerS / results.bare.qos1.msgPerS, 3), qos0: round(qos0.msgPerS / results.bare.qos0.msgPerS, 3) };
       log(`  ratio pipeline/bare: QoS 1 ${results.ratio.qos1} (target ≥ 0.8), QoS 0 ${results.ratio.qos0}`);
+    }
+    if (phases.has('mqttjs')) {
+      log('  the same comparison with mqtt.js clients in the generator (QoS 1):');
+      const bare = (await barePhase(load, o, nofile, log, 'mqttjs')).qos1;
+      const pipeline = await pipelinePhase(load, influx, 1, o, nofile, log, 'mqttjs');
+      results.mqttjs = { bare, pipeline, ratio: round(pipeline.msgPerS / bare.msgPerS, 3) };
+      log(`  ratio pipeline/bare with mqtt.js clients: ${results.mqttjs.ratio}`);
     }
     if (o.profileMessages > 0 && phases.has('profile')) {
       log(`  profiling a ${o.profileMessages}-message QoS 1 run of each target (--cpu-prof)…`);
@@ -620,10 +663,15 @@ export function ingestTable(r: IngestResults): [string, string][] {
       rows.push([`CPU cores busy, ${name}`, cpu(f.cpu)]);
     }
   }
+  if (r.mqttjs) {
+    rows.push(['bare aedes QoS 1, mqtt.js clients', `${r.mqttjs.bare.msgPerS} msg/s  (generator ${r.mqttjs.bare.cpuUsPerMsg.loadgen} CPU µs/msg)`]);
+    rows.push(['pipeline QoS 1, mqtt.js clients', `${r.mqttjs.pipeline.msgPerS} msg/s  → ratio ${r.mqttjs.ratio}`]);
+  }
   if (r.profile) {
     for (const mode of ['bare', 'gateway'] as const) {
       for (const s of r.profile[mode]) {
-        rows.push([`profile ${mode}, ${s.thread}`, `${s.activeMs} ms busy in a ${r.profile.messages}-msg run: ` + s.categories.slice(0, 8).map(([k, v]) => `${k} ${Math.round((v / s.activeMs) * 100)}%`).join(', ')]);
+        const split = mode === 'gateway' && s.thread === 'main thread' ? s.stages : s.categories;
+        rows.push([`CPU split ${mode}, ${s.thread}`, `${round((s.activeMs * 1000) / r.profile.messages, 1)} µs/msg busy (profiled): ` + split.slice(0, 9).map(([k, v]) => `${k} ${Math.round((v / s.activeMs) * 100)}%`).join(', ')]);
       }
     }
   }
@@ -640,8 +688,9 @@ export function profileDetail(r: IngestResults): string[] {
   const out: string[] = [];
   for (const mode of ['bare', 'gateway'] as const) {
     for (const s of r.profile[mode]) {
-      out.push(`${mode} — ${s.thread} (${s.activeMs} ms busy):`);
-      out.push(`  by package/file: ${s.categories.map(([k, v]) => `${k} ${v} ms`).join(' · ')}`);
+      out.push(`${mode} — ${s.thread} (${s.activeMs} ms busy for ${r.profile.messages} messages):`);
+      if (mode === 'gateway') out.push(`  by gateway stage (innermost gateway/src frame): ${s.stages.map(([k, v]) => `${k} ${v} ms`).join(' · ')}`);
+      out.push(`  by package/file (self): ${s.categories.map(([k, v]) => `${k} ${v} ms`).join(' · ')}`);
       for (const [fn, ms] of s.functions.slice(0, 12)) out.push(`  ${String(ms).padStart(8)} ms  ${fn}`);
     }
   }

@@ -8,11 +8,28 @@
  * Driven over the IPC channel by test/bench/ingest.ts (`fork`); see the `Command` type.
  */
 import net from 'node:net';
+import mqtt from 'mqtt';
 
 export interface DeviceCreds { siteId: string; deviceId: string; secret?: string }
 
+/**
+ * `raw`: this file's minimal MQTT 3.1.1 client, a few µs per message, so the broker is what is
+ * measured. `mqttjs`: the `mqtt` package, as device-side Node code (and most prototypes) would
+ * use it, several times dearer per message.
+ */
+export type ClientKind = 'raw' | 'mqttjs';
+
+/** A prepared message: the PUBLISH packet for the raw client, topic and payload for mqtt.js. */
+interface Msg { topic: string; payload: Buffer; packet: Buffer; idAt: number }
+
+interface Publisher {
+  runQos1(msgs: Msg[], window: number, onAck: (latencyMs: number) => void): Promise<number>;
+  runQos0(msgs: Msg[]): Promise<number>;
+  close(): void;
+}
+
 export type Command =
-  | { type: 'prepare'; port: number; devices: DeviceCreds[]; perDevice: number; tag: string; tsBase: number; qos: 0 | 1 }
+  | { type: 'prepare'; port: number; devices: DeviceCreds[]; perDevice: number; tag: string; tsBase: number; tsStepMs: number; qos: 0 | 1; client?: ClientKind }
   | { type: 'run'; window: number }
   | { type: 'idle'; port: number; devices: DeviceCreds[]; keepalive: number; concurrency: number }
   | { type: 'close' };
@@ -29,27 +46,43 @@ export const clock = () => performance.timeOrigin + performance.now();
 /** CLOCK_MONOTONIC in µs: the time base of V8 CPU profiles (--cpu-prof), to cut a profile to the run. */
 export const monoUs = () => Number(process.hrtime.bigint() / 1000n);
 
-const METRICS: [string, () => number][] = [
-  ['pm2_5', () => 20 + Math.random() * 80], ['pm10', () => 40 + Math.random() * 160], ['tsp', () => 80 + Math.random() * 300],
-  ['noise_dba', () => 50 + Math.random() * 40], ['wind_speed_ms', () => Math.random() * 15], ['humidity_pct', () => 20 + Math.random() * 70],
-  ['crane_load_pct', () => Math.random() * 100], ['crane_tilt_deg', () => Math.random() * 2], ['pit_displacement_mm', () => Math.random() * 30],
-];
-const round1 = (x: number) => Math.round(x * 10) / 10;
-
 /**
- * A contract §1 reading: a unique id, an epoch-ms ts unique per device (InfluxDB keeps one point
- * per series and time, so equal times would merge points), and 3–6 metrics, `temperature_c`
- * always among them so that count(temperature_c) counts points.
+ * Metrics a dust/noise station or crane monitor reports, each as a bounded random walk around a
+ * quiet baseline, below domain.md's warning limits: a throughput bench should exercise the hazard
+ * rules the way a normal day does, not raise and clear alerts on every sample.
  */
-function reading(id: string, ts: number): string {
-  const metrics: Record<string, number> = { temperature_c: round1(5 + Math.random() * 30) };
-  const extra = 2 + Math.floor(Math.random() * 4);
-  const start = Math.floor(Math.random() * METRICS.length);
-  for (let k = 0; k < extra; k++) {
-    const [name, gen] = METRICS[(start + k) % METRICS.length]!;
-    metrics[name] = round1(gen());
+const METRICS: { name: string; base: number; step: number; lo: number; hi: number }[] = [
+  { name: 'pm2_5', base: 35, step: 1.5, lo: 10, hi: 60 }, { name: 'pm10', base: 60, step: 2, lo: 20, hi: 120 },
+  { name: 'tsp', base: 200, step: 5, lo: 80, hi: 500 }, { name: 'noise_dba', base: 44, step: 0.5, lo: 38, hi: 48 },
+  { name: 'wind_speed_ms', base: 3, step: 0.3, lo: 0, hi: 8 }, { name: 'humidity_pct', base: 55, step: 1, lo: 20, hi: 95 },
+  { name: 'crane_load_pct', base: 40, step: 3, lo: 0, hi: 80 }, { name: 'crane_tilt_deg', base: 0.05, step: 0.005, lo: 0, hi: 0.12 },
+];
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+/** One device's sensors: `temperature_c` plus 2–5 others, fixed per device, drifting from reading to reading. */
+class Station {
+  private readonly state: number[];
+  private readonly metrics: typeof METRICS;
+  private temperature = 15 + Math.random() * 10;
+  constructor() {
+    const start = Math.floor(Math.random() * METRICS.length);
+    this.metrics = Array.from({ length: 2 + Math.floor(Math.random() * 4) }, (_, k) => METRICS[(start + k) % METRICS.length]!);
+    this.state = this.metrics.map((m) => m.base);
   }
-  return JSON.stringify({ id, ts, metrics });
+  /**
+   * A contract §1 reading: a unique id and an epoch-ms ts unique per device (InfluxDB keeps one
+   * point per series and time, so equal times would merge points); `temperature_c` is always
+   * there, so count(temperature_c) counts points.
+   */
+  reading(id: string, ts: number): string {
+    this.temperature = Math.min(35, Math.max(-5, this.temperature + (Math.random() - 0.5) * 0.2));
+    const metrics: Record<string, number> = { temperature_c: round2(this.temperature) };
+    this.metrics.forEach((m, i) => {
+      this.state[i] = Math.min(m.hi, Math.max(m.lo, this.state[i]! + (Math.random() - 0.5) * 2 * m.step));
+      metrics[m.name] = round2(this.state[i]!);
+    });
+    return JSON.stringify({ id, ts, metrics });
+  }
 }
 
 function remainingLength(n: number): number[] {
@@ -117,7 +150,7 @@ class FrameReader {
 }
 
 /** One device connection: CONNECT/CONNACK, then publishing its prepared messages. */
-class Client {
+class Client implements Publisher {
   readonly socket: net.Socket;
   private readonly reader: FrameReader;
   private onConnack?: (rc: number) => void;
@@ -154,7 +187,7 @@ class Client {
   }
 
   /** QoS 1 with at most `window` publishes awaiting PUBACK; resolves when all are acknowledged. */
-  runQos1(packets: { packet: Buffer; idAt: number }[], window: number, onAck: (latencyMs: number) => void): Promise<number> {
+  runQos1(packets: Msg[], window: number, onAck: (latencyMs: number) => void): Promise<number> {
     return new Promise((resolve, reject) => {
       const sentAt = new Float64Array(65536);
       let next = 0, acked = 0, inflight = 0, id = 0;
@@ -184,7 +217,7 @@ class Client {
   }
 
   /** QoS 0: writes everything, honouring socket back-pressure; resolves once all is handed to the kernel. */
-  async runQos0(packets: { packet: Buffer }[]): Promise<number> {
+  async runQos0(packets: Msg[]): Promise<number> {
     let i = 0;
     while (i < packets.length) {
       let ok = true;
@@ -204,13 +237,60 @@ class Client {
   }
 }
 
+/** The same load through mqtt.js: a window of QoS 1 publishes awaiting their callbacks (PUBACK). */
+class MqttJsClient implements Publisher {
+  constructor(private readonly client: mqtt.MqttClient) {}
+
+  static async connect(port: number, clientId: string, username?: string, password?: string, keepalive = 60): Promise<MqttJsClient> {
+    const c = await mqtt.connectAsync(`mqtt://127.0.0.1:${port}`, {
+      clientId, protocolVersion: 4, reconnectPeriod: 0, keepalive, clean: true,
+      ...(username !== undefined ? { username } : {}), ...(password !== undefined ? { password } : {}),
+    });
+    return new MqttJsClient(c);
+  }
+
+  private run(msgs: Msg[], qos: 0 | 1, window: number, onAck?: (latencyMs: number) => void): Promise<number> {
+    return new Promise((resolve, reject) => {
+      let next = 0, done = 0, inflight = 0;
+      const pump = () => {
+        while (next < msgs.length && inflight < window) {
+          const m = msgs[next++]!;
+          const t = performance.now();
+          inflight++;
+          this.client.publish(m.topic, m.payload, { qos }, (err) => {
+            if (err) { reject(err); return; }
+            onAck?.(performance.now() - t);
+            inflight--;
+            if (++done === msgs.length) resolve(done);
+            else pump();
+          });
+        }
+      };
+      pump();
+    });
+  }
+
+  runQos1(msgs: Msg[], window: number, onAck: (latencyMs: number) => void): Promise<number> {
+    return this.run(msgs, 1, window, onAck);
+  }
+
+  /** QoS 0: mqtt.js calls back once a packet is written; a window of 200 bounds its buffering. */
+  runQos0(msgs: Msg[]): Promise<number> {
+    return this.run(msgs, 0, 200);
+  }
+
+  close(): void {
+    this.client.end();
+  }
+}
+
 function quantile(sorted: Float64Array, q: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-async function connectAll(port: number, devices: DeviceCreds[], keepalive: number, concurrency: number, tag: string): Promise<{ clients: Client[]; failed: number; firstError?: string }> {
-  const clients: (Client | undefined)[] = new Array(devices.length);
+async function connectAll(port: number, devices: DeviceCreds[], keepalive: number, concurrency: number, tag: string, kind: ClientKind = 'raw'): Promise<{ clients: Publisher[]; failed: number; firstError?: string }> {
+  const clients: (Publisher | undefined)[] = new Array(devices.length);
   let failed = 0;
   let firstError: string | undefined;
   let next = 0;
@@ -218,9 +298,19 @@ async function connectAll(port: number, devices: DeviceCreds[], keepalive: numbe
     while (next < devices.length) {
       const i = next++;
       const d = devices[i]!;
+      const username = d.secret !== undefined ? d.deviceId : undefined;
+      if (kind === 'mqttjs') {
+        try {
+          clients[i] = await MqttJsClient.connect(port, `${d.deviceId}-${tag}`, username, d.secret, keepalive);
+        } catch (e) {
+          failed++;
+          firstError ??= (e as Error).message;
+        }
+        continue;
+      }
       const c = new Client(port);
       try {
-        await c.connect(`${d.deviceId}-${tag}`, d.secret !== undefined ? d.deviceId : undefined, d.secret, keepalive);
+        await c.connect(`${d.deviceId}-${tag}`, username, d.secret, keepalive);
         clients[i] = c; // clients[i] publishes as devices[i]
       } catch (e) {
         failed++;
@@ -230,27 +320,33 @@ async function connectAll(port: number, devices: DeviceCreds[], keepalive: numbe
     }
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, devices.length) }, worker));
-  return { clients: clients.filter((c): c is Client => c !== undefined), failed, ...(firstError ? { firstError } : {}) };
+  return { clients: clients.filter((c): c is Publisher => c !== undefined), failed, ...(firstError ? { firstError } : {}) };
 }
 
-let prepared: { clients: Client[]; packets: { packet: Buffer; idAt: number }[][]; qos: 0 | 1 } | null = null;
-let idle: Client[] = [];
+let prepared: { clients: Publisher[]; packets: Msg[][]; qos: 0 | 1 } | null = null;
+let idle: Publisher[] = [];
 
 async function handle(cmd: Command): Promise<Reply> {
   switch (cmd.type) {
     case 'prepare': {
       const t0 = performance.now();
-      const { clients, failed, firstError } = await connectAll(cmd.port, cmd.devices, 60, 50, cmd.tag);
+      const { clients, failed, firstError } = await connectAll(cmd.port, cmd.devices, 60, 50, cmd.tag, cmd.client ?? 'raw');
       if (failed) throw new Error(`${failed} of ${cmd.devices.length} clients could not connect: ${firstError}`);
       const connectMs = performance.now() - t0;
       let bytes = 0;
-      // Readings are prepared up front (the clock is not running): ids `<device>-<tag>-<n>`,
-      // ts strictly increasing per device and in the past (the gateway refuses > 5 min ahead).
-      const packets = cmd.devices.map((d) => Array.from({ length: cmd.perDevice }, (_, i) => {
-        const p = publishPacket(`sites/${d.siteId}/devices/${d.deviceId}/telemetry`, reading(`${d.deviceId}-${cmd.tag}-${i}`, cmd.tsBase + i), cmd.qos);
-        bytes += p.packet.length;
-        return p;
-      }));
+      // Readings are prepared up front (the clock is not running): ids `<device>-<tag>-<n>`, ts
+      // every tsStepMs per device (a sensor's reporting interval, in event time) and in the past
+      // (the gateway refuses more than 5 min ahead); the load itself is as fast as it goes.
+      const packets = cmd.devices.map((d) => {
+        const station = new Station();
+        const topic = `sites/${d.siteId}/devices/${d.deviceId}/telemetry`;
+        return Array.from({ length: cmd.perDevice }, (_, i): Msg => {
+          const payload = station.reading(`${d.deviceId}-${cmd.tag}-${i}`, cmd.tsBase + i * cmd.tsStepMs);
+          const p = publishPacket(topic, payload, cmd.qos);
+          bytes += p.packet.length;
+          return { topic, payload: Buffer.from(payload), ...p };
+        });
+      });
       prepared = { clients, packets, qos: cmd.qos };
       return { type: 'prepared', clients: clients.length, messages: cmd.devices.length * cmd.perDevice, bytes, connectMs };
     }
