@@ -110,6 +110,11 @@ export class AlertStore {
     return r ? fromRow(r) : undefined;
   }
 
+  /** Whether any alert (in any state, withdrawn included) was ever raised under `key`: idempotent one-shot decisions across restarts. */
+  hasAny(key: string): boolean {
+    return this.db.prepare('SELECT 1 FROM alerts WHERE key = ? LIMIT 1').get(key) !== undefined;
+  }
+
   get(id: string): AlertRecord | undefined {
     const r = this.db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     return r ? fromRow(r) : undefined;

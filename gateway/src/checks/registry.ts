@@ -1,5 +1,7 @@
 import type { CheckFactory } from './check.ts';
+import { wageCheck } from './wages/wageCheck.ts';
 
 /** Every check the gateway runs, one line each (style.md §3: a new rule touches its folder and this list). */
 export const CHECKS: CheckFactory[] = [
+  wageCheck,
 ];

@@ -6,6 +6,7 @@ import { liveRoutes } from './live.ts';
 import { registryRoutes } from './registry.ts';
 import { statusRoutes } from './status.ts';
 import { tokenRoutes } from './tokens.ts';
+import { wageRoutes } from './wages.ts';
 
 /** Every /api/v1 route plugin, one line each. */
 export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
@@ -14,5 +15,6 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   ingestRoutes,
   statusRoutes,
   alertRoutes,
+  wageRoutes,
   liveRoutes,
 ];
