@@ -18,12 +18,20 @@ export interface LedgerOptions {
   /** Called when the writer fails: nothing more can be made durable. */
   onFatal?: (err: Error) => void;
   maxGroup?: number;
+  /**
+   * Pending records that make a burst: enough to start a commit at once instead of at the next
+   * turn of the event loop, and to queue another group behind the one on disk (default 500).
+   */
+  burstGroup?: number;
 }
 
 interface Row {
   seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
   msg_id: string; ts: number; received_at: number; body: string;
 }
+
+/** Groups handed to the writer and not yet answered: the one on disk and, in a burst, a few queued behind it. */
+const MAX_INFLIGHT_GROUPS = 4;
 
 const toStored = (r: Row): StoredRecord => ({
   seq: r.seq, dedupeKey: r.dedupe_key, siteId: r.site_id, deviceId: r.device_id, kind: r.kind,
@@ -52,6 +60,7 @@ export class Ledger {
   private failed: Error | null = null;
   private readonly opts: LedgerOptions;
   private readonly maxGroup: number;
+  private readonly burstGroup: number;
   private committedSeq: number;
   private readonly commitListeners = new Set<(records: StoredRecord[]) => void>();
 
@@ -62,6 +71,7 @@ export class Ledger {
     this.reader = reader;
     this.opts = opts;
     this.maxGroup = opts.maxGroup ?? 5000;
+    this.burstGroup = opts.burstGroup ?? 500;
     this.committedSeq = (reader.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s;
     worker.on('message', (m: AppendReply | { closed: true }) => {
       if ('id' in m) this.settle(m);
@@ -123,7 +133,8 @@ export class Ledger {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.inflight.size > 0) return;
+    if (this.pending.length >= this.burstGroup) this.flush();
+    if (this.scheduled || this.inflight.size > 0 || this.pending.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -131,8 +142,17 @@ export class Ledger {
     });
   }
 
+  /**
+   * Hands the pending records to the writer as one group (one transaction, one fsync). Normally
+   * only when the writer is idle, so that records arriving during a commit form the next group.
+   * A burst — hundreds of records parsed in one go, as when a QoS 0 publisher's whole socket
+   * buffer is read — goes at once, and may queue behind the group on disk: the writer then does
+   * not wait for the main thread, and the main thread parses the rest of the burst while the
+   * first part commits. Groups commit in order, and each resolves only after its own commit.
+   */
   private flush(): void {
-    if (this.inflight.size > 0 || this.pending.length === 0 || this.failed) return;
+    if (this.pending.length === 0 || this.failed) return;
+    if (this.inflight.size > 0 && (this.inflight.size >= MAX_INFLIGHT_GROUPS || this.pending.length < this.burstGroup)) return;
     const group = this.pending.splice(0, this.maxGroup);
     const files = this.pendingFiles;
     this.pendingFiles = [];
@@ -159,7 +179,7 @@ export class Ledger {
       }
     });
     // The next group goes to disk before anyone downstream runs: durability first.
-    if (this.pending.length) this.flush();
+    this.flush();
     reply.seqs.forEach((seq, i) => group[i]!.resolve({ seq }));
     if (committed.length) for (const l of this.commitListeners) l(committed);
     this.notifyDrained();
@@ -188,16 +208,6 @@ export class Ledger {
   /** Records of a site and kind with event time in [from, to), by event time. */
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
     return (this.stmt('siteKind').all(siteId, kind, from, to) as Row[]).map(toStored);
-  }
-
-  /**
-   * Records of a site and kind whose body field `field` (a top-level key) equals `value`, by event
-   * time: a payment period, a photo hash. Uses the (site, kind, ts) index, then filters bodies.
-   */
-  bySiteKindField(siteId: string, kind: Exclude<RecordKind, 'reading'>, field: string, value: string | number, limit = -1): StoredRecord[] {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(field)) throw new Error(`invalid body field ${field}`);
-    return (this.reader.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= 0 AND json_extract(body, ?) = ? ORDER BY ts, seq LIMIT ?')
-      .all(siteId, kind, `$.${field}`, value, limit) as Row[]).map(toStored);
   }
 
   /** Iterates every record of the given kinds in seq order without loading them all. */

@@ -70,10 +70,20 @@ function fsyncDir(dir: string): void {
   try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
 }
 
+/**
+ * Fail-stop: after one failed group nothing more is committed, not even a group already queued
+ * behind it (the main thread has refused all of them without acknowledging any).
+ */
+let broken: string | undefined;
+
 parentPort!.on('message', (req: AppendRequest | { close: true }) => {
   if ('close' in req) {
     db.close();
     parentPort!.postMessage({ closed: true });
+    return;
+  }
+  if (broken) {
+    parentPort!.postMessage({ id: req.id, error: `an earlier group failed: ${broken}`, fileMs: 0, commitMs: 0 } satisfies AppendReply);
     return;
   }
   const t0 = performance.now();
@@ -84,6 +94,7 @@ parentPort!.on('message', (req: AppendRequest | { close: true }) => {
     const seqs = appendAll(req.records);
     reply = { id: req.id, seqs, fileMs: t1 - t0, commitMs: performance.now() - t1 };
   } catch (e) {
+    broken = (e as Error).message;
     reply = { id: req.id, error: (e as Error).stack ?? String(e), fileMs: 0, commitMs: performance.now() - t0 };
   }
   parentPort!.postMessage(reply);

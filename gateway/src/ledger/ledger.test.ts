@@ -1,0 +1,62 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Ledger } from './ledger.ts';
+import type { LedgerRecord, StoredRecord } from './types.ts';
+
+const dirs: string[] = [];
+afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
+
+function reading(device: string, id: string, ts: number): LedgerRecord {
+  return { siteId: 'S1', deviceId: device, kind: 'reading', msgId: id, dedupeKey: `${device}/${id}`, ts, receivedAt: ts, body: { metrics: { pm10: ts % 100 } } };
+}
+
+describe('Ledger group commit under a burst', () => {
+  it('splits a burst into several groups, keeps append order, dedupes, and resolves each record only once it is committed', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
+    dirs.push(dir);
+    const groups: number[] = [];
+    const ledger = await Ledger.open(dir, { burstGroup: 200, onCommit: ({ records }) => groups.push(records) });
+    const seen: StoredRecord[] = [];
+    ledger.onCommitted((rs) => seen.push(...rs));
+
+    // 3000 appends in one synchronous run (what a QoS 0 burst looks like), every 7th a replay.
+    const records: LedgerRecord[] = [];
+    for (let i = 0; i < 3000; i++) {
+      records.push(i % 7 === 6 ? reading(`d${(i - 3) % 5}`, `m${i - 3}`, 1_000 + i - 3) : reading(`d${i % 5}`, `m${i}`, 1_000 + i));
+    }
+    const visibleAtResolve: boolean[] = [];
+    const results = await Promise.all(records.map((r) => ledger.append(r).then((res) => {
+      if (res.seq !== null) visibleAtResolve.push(ledger.readAfter(res.seq - 1, 1)[0]?.dedupeKey === r.dedupeKey);
+      return res;
+    })));
+
+    expect(groups.length).toBeGreaterThan(1); // the burst did not wait for one big group
+    expect(groups.reduce((a, b) => a + b, 0)).toBe(3000);
+    const seqs = results.map((r) => r.seq);
+    const unique = records.filter((_, i) => i % 7 !== 6);
+    expect(seqs.filter((s) => s === null)).toHaveLength(records.length - unique.length);
+    const stored = seqs.filter((s): s is number => s !== null);
+    expect(stored).toEqual([...stored].sort((a, b) => a - b)); // seq follows append order
+    expect(new Set(stored).size).toBe(unique.length);
+    expect(ledger.lastSeq).toBe(Math.max(...stored));
+    expect(visibleAtResolve.every(Boolean)).toBe(true); // committed (readable by another connection) before resolving
+    expect(seen.map((r) => r.dedupeKey)).toEqual(unique.map((r) => r.dedupeKey)); // listeners: once each, in order
+    expect(ledger.readAfter(0, 10_000).map((r) => r.dedupeKey)).toEqual(unique.map((r) => r.dedupeKey));
+    await ledger.close();
+  });
+
+  it('still forms one group from records that arrive while a commit is on disk', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
+    dirs.push(dir);
+    const groups: number[] = [];
+    const ledger = await Ledger.open(dir, { onCommit: ({ records }) => groups.push(records) });
+    const first = ledger.append(reading('d1', 'a', 1));
+    const rest = Array.from({ length: 50 }, (_, i) => ledger.append(reading('d1', `b${i}`, 2 + i)));
+    await Promise.all([first, ...rest]);
+    expect(groups.reduce((a, b) => a + b, 0)).toBe(51);
+    expect(groups.length).toBeLessThanOrEqual(2); // below the burst size nothing is split
+    await ledger.close();
+  });
+});
