@@ -210,6 +210,16 @@ export class Ledger {
     return (this.stmt('siteKind').all(siteId, kind, from, to) as Row[]).map(toStored);
   }
 
+  /**
+   * Records of a site and kind whose body field `field` (a top-level key) equals `value`, by event
+   * time: a payment period, a photo hash. Uses the (site, kind, ts) index, then filters bodies.
+   */
+  bySiteKindField(siteId: string, kind: Exclude<RecordKind, 'reading'>, field: string, value: string | number, limit = -1): StoredRecord[] {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(field)) throw new Error(`invalid body field ${field}`);
+    return (this.reader.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= 0 AND json_extract(body, ?) = ? ORDER BY ts, seq LIMIT ?')
+      .all(siteId, kind, `$.${field}`, value, limit) as Row[]).map(toStored);
+  }
+
   /** Iterates every record of the given kinds in seq order without loading them all. */
   *scan(kinds: RecordKind[], afterSeq = 0): Generator<StoredRecord> {
     const stmt = this.reader.prepare(`SELECT * FROM records WHERE seq > ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY seq`);
