@@ -55,6 +55,7 @@ describe('HTTP API (real socket and app.inject)', () => {
       ['POST', '/sites/S1/devices/D1/readings', { id: 'rr', ts: NOW, metrics: { pm10: 1 } }, ['admin', 'terminal']],
       ['POST', '/sites/S1/wage-payments', [], ['admin', 'payroll']],
       ['GET', '/sites/S1/status', undefined, ['admin', 'regulator']],
+      ['GET', '/sites/S1/attendance?month=2026-09', undefined, ['admin', 'regulator', 'auditor']],
       ['GET', '/dead-letters', undefined, ['admin']],
       ['GET', '/metrics', undefined, ['admin']],
     ];

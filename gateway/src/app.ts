@@ -23,6 +23,7 @@ import { Ledger } from './ledger/ledger.ts';
 import { createLogger } from './observability/logger.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
+import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
 import { InfluxV2Sink } from './sinks/influxV2.ts';
@@ -125,8 +126,12 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     db: registry.db, audit, now,
     escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
   });
+  const faces = new FaceRegistry({
+    db: registry.db, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now,
+    ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
+  });
   const checks = new CheckRunner({
-    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR,
+    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
@@ -145,7 +150,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks, liveHub,
+    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks, liveHub, faces,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -199,6 +204,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await ledger.drained();
       clearInterval(escalation);
       await checks.stop();
+      await faces.close();
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.stop()));
       await Promise.all(sinks.map((s) => (s as unknown as { o: { sink: Sink } }).o.sink.close()));

@@ -22,6 +22,11 @@ export const REASONS = {
   negative_amount: { status: 400, message: 'amount is negative' },
   bad_card: { status: 400, message: 'card is not a plausible bank-card number' },
   csv_invalid: { status: 400, message: 'the CSV could not be parsed' },
+  // Face enrolment photos (contract §2 `PUT …/workers/{workerId}/face`; domain.md "Face verification").
+  image_undecodable: { status: 400, message: 'the photo is not a decodable JPEG image' },
+  no_face: { status: 422, message: 'no face found in the photo' },
+  multiple_faces: { status: 422, message: 'more than one face in the photo; enrolment needs exactly one' },
+  face_too_small: { status: 422, message: 'the face is too small; enrolment needs a face of at least 60 px' },
   // Topic access (contract §1): the connection is closed (MQTT-3.3.5-2), or HTTP 403.
   wrong_site: { status: 403, message: 'device is registered under another site' },
   wrong_device: { status: 403, message: 'a device may publish only under its own topics' },

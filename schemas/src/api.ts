@@ -147,6 +147,33 @@ export const DeadLetter = z.object({
   at: z.string(),
 });
 
+/** Contract §2 `GET /sites/{siteId}/attendance?month=`; domain.md "Calendar" for days, hours and rate. */
+export const Attendance = z.object({
+  siteId: Id,
+  month: z.string(),
+  timezone: z.string(),
+  workingDays: z.number().int().describe('working days of the month in site time: the key-staff rate\'s denominator'),
+  workers: z.array(z.object({
+    workerId: Id,
+    keyRole: KeyRole.optional(),
+    days: z.array(LocalDate).describe('present days in site time (a face_mismatch check-in does not count)'),
+    daysPresent: z.number().int(),
+    hours: z.number().describe('sum of in→out intervals within each day'),
+    rate: z.number().optional().describe('key staff: present working days ÷ workingDays'),
+    presentWorkingDays: z.number().int().optional(),
+  })),
+});
+
+/** Contract §2 `PUT /sites/{siteId}/workers/{workerId}/face` answer: the template, never the embedding. */
+export const FaceEnrolment = z.object({
+  siteId: Id,
+  workerId: Id,
+  photoSha256: z.string().describe('SHA-256 of the enrolment photo, kept as an evidence file'),
+  modelId: z.string().describe('embedding space; templates of another model are not comparable'),
+  faceSizePx: z.number().describe('larger side of the detected face box, photo pixels'),
+  enrolledAt: z.string(),
+});
+
 export function isIanaZone(tz: string): boolean {
   try {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });

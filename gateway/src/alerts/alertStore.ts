@@ -120,6 +120,16 @@ export class AlertStore {
     return r ? fromRow(r) : undefined;
   }
 
+  /**
+   * The latest alert of a key in any state (resolved and cleared included, withdrawn ones not):
+   * lets a check that re-derives its decisions (restart, late data) tell whether a condition is
+   * already on record, so it neither repeats nor misses an alert.
+   */
+  lastOfKey(key: string): AlertRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM alerts WHERE key = ? AND withdrawn = 0 ORDER BY opened_at DESC, recorded_at DESC LIMIT 1').get(key) as Record<string, unknown> | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
   private raise(s: RaiseSignal): AlertRecord {
     const now = this.now();
     const current = this.active(s.key);

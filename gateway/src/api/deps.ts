@@ -8,6 +8,7 @@ import type { LiveHub } from '../live/liveHub.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
+import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { SinkRunner } from '../sinks/sinkRunner.ts';
 import type { LiveState } from '../state/liveState.ts';
 
@@ -23,6 +24,7 @@ export interface ApiDeps {
   liveHub: LiveHub;
   audit: AuditTrail;
   checks: CheckRunner;
+  faces: FaceRegistry;
   metrics: Metrics;
   logger: Logger;
   now: () => number;

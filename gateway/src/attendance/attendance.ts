@@ -21,6 +21,8 @@ export interface CheckinFact {
   photoSha256?: string;
   verdict: Verdict;
   similarity?: number;
+  /** A `face` check-in whose verdict is not recorded yet (verification still queued). */
+  awaitingVerdict?: boolean;
 }
 
 /** The site's working calendar (domain.md "Calendar"): weekdays, holidays, 调休 extra workdays. */
@@ -70,6 +72,7 @@ export function toFact(r: StoredRecord, verdict?: StoredRecord): CheckinFact {
     ...(b.terminalScore !== undefined ? { terminalScore: b.terminalScore as number } : {}),
     ...(b.photoSha256 ? { photoSha256: b.photoSha256 as string } : {}),
     verdict: v?.verdict ?? 'unverified', ...(v?.similarity !== undefined ? { similarity: v.similarity } : {}),
+    ...(!verdict && b.method === 'face' ? { awaitingVerdict: true } : {}),
   };
 }
 

@@ -5,6 +5,7 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
+import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { LiveState } from '../state/liveState.ts';
 
 /** What every check may use, handed in as one object. */
@@ -20,6 +21,8 @@ export interface CheckContext {
   now: () => number;
   dataDir: string;
   modelsDir?: string;
+  /** Enrolled faces and the face-analysis worker pool (face verification). */
+  faces?: FaceRegistry;
 }
 
 /**

@@ -1,7 +1,11 @@
 import type { CheckFactory } from './check.ts';
 import { wageCheck } from './wages/wageCheck.ts';
+import { faceVerificationCheck } from './face-verification/faceVerification.ts';
+import { keyStaffCheck } from './keystaff/keyStaffCheck.ts';
 
 /** Every check the gateway runs, one line each (style.md §3: a new rule touches its folder and this list). */
 export const CHECKS: CheckFactory[] = [
   wageCheck,
+  faceVerificationCheck,
+  keyStaffCheck,
 ];

@@ -2,10 +2,9 @@
  * The ledger's single writer, on its own thread so that an fsync never stalls the broker or the
  * API: while one group commit is on disk, the main thread parses and validates the next group.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
+import { persistEvidence } from './evidence.ts';
 import { LEDGER_SCHEMA } from './schema.ts';
 import type { EvidenceFile, LedgerRecord } from './types.ts';
 
@@ -36,40 +35,6 @@ const appendAll = db.transaction((records: LedgerRecord[]) =>
   }),
 );
 
-/** Writes each evidence file once under its SHA-256 (never overwritten) and makes it durable. */
-function persistFiles(files: EvidenceFile[]): void {
-  const dirs = new Set<string>();
-  for (const f of files) {
-    const dir = path.join(evidenceDir, f.sha256.slice(0, 2));
-    const final = path.join(dir, f.sha256);
-    if (fs.existsSync(final)) continue;
-    fs.mkdirSync(dir, { recursive: true });
-    const tmp = `${final}.${process.pid}.tmp`;
-    const fd = fs.openSync(tmp, 'w', 0o640);
-    try {
-      fs.writeSync(fd, f.data);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    try {
-      fs.linkSync(tmp, final); // fails if it exists: the first copy stays, bytes are equal by hash
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    } finally {
-      fs.unlinkSync(tmp);
-    }
-    dirs.add(dir);
-  }
-  for (const dir of dirs) fsyncDir(dir);
-  if (dirs.size) fsyncDir(evidenceDir);
-}
-
-function fsyncDir(dir: string): void {
-  const fd = fs.openSync(dir, 'r');
-  try { fs.fsyncSync(fd); } finally { fs.closeSync(fd); }
-}
-
 /**
  * Fail-stop: after one failed group nothing more is committed, not even a group already queued
  * behind it (the main thread has refused all of them without acknowledging any).
@@ -89,7 +54,7 @@ parentPort!.on('message', (req: AppendRequest | { close: true }) => {
   const t0 = performance.now();
   let reply: AppendReply;
   try {
-    persistFiles(req.files);
+    persistEvidence(evidenceDir, req.files);
     const t1 = performance.now();
     const seqs = appendAll(req.records);
     reply = { id: req.id, seqs, fileMs: t1 - t0, commitMs: performance.now() - t1 };

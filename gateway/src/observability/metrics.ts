@@ -30,6 +30,10 @@ export function createMetrics() {
     sinkErrors: c('sitegate_sink_errors_total', 'Failed sink writes, by class', ['sink', 'class']),
     sinkDeadLetters: c('sitegate_sink_dead_letters_total', 'Points a sink refused as bad data, kept aside', ['sink']),
     httpErrors: c('sitegate_http_errors_total', 'HTTP error answers, by code', ['code']),
+    faceQueueDepth: g('sitegate_face_queue_depth', 'Face check-ins waiting for verification (check backlog + photos queued for a pool worker)'),
+    faceAnalysisSeconds: h('sitegate_face_analysis_seconds', 'Face analysis per photo in the worker pool, queue wait included', [0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1, 2, 5, 10], ['outcome']),
+    faceCheckinSeconds: h('sitegate_face_checkin_seconds', 'Face check-in receipt to durable verdict', [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60]),
+    faceVerdicts: c('sitegate_face_verdicts_total', 'Face check-in verdicts, by verdict', ['verdict']),
   };
 }
 

@@ -1,6 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { alertRoutes } from './alerts.ts';
+import { attendanceRoutes } from './attendance.ts';
+import { faceRoutes } from './faces.ts';
 import { ingestRoutes } from './ingest.ts';
 import { liveRoutes } from './live.ts';
 import { registryRoutes } from './registry.ts';
@@ -17,4 +19,6 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   alertRoutes,
   wageRoutes,
   liveRoutes,
+  attendanceRoutes,
+  faceRoutes,
 ];

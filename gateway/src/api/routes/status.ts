@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
 import { DeadLetter, SiteStatus } from '../../../../schemas/src/api.ts';
+import { siteToday } from '../../attendance/today.ts';
 import type { ApiDeps } from '../deps.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -30,7 +31,14 @@ export function statusRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         };
       });
       const latest = deps.live.siteLatestEvent.get(siteId);
-      return { siteId, now: iso(deps.now()), ...(latest !== undefined ? { watermark: iso(latest) } : {}), devices };
+      // "Today" and "now" in event time: the wall clock while the site is live, its latest event otherwise.
+      const today = siteToday(deps.registry, deps.ledger, deps.registry.site(siteId)!, deps.live.watermark(siteId, deps.now(), 0) ?? deps.now());
+      return {
+        siteId, now: iso(deps.now()), ...(latest !== undefined ? { watermark: iso(latest) } : {}), devices,
+        onSiteNow: today.onSiteNow.map((w) => ({ workerId: w.workerId, since: iso(w.since) })),
+        keyStaffPresentToday: today.keyStaffPresentToday.map((w) => ({ workerId: w.workerId, keyRole: w.keyRole, firstCheckin: iso(w.firstCheckin) })),
+        openAlerts: deps.alerts.countOpen(siteId),
+      };
     });
 
     app.get('/dead-letters', {

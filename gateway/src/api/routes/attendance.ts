@@ -1,0 +1,26 @@
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { Attendance } from '../../../../schemas/src/api.ts';
+import { ErrorBody, Id, Month } from '../../../../schemas/src/common.ts';
+import { monthAttendance } from '../../attendance/attendance.ts';
+import type { ApiDeps } from '../deps.ts';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
+
+/**
+ * Contract §2 `GET /sites/{siteId}/attendance?month=YYYY-MM`: every registered worker of the site
+ * (zero days included), present days in site time, hours on site, and the key-staff rate, from
+ * everything known at the time of the request (domain.md "Calendar").
+ */
+export function attendanceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get('/sites/:siteId/attendance', {
+      config: { access: 'audit' },
+      schema: {
+        tags: ['audit'], summary: 'Present days, hours and key-staff rates of a month',
+        params: z.object({ siteId: Id }), querystring: z.object({ month: Month }),
+        response: { 200: Attendance, ...errors },
+      },
+    }, async (req) => monthAttendance(deps.registry, deps.ledger, deps.registry.site(req.params.siteId)!, req.query.month));
+  };
+}
