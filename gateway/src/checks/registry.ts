@@ -1,4 +1,5 @@
 import type { CheckFactory } from './check.ts';
+import { evidenceMonthClose } from '../evidence/monthClose.ts';
 import { wageCheck } from './wages/wageCheck.ts';
 import { faceVerificationCheck } from './face-verification/faceVerification.ts';
 import { keyStaffCheck } from './keystaff/keyStaffCheck.ts';
@@ -6,6 +7,7 @@ import { keyStaffCheck } from './keystaff/keyStaffCheck.ts';
 /** Every check the gateway runs, one line each (style.md §3: a new rule touches its folder and this list). */
 export const CHECKS: CheckFactory[] = [
   wageCheck,
+  evidenceMonthClose,
   faceVerificationCheck,
   keyStaffCheck,
 ];

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { alertRoutes } from './alerts.ts';
+import { evidenceRoutes } from './evidence.ts';
 import { attendanceRoutes } from './attendance.ts';
 import { faceRoutes } from './faces.ts';
 import { ingestRoutes } from './ingest.ts';
@@ -18,6 +19,7 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   statusRoutes,
   alertRoutes,
   wageRoutes,
+  evidenceRoutes,
   liveRoutes,
   attendanceRoutes,
   faceRoutes,

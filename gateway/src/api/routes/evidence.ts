@@ -1,0 +1,81 @@
+import crypto from 'node:crypto';
+import { z } from 'zod';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { EvidenceQuery, WorkerEvidence } from '../../../../schemas/src/audit.ts';
+import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
+import { SiteCalendar } from '../../calendar/siteCalendar.ts';
+import { DEFAULT_LATENESS_S } from '../../checks/wages/settings.ts';
+import { toCsv } from '../../evidence/csv.ts';
+import { DIGEST_ALGORITHM, DIGEST_FORMAT, DIGEST_GENESIS } from '../../evidence/digest.ts';
+import { recordedDigest } from '../../evidence/monthClose.ts';
+import { EVIDENCE_COLUMNS, workerEvidence } from '../../evidence/workerEvidence.ts';
+import { SitegateError } from '../../errors.ts';
+import { readEvidence } from '../../ledger/evidence.ts';
+import type { ApiDeps } from '../deps.ts';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
+
+/**
+ * Contract §2 attendance evidence for payroll auditors (access `audit`: auditors see their sites,
+ * regulators their region): a worker's check-ins of a month with the digest that proves the list
+ * (JSON, or CSV with a BOM), and the check-in photos by SHA-256.
+ */
+export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get('/sites/:siteId/workers/:workerId/evidence', {
+      config: { access: 'audit' },
+      schema: {
+        tags: ['audit'],
+        summary: 'Every check-in of a worker in a month (site time, device, direction, method, face verdict and similarity, photo SHA-256), days present, hours, and a digest of the canonical rows; format=csv gives the CSV (UTF-8 with BOM) whose rows the digest covers',
+        params: z.object({ siteId: Id, workerId: Id }), querystring: EvidenceQuery,
+        response: { 200: WorkerEvidence, ...errors },
+      },
+    }, async (req, reply) => {
+      const { siteId, workerId } = req.params;
+      const site = deps.registry.site(siteId)!;
+      if (!deps.registry.worker(siteId, workerId)) throw new SitegateError('not_found', `no worker ${workerId} at site ${siteId}`);
+      const { month, format } = req.query;
+      const e = workerEvidence(deps.ledger, site, workerId, month);
+      const recorded = recordedDigest(deps.audit, siteId, month, workerId);
+      const watermark = deps.live.watermark(siteId, deps.now(), (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
+      const closed = watermark !== undefined && watermark >= new SiteCalendar(site.timezone).startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`);
+      reply.header('sitegate-evidence-digest', `${DIGEST_FORMAT}:${e.digest.root}`);
+      if (recorded) reply.header('sitegate-evidence-recorded-digest', `${DIGEST_FORMAT}:${recorded.root}`);
+      if (format === 'csv') {
+        return reply
+          .type('text/csv; charset=utf-8')
+          .header('content-disposition', `attachment; filename="evidence-${siteId}-${workerId}-${month}.csv"`)
+          .send(toCsv(e.rows) as never); // raw text: the response schema describes the JSON form
+      }
+      const { rows: _rows, digest, ...rest } = e;
+      return {
+        ...rest, columns: [...EVIDENCE_COLUMNS],
+        digest: {
+          format: DIGEST_FORMAT, algorithm: DIGEST_ALGORITHM, genesis: DIGEST_GENESIS, rows: digest.rows, root: digest.root, closed,
+          ...(recorded ? { recorded, matchesRecorded: recorded.root === digest.root } : {}),
+        },
+      };
+    });
+
+    app.get('/sites/:siteId/photos/:sha256', {
+      config: { access: 'audit' },
+      schema: {
+        tags: ['audit'],
+        summary: 'A check-in photo by its SHA-256 (only photos referenced by a check-in of this site)',
+        params: z.object({ siteId: Id, sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits').transform((s) => s.toLowerCase()) }),
+        response: errors,
+      },
+    }, async (req, reply) => {
+      const { siteId, sha256 } = req.params;
+      // A hash of another site's photo is answered as unknown: existence does not leak across scopes.
+      if (deps.ledger.bySiteKindField(siteId, 'checkin', 'photoSha256', sha256, 1).length === 0) throw new SitegateError('not_found', `no check-in photo ${sha256} at site ${siteId}`);
+      const bytes = readEvidence(deps.ledger.evidenceDir, sha256);
+      if (!bytes) throw new SitegateError('not_found', `photo ${sha256} is referenced but not stored`);
+      if (crypto.createHash('sha256').update(bytes).digest('hex') !== sha256) {
+        req.log.error({ siteId, sha256 }, 'evidence file does not match its SHA-256');
+        throw new SitegateError('internal', 'the stored photo does not match its SHA-256');
+      }
+      return reply.type('image/jpeg').header('etag', `"${sha256}"`).header('cache-control', 'private, max-age=31536000, immutable').send(bytes as never);
+    });
+  };
+}

@@ -1,0 +1,102 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { monthAttendance } from '../gateway/src/attendance/attendance.ts';
+import { digestSubject, evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
+import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
+import { startGateway, type TestGateway } from './support/gateway.ts';
+import { loadScenario, registerScenario, replayScenario, type Scenario } from './support/scenario.ts';
+
+type Finding = { kind: string; workerId: string; with?: string };
+
+/** Matching as shared/tools/replay.mjs score() does: kind + workerId; a shared card may name either worker of the pair. */
+const hit = (want: Finding, got: Finding) =>
+  got.kind === want.kind && (got.workerId === want.workerId || (!!want.with && (got.workerId === want.with || got.with === want.workerId)));
+
+/**
+ * The public month's wage findings, computed by the gateway from what the replay sent (check-ins
+ * through MQTT, the payroll CSVs through the API), never copied from expected.json.
+ */
+describe('public month: wage findings and wage alerts', () => {
+  let g: TestGateway;
+  let s: Scenario;
+
+  beforeAll(async () => {
+    s = loadScenario();
+    g = await startGateway({}, { checks: [wageCheck, evidenceMonthClose] });
+    const secrets = await registerScenario(g, s);
+    // Readings play no part in wages: check-ins, statuses and the payroll CSVs are replayed.
+    await replayScenario(g, s, secrets, { filter: (e) => e.via === 'http' || !e.topic!.endsWith('/telemetry') });
+    await g.gw.ledger.drained();
+    await g.gw.checks.idle();
+  }, 300_000);
+  afterAll(async () => g?.stop());
+
+  it('attendance of the wage-relevant workers is the expected one (the basis of the findings)', () => {
+    for (const [siteId, workers] of Object.entries(s.expected.attendance as Record<string, Record<string, { days: number }>>)) {
+      const got = monthAttendance(g.gw.registry, g.gw.ledger, g.gw.registry.site(siteId)!, s.expected.month);
+      for (const w of got.workers.filter((x) => !x.keyRole)) expect(w.daysPresent, `${siteId}/${w.workerId}`).toBe(workers[w.workerId]!.days);
+    }
+  });
+
+  it('GET wage-check gives exactly the expected findings per site, and no others, with the numbers behind them', async () => {
+    for (const [siteId, expected] of Object.entries(s.expected.wageFindings as Record<string, Finding[]>)) {
+      const r = await g.api('GET', `/sites/${siteId}/wage-check?month=${s.expected.month}`);
+      expect(r.status, r.text).toBe(200);
+      expect(r.json.due).toBe(true); // the wall clock is past the end of October
+      const got: (Finding & Record<string, any>)[] = r.json.findings;
+      for (const f of expected) expect(got.some((x) => hit(f, x)), `missing ${siteId} ${f.kind} ${f.workerId}`).toBe(true);
+      for (const x of got) expect(expected.some((f) => hit(f, x)), `extra ${siteId} ${x.kind} ${x.workerId}`).toBe(true);
+      expect(got).toHaveLength(expected.length);
+      // The numbers behind each finding.
+      const byKind = (k: string) => got.find((x) => x.kind === k)!;
+      expect(byKind('wage.underpaid')).toMatchObject({ amount: 1500, minDailyWage: 120 });
+      expect(byKind('wage.underpaid').minimum).toBe(byKind('wage.underpaid').daysPresent * 120);
+      expect(byKind('wage.ghost')).toMatchObject({ daysPresent: 0, amount: 6200 });
+      expect(byKind('wage.card_mismatch').registeredCardLast4).toMatch(/^\d{4}$/);
+      expect(byKind('wage.card_mismatch').paidCardLast4[0]).not.toBe(byKind('wage.card_mismatch').registeredCardLast4);
+      expect(byKind('wage.shared_card')).toMatchObject({ with: expect.any(String), cardLast4: expect.stringMatching(/^\d{4}$/) });
+      const unpaid = got.filter((x) => x.kind === 'wage.unpaid');
+      expect(unpaid.every((x) => x.daysPresent > 0)).toBe(true);
+      expect(unpaid.some((x) => x.payments.some((p: { status: string }) => p.status === 'returned'))).toBe(true);
+    }
+  });
+
+  it('raises the wage alerts only when the site\'s watermark passes the due date, once per site + worker + period', async () => {
+    const wageAlerts = async () => (await g.api('GET', '/alerts?limit=1000')).json.items.filter((a: { kind: string }) => a.kind.startsWith('wage.'));
+    // The wall clock is past the due date, the watermark (end of September) is not: nothing yet.
+    await g.gw.checks.tick(Date.now());
+    expect(await wageAlerts()).toEqual([]);
+    // Time moves on at the sites: a reading stamped just after the due date (end of October, site time).
+    for (const site of s.registry.sites) {
+      const dev = s.registry.devices.find((d) => d.siteId === site.siteId && String(d.kind) === 'sensor')!;
+      const r = await g.api('POST', `/sites/${site.siteId}/devices/${dev.deviceId}/readings`, { id: 'after-due', ts: '2026-11-01T00:30:00+08:00', metrics: { temperature_c: 12 } });
+      expect(r.json.accepted, r.text).toBe(1);
+    }
+    await g.gw.checks.tick(Date.now());
+    const alerts = await wageAlerts();
+    const expected = Object.entries(s.expected.wageFindings as Record<string, Finding[]>).flatMap(([siteId, fs]) => fs.map((f) => ({ siteId, ...f })));
+    for (const f of expected) {
+      expect(alerts.some((a: any) => a.siteId === f.siteId && hit(f, { kind: a.kind, workerId: a.subject.workerId, with: a.subject.with })), `no alert for ${f.siteId} ${f.kind} ${f.workerId}`).toBe(true);
+    }
+    expect(alerts).toHaveLength(expected.length);
+    for (const a of alerts) {
+      expect(a.openedAt).toBe('2026-10-31T16:00:00.000Z'); // the due date: end of October in Asia/Shanghai
+      expect(a.evidence).toMatchObject({ period: '2026-09', daysPresent: expect.any(Number) });
+    }
+    // Ticking again raises nothing new.
+    await g.gw.checks.tick(Date.now());
+    expect(await wageAlerts()).toHaveLength(expected.length);
+  });
+
+  it('closed September in the audit trail with every registered worker\'s evidence root, as served', async () => {
+    for (const site of s.registry.sites) {
+      const entries = g.gw.audit.bySubject(digestSubject(site.siteId, '2026-09'));
+      expect(entries).toHaveLength(1);
+      const workers = s.registry.workers.filter((w) => w.siteId === site.siteId).map((w) => w.workerId).sort();
+      expect(Object.keys(entries[0]!.data.workers as object).sort()).toEqual(workers);
+      const e = await g.api('GET', `/sites/${site.siteId}/workers/${workers.at(-1)}/evidence?month=2026-09`);
+      expect(e.json.digest).toMatchObject({ closed: true, matchesRecorded: true });
+      expect(e.json.daysPresent).toBe(s.expected.attendance[site.siteId][workers.at(-1)!].days);
+    }
+    expect(g.gw.audit.verify()).toMatchObject({ ok: true });
+  });
+});
