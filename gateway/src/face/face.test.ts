@@ -378,6 +378,11 @@ describe('FacePool', () => {
     }
   });
 
+  it('fails fast when the models cannot be loaded', async () => {
+    await expect(FacePool.create({ workers: 1, modelsDir: '/nonexistent/models' })).rejects.toThrow(/failed to load models/);
+    await expect(FaceEngine.load('/nonexistent/models')).rejects.toThrow();
+  });
+
   it('rejects work after close()', async () => {
     const p2 = await FacePool.create({ workers: 1 });
     const inflight = p2.analyze(photo(faceImages[0]));
