@@ -33,6 +33,8 @@ export interface IngestBenchOptions {
   warmup?: number;
   profileMessages?: number;
   idle?: number;
+  /** Measured runs per side in each comparison, alternating bare and pipeline (default 3). */
+  rounds?: number;
   /** Which parts to run: `throughput` (bare vs pipeline, QoS 1 and 0), `mqttjs` (QoS 1 again with mqtt.js clients), `profile`, `idle` (all by default). */
   phases?: string;
   log?: (line: string) => void;
@@ -61,16 +63,34 @@ export interface PipelineFigures extends RunFigures {
   ledgerCount: number;
 }
 
+export interface Comparison {
+  qos: 0 | 1;
+  client: ClientKind;
+  rounds: number;
+  /** The median run of each side (by msg/s). */
+  bare: RunFigures;
+  pipeline: PipelineFigures;
+  /** Median pipeline msg/s ÷ median bare msg/s. */
+  ratio: number;
+  roundRatios: number[];
+  /**
+   * Bare CPU µs/msg ÷ pipeline CPU µs/msg (medians): the throughput ratio both would reach if
+   * each had its CPU to itself — steadier than msg/s on a shared machine.
+   */
+  cpuRatio: { mainThread: number; process: number };
+  runs: { bare: RunFigures[]; pipeline: RunFigures[] };
+}
+
 export interface CpuSplit { thread: string; activeMs: number; stages: [string, number][]; categories: [string, number][]; functions: [string, number][] }
 
 export interface IngestResults {
   machine: { cpus: number; node: string; influxd: string; nofile: number };
-  params: { devices: number; window: number; messages: number; warmup: number; scryptN: number };
-  bare?: { qos1: RunFigures; qos0: RunFigures };
-  pipeline?: { qos1: PipelineFigures; qos0: PipelineFigures };
-  ratio?: { qos1: number; qos0: number };
-  /** Bare vs pipeline, QoS 1, with mqtt.js clients in the same generator process. */
-  mqttjs?: { bare: RunFigures; pipeline: PipelineFigures; ratio: number };
+  params: { devices: number; window: number; messages: number; warmup: number; rounds: number; scryptN: number };
+  loadavg: { start: number[]; end: number[] };
+  /** QoS 1 and QoS 0 with the raw-socket clients; QoS 1 again with mqtt.js clients in the same generator process. */
+  qos1?: Comparison;
+  qos0?: Comparison;
+  mqttjs?: Comparison;
   profile?: { messages: number; bare: CpuSplit[]; gateway: CpuSplit[] };
   idle?: {
     devices: number; registerS: number; connectS: number; connected: number;
@@ -409,8 +429,8 @@ function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
 // — the runs —
 
 /** Event time of the readings: each device reports every TS_STEP_MS, runs follow one another, all in the past. */
-const TS_STEP_MS = 15_000;
-let tsCursor = Date.now() - 30 * 86_400_000;
+const TS_STEP_MS = 10_000;
+let tsCursor = Date.now() - 45 * 86_400_000;
 
 async function runLoad(load: LoadGen, target: Target, o: { devices: DeviceCreds[]; perDevice: number; qos: 0 | 1; window: number; tag: string; meter?: CpuMeter; client?: ClientKind }): Promise<{ figures: RunFigures; endAt: number; startMonoUs: number; endMonoUs: number }> {
   const tsBase = tsCursor;
@@ -456,68 +476,92 @@ function benchDevices(n: number, prefix: string): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}${String(i).padStart(String(n - 1).length, '0')}`);
 }
 
-async function barePhase(load: LoadGen, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void, client: ClientKind = 'raw') {
-  const target = await startTarget('bare', { nofile });
-  try {
-    const devices: DeviceCreds[] = benchDevices(o.devices, 'dev-').map((deviceId) => ({ siteId: 'S-BENCH', deviceId }));
-    const meter = new CpuMeter({ bare: target.pid, loadgen: load.pid });
-    const per = Math.ceil(o.messages / o.devices);
-    await runLoad(load, target, { devices, perDevice: Math.ceil(o.warmup / o.devices), qos: 1, window: o.window, tag: 'warm1', client });
-    const qos1 = (await runLoad(load, target, { devices, perDevice: per, qos: 1, window: o.window, tag: 'q1', meter, client })).figures;
-    log(`  bare aedes   QoS 1 (${client}): ${qos1.msgPerS} msg/s (${qos1.messages} in ${qos1.seconds} s), PUBACK p50 ${qos1.ackP50Ms} ms p95 ${qos1.ackP95Ms} ms`);
-    if (client !== 'raw') return { qos1 };
-    const qos0 = (await runLoad(load, target, { devices, perDevice: per, qos: 0, window: o.window, tag: 'q0', meter, client })).figures;
-    log(`  bare aedes   QoS 0 (${client}): ${qos0.msgPerS} msg/s (${qos0.messages} in ${qos0.seconds} s)`);
-    return { qos1, qos0 };
-  } finally {
-    await stopTarget(target);
-  }
-}
+type Opts = Required<Omit<IngestBenchOptions, 'log' | 'phases' | 'rounds'>>;
 
-async function pipelinePhase(load: LoadGen, influx: Influxd, qos: 0 | 1, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number, log: (s: string) => void, client: ClientKind = 'raw'): Promise<PipelineFigures> {
-  const db = `bench_q${qos}_${Date.now()}`;
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+const loadavg = () => round(os.loadavg()[0]!, 1);
+
+/**
+ * One comparison, bare aedes against the full pipeline, with both targets running (in their own
+ * processes) and measured runs alternating between them, `rounds` times: the box is shared, so
+ * other work hits both sides alike, and the median run of each side is reported.
+ */
+async function comparePhase(load: LoadGen, influx: Influxd, o: Opts, c: { qos: 0 | 1; client: ClientKind; rounds: number }, nofile: number, log: (s: string) => void): Promise<Comparison> {
+  const db = `bench_q${c.qos}_${c.client}_${Date.now()}`;
   await influx.query(`CREATE DATABASE "${db}"`);
-  const target = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
+  const bare = await startTarget('bare', { nofile });
+  const gw = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
   try {
-    const devices = await registerDevices(target, 'S-BENCH', benchDevices(o.devices, 'dev-'));
+    const ids = benchDevices(o.devices, 'dev-');
+    const bareDevices: DeviceCreds[] = ids.map((deviceId) => ({ siteId: 'S-BENCH', deviceId }));
+    const gwDevices = await registerDevices(gw, 'S-BENCH', ids);
     const influxPid = childrenNamed('influxd')[0];
-    const meter = new CpuMeter({ gateway: target.pid, loadgen: load.pid, ...(influxPid ? { influxd: influxPid } : {}) });
+    const bareMeter = new CpuMeter({ bare: bare.pid, loadgen: load.pid });
+    const gwMeter = new CpuMeter({ gateway: gw.pid, loadgen: load.pid, ...(influxPid ? { influxd: influxPid } : {}) });
     const warmPer = Math.ceil(o.warmup / o.devices);
-    await runLoad(load, target, { devices, perDevice: warmPer, qos, window: o.window, tag: `warm${qos}`, client });
-    await target.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
-    await target.request({ type: 'resetStats' });
-    const metricsBefore = await api(target, 'GET', '/metrics') as string;
     const per = Math.ceil(o.messages / o.devices);
-    const run = await runLoad(load, target, { devices, perDevice: per, qos, window: o.window, tag: `q${qos}`, meter, client });
-    const stats = await target.request({ type: 'stats' });
+    const base = { qos: c.qos, window: o.window, client: c.client };
+    await runLoad(load, bare, { ...base, devices: bareDevices, perDevice: warmPer, tag: 'warm' });
+    await runLoad(load, gw, { ...base, devices: gwDevices, perDevice: warmPer, tag: 'warm' });
+    await gw.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
+    await gw.request({ type: 'resetStats' });
+    const metricsBefore = await api(gw, 'GET', '/metrics') as string;
+    const bareRuns: RunFigures[] = [];
+    const gwRuns: RunFigures[] = [];
+    let lastEnd = 0;
+    for (let r = 0; r < c.rounds; r++) {
+      const la = loadavg();
+      // Alternate who goes first, so a trend in the background load favours neither.
+      for (const side of r % 2 === 0 ? ['bare', 'gateway'] as const : ['gateway', 'bare'] as const) {
+        const run = side === 'bare'
+          ? await runLoad(load, bare, { ...base, devices: bareDevices, perDevice: per, tag: `r${r}`, meter: bareMeter })
+          : await runLoad(load, gw, { ...base, devices: gwDevices, perDevice: per, tag: `r${r}`, meter: gwMeter });
+        (side === 'bare' ? bareRuns : gwRuns).push(run.figures);
+        if (side === 'gateway') lastEnd = run.endAt;
+      }
+      const b = bareRuns[r]!, g = gwRuns[r]!;
+      log(`  QoS ${c.qos} ${c.client} round ${r + 1}/${c.rounds}: bare ${b.msgPerS} msg/s, pipeline ${g.msgPerS} msg/s (ratio ${round(g.msgPerS / b.msgPerS, 3)}; ` +
+        `main-thread CPU ${b.cpuUsPerMsg['bare.main-thread']} vs ${g.cpuUsPerMsg['gateway.main-thread']} µs/msg; load average ${la})`);
+    }
+    const stats = await gw.request({ type: 'stats' });
     if (stats.type !== 'stats') throw new Error('stats');
-    const metricsAfter = await api(target, 'GET', '/metrics') as string;
-    // InfluxDB catches up after the load: how far behind it was, how long it took.
+    const metricsAfter = await api(gw, 'GET', '/metrics') as string;
+    // InfluxDB catches up after the load: how far behind it was at the end of the last run, how long it took.
     const lagAtEnd = Number(/sitegate_sink_lag_records\{[^}]*\} (\d+)/.exec(metricsAfter)?.[1] ?? NaN);
-    const idle = await target.request({ type: 'waitSinkIdle', timeoutMs: 300_000 }, 310_000);
+    const idle = await gw.request({ type: 'waitSinkIdle', timeoutMs: 300_000 }, 310_000);
     if (idle.type !== 'sinkIdle') throw new Error('sinkIdle');
     if (idle.timedOut) log(`  ! sink still ${idle.lagRecords} records behind after 300 s (${idle.lastError ?? 'no error'})`);
-    const catchUp = Math.max(0, (idle.at - run.endAt) / 1000);
-    const expected = devices.length * (warmPer + per);
-    const influxCount = await countPoints(influx, 'reading', 'temperature_c', { db });
+    const expected = o.devices * (warmPer + c.rounds * per);
+    const influxCount = await countPoints(influx, 'reading', '*', { db }); // every point has temperature_c: count(*) = points
     const g = diff(histogram(metricsBefore, 'sitegate_ledger_group_size'), histogram(metricsAfter, 'sitegate_ledger_group_size'));
-    const c = diff(histogram(metricsBefore, 'sitegate_ledger_commit_seconds'), histogram(metricsAfter, 'sitegate_ledger_commit_seconds'));
-    const f: PipelineFigures = {
-      ...run.figures,
+    const cm = diff(histogram(metricsBefore, 'sitegate_ledger_commit_seconds'), histogram(metricsAfter, 'sitegate_ledger_commit_seconds'));
+    const pick = (runs: RunFigures[]) => runs.find((x) => x.msgPerS === median(runs.map((y) => y.msgPerS)))!;
+    const pipeline: PipelineFigures = {
+      ...pick(gwRuns),
       ...(stats.commit ? { commit: stats.commit } : {}),
-      prometheus: { groupMean: round(g.sum / g.count, 1), commitMeanMs: round((c.sum / c.count) * 1000), commitP50Ms: round(histogramQuantile(c, 0.5) * 1000), commitP95Ms: round(histogramQuantile(c, 0.95) * 1000) },
-      sinkLagAtEnd: lagAtEnd, influxCatchUpS: round(catchUp, 3), influxCount, influxExpected: expected, ledgerCount: stats.count,
+      prometheus: { groupMean: round(g.sum / g.count, 1), commitMeanMs: round((cm.sum / cm.count) * 1000), commitP50Ms: round(histogramQuantile(cm, 0.5) * 1000), commitP95Ms: round(histogramQuantile(cm, 0.95) * 1000) },
+      sinkLagAtEnd: lagAtEnd, influxCatchUpS: round(Math.max(0, (idle.at - lastEnd) / 1000), 3), influxCount, influxExpected: expected, ledgerCount: stats.count,
     };
-    log(`  pipeline     QoS ${qos} (${client}): ${f.msgPerS} msg/s (${f.messages} in ${f.seconds} s)${qos ? `, PUBACK p50 ${f.ackP50Ms} ms p95 ${f.ackP95Ms} ms` : ''}; ` +
-      `${f.prometheus!.groupMean} records/fsync, commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms p95 ${f.commit?.commitMsP95.toFixed(2)} ms; ` +
-      `influx ${lagAtEnd} behind at end, caught up ${f.influxCatchUpS} s later; count ${influxCount}/${expected}${influxCount === expected ? ' ✓' : ' ✗'}`);
-    return f;
+    const out: Comparison = {
+      qos: c.qos, client: c.client, rounds: c.rounds, bare: pick(bareRuns), pipeline,
+      ratio: round(median(gwRuns.map((x) => x.msgPerS)) / median(bareRuns.map((x) => x.msgPerS)), 3),
+      roundRatios: gwRuns.map((x, i) => round(x.msgPerS / bareRuns[i]!.msgPerS, 3)),
+      cpuRatio: {
+        mainThread: round(median(bareRuns.map((x) => x.cpuUsPerMsg['bare.main-thread']!)) / median(gwRuns.map((x) => x.cpuUsPerMsg['gateway.main-thread']!)), 3),
+        process: round(median(bareRuns.map((x) => x.cpuUsPerMsg.bare!)) / median(gwRuns.map((x) => x.cpuUsPerMsg.gateway!)), 3),
+      },
+      runs: { bare: bareRuns, pipeline: gwRuns },
+    };
+    log(`  QoS ${c.qos} ${c.client}: ratio of medians ${out.ratio} (rounds ${out.roundRatios.join(', ')}); CPU-cost ratio, main thread ${out.cpuRatio.mainThread}, whole process ${out.cpuRatio.process}; ` +
+      `${pipeline.prometheus!.groupMean} records/fsync, commit p50 ${pipeline.commit?.commitMsP50.toFixed(2)} ms p95 ${pipeline.commit?.commitMsP95.toFixed(2)} ms; ` +
+      `influx ${lagAtEnd} behind at end, caught up ${pipeline.influxCatchUpS} s later; count(*) ${influxCount}/${expected}${influxCount === expected ? ' ✓' : ' ✗'}`);
+    return out;
   } finally {
-    await stopTarget(target);
+    await Promise.all([stopTarget(bare), stopTarget(gw)]);
   }
 }
 
-async function profilePhase(load: LoadGen, influx: Influxd, o: Required<Omit<IngestBenchOptions, 'log' | 'phases'>>, nofile: number): Promise<NonNullable<IngestResults['profile']>> {
+async function profilePhase(load: LoadGen, influx: Influxd, o: Opts, nofile: number): Promise<NonNullable<IngestResults['profile']>> {
   const out: { bare: CpuSplit[]; gateway: CpuSplit[] } = { bare: [], gateway: [] };
   for (const mode of ['bare', 'gateway'] as const) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `sitegate-prof-${mode}-`));
@@ -580,7 +624,7 @@ async function idlePhase(load: LoadGen, influx: Influxd, n: number, nofile: numb
     const stats = await t.request({ type: 'stats' });
     const after = await rssSettled(t);
     const clients = stats.type === 'stats' ? stats.clients : NaN;
-    log(`  ${clients} idle devices connected in ${(r.connectMs / 1000).toFixed(1)} s: RSS ${round(before / MiB, 1)} → ${round(after / MiB, 1)} MiB`);
+    log(`  ${clients} idle devices connected in ${(r.connectMs / 1000).toFixed(1)} s (open-files limit ${nofile} in the gateway and generator): RSS ${round(before / MiB, 1)} → ${round(after / MiB, 1)} MiB`);
     await load.request({ type: 'close' });
     return {
       devices: n, registerS: round(registerS, 1), connectS: round(r.connectMs / 1000, 1), connected: r.connected,
@@ -601,6 +645,7 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
     messages: opts.messages ?? envInt('BENCH_MESSAGES', 100_000), warmup: opts.warmup ?? envInt('BENCH_WARMUP', 10_000),
     profileMessages: opts.profileMessages ?? envInt('BENCH_PROFILE_MESSAGES', 30_000), idle: opts.idle ?? envInt('BENCH_IDLE', 5000),
   };
+  const rounds = opts.rounds ?? envInt('BENCH_ROUNDS', 3);
   const phases = new Set((opts.phases ?? process.env.BENCH_PHASES ?? 'throughput,mqttjs,profile,idle').split(','));
   const soft = softNofile();
   // Each idle client is one fd in the generator and one in the target; ask the children for room.
@@ -610,26 +655,20 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
   const load = spawnTs<LoadCommand, LoadReply>(path.join(HERE, 'loadgen.ts'), { nofile });
   const results: Partial<IngestResults> = {
     machine: { cpus: os.availableParallelism(), node: process.version, influxd: influxVersion, nofile },
-    params: { devices: o.devices, window: o.window, messages: o.messages, warmup: o.warmup, scryptN: SCRYPT_N },
+    params: { devices: o.devices, window: o.window, messages: o.messages, warmup: o.warmup, rounds, scryptN: SCRYPT_N },
+    loadavg: { start: os.loadavg().map((x) => round(x, 1)), end: [] },
   };
   try {
-    log(`ingest: ${o.devices} devices × window ${o.window}, ${o.messages} messages per run after ${o.warmup} warm-up; ${results.machine!.cpus} CPUs, influxd ${influxVersion}`);
-    log(`  (device secrets are hashed with scrypt N=${SCRYPT_N} in this bench, not the production 16384, to keep set-up short)`);
+    log(`ingest: ${o.devices} devices × window ${o.window}, ${o.messages} messages per run, ${rounds} rounds per side after ${o.warmup} warm-up; ${results.machine!.cpus} CPUs, influxd ${influxVersion}, load average ${results.loadavg!.start.join(' ')}`);
+    log(`  (device secrets are hashed with scrypt N=${SCRYPT_N} in this bench, not the production 16384, to keep set-up short;`);
+    log('   bare aedes: no auth, a `published` handler that only counts; both targets in child processes, the generator in a third)');
     if (phases.has('throughput')) {
-      const bare = await barePhase(load, o, nofile, log);
-      results.bare = { qos1: bare.qos1, qos0: bare.qos0! };
-      const qos1 = await pipelinePhase(load, influx, 1, o, nofile, log);
-      const qos0 = await pipelinePhase(load, influx, 0, o, nofile, log);
-      results.pipeline = { qos1, qos0 };
-      results.ratio = { qos1: round(qos1.msgPerS / results.bare.qos1.msgPerS, 3), qos0: round(qos0.msgPerS / results.bare.qos0.msgPerS, 3) };
-      log(`  ratio pipeline/bare: QoS 1 ${results.ratio.qos1} (target ≥ 0.8), QoS 0 ${results.ratio.qos0}`);
+      results.qos1 = await comparePhase(load, influx, o, { qos: 1, client: 'raw', rounds }, nofile, log);
+      results.qos0 = await comparePhase(load, influx, o, { qos: 0, client: 'raw', rounds }, nofile, log);
     }
     if (phases.has('mqttjs')) {
-      log('  the same comparison with mqtt.js clients in the generator (QoS 1):');
-      const bare = (await barePhase(load, o, nofile, log, 'mqttjs')).qos1;
-      const pipeline = await pipelinePhase(load, influx, 1, o, nofile, log, 'mqttjs');
-      results.mqttjs = { bare, pipeline, ratio: round(pipeline.msgPerS / bare.msgPerS, 3) };
-      log(`  ratio pipeline/bare with mqtt.js clients: ${results.mqttjs.ratio}`);
+      log('  the same QoS 1 comparison with mqtt.js clients in the generator:');
+      results.mqttjs = await comparePhase(load, influx, o, { qos: 1, client: 'mqttjs', rounds }, nofile, log);
     }
     if (o.profileMessages > 0 && phases.has('profile')) {
       log(`  profiling a ${o.profileMessages}-message QoS 1 run of each target (--cpu-prof)…`);
@@ -640,6 +679,7 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
     load.kill();
     await influx.dispose().catch(() => {});
   }
+  results.loadavg!.end = os.loadavg().map((x) => round(x, 1));
   return results as IngestResults;
 }
 
@@ -647,25 +687,19 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
 export function ingestTable(r: IngestResults): [string, string][] {
   const rows: [string, string][] = [];
   const cpu = (c: Record<string, number>) => Object.entries(c).map(([k, v]) => `${k} ${v}`).join(', ');
-  rows.push(['setup', `${r.params.devices} devices, window ${r.params.window}, ${r.params.messages} msgs/run (+${r.params.warmup} warm-up), ${r.machine.cpus} CPUs, node ${r.machine.node}, influxd ${r.machine.influxd}`]);
-  if (r.bare && r.pipeline && r.ratio) {
-    rows.push(['bare aedes QoS 1', `${r.bare.qos1.msgPerS} msg/s  (PUBACK p50 ${r.bare.qos1.ackP50Ms} ms, p95 ${r.bare.qos1.ackP95Ms} ms)`]);
-    rows.push(['pipeline QoS 1', `${r.pipeline.qos1.msgPerS} msg/s  (PUBACK p50 ${r.pipeline.qos1.ackP50Ms} ms, p95 ${r.pipeline.qos1.ackP95Ms} ms)`]);
-    rows.push(['ratio QoS 1', `${r.ratio.qos1}  (target ≥ 0.8; prototype without durability 0.66)`]);
-    rows.push(['bare aedes QoS 0', `${r.bare.qos0.msgPerS} msg/s`]);
-    rows.push(['pipeline QoS 0 telemetry', `${r.pipeline.qos0.msgPerS} msg/s  (ratio ${r.ratio.qos0})`]);
-    for (const [name, f] of [['QoS 1', r.pipeline.qos1], ['QoS 0', r.pipeline.qos0]] as const) {
-      rows.push([`ledger ${name}`, `${f.prometheus?.groupMean} records/fsync (Prometheus), commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms, p95 ${f.commit?.commitMsP95.toFixed(2)} ms (exact; buckets say p50 ${f.prometheus?.commitP50Ms}, p95 ${f.prometheus?.commitP95Ms}), ${f.commit?.commits} commits`]);
-      rows.push([`influx ${name}`, `${f.sinkLagAtEnd} records behind at end of load, caught up in ${f.influxCatchUpS} s; count(temperature_c) ${f.influxCount} of ${f.influxExpected} sent${f.influxCount === f.influxExpected ? ' ✓' : ' ✗'}`]);
-    }
-    for (const [name, f] of [['bare QoS 1', r.bare.qos1], ['pipeline QoS 1', r.pipeline.qos1], ['bare QoS 0', r.bare.qos0], ['pipeline QoS 0', r.pipeline.qos0]] as const) {
-      rows.push([`CPU µs/msg, ${name}`, cpu(f.cpuUsPerMsg)]);
-      rows.push([`CPU cores busy, ${name}`, cpu(f.cpu)]);
-    }
-  }
-  if (r.mqttjs) {
-    rows.push(['bare aedes QoS 1, mqtt.js clients', `${r.mqttjs.bare.msgPerS} msg/s  (generator ${r.mqttjs.bare.cpuUsPerMsg.loadgen} CPU µs/msg)`]);
-    rows.push(['pipeline QoS 1, mqtt.js clients', `${r.mqttjs.pipeline.msgPerS} msg/s  → ratio ${r.mqttjs.ratio}`]);
+  rows.push(['setup', `${r.params.devices} devices × window ${r.params.window}, ${r.params.messages} msgs per run, ${r.params.rounds} alternating rounds per side (+${r.params.warmup} warm-up); ${r.machine.cpus} CPUs shared (load average ${r.loadavg.start[0]} → ${r.loadavg.end[0]}), node ${r.machine.node}, influxd ${r.machine.influxd}`]);
+  const ack = (f: RunFigures) => (f.ackP50Ms !== undefined ? `  PUBACK p50 ${f.ackP50Ms} ms, p95 ${f.ackP95Ms} ms` : '');
+  for (const [name, cmp] of [['QoS 1', r.qos1], ['QoS 0 telemetry', r.qos0], ['QoS 1, mqtt.js clients', r.mqttjs]] as const) {
+    if (!cmp) continue;
+    rows.push([`bare aedes, ${name}`, `${cmp.bare.msgPerS} msg/s (median run)${ack(cmp.bare)}`]);
+    rows.push([`full pipeline, ${name}`, `${cmp.pipeline.msgPerS} msg/s (median run)${ack(cmp.pipeline)}`]);
+    rows.push([`ratio, ${name}`, `${cmp.ratio}  (rounds ${cmp.roundRatios.join(', ')})${cmp === r.qos1 ? '  — target ≥ 0.8; prototype without durability 0.66' : ''}`]);
+    rows.push([`CPU-cost ratio, ${name}`, `main thread ${cmp.cpuRatio.mainThread}, whole process ${cmp.cpuRatio.process}  (bare CPU µs/msg ÷ pipeline CPU µs/msg)`]);
+    rows.push([`CPU µs/msg bare, ${name}`, cpu(cmp.bare.cpuUsPerMsg)]);
+    rows.push([`CPU µs/msg pipeline, ${name}`, cpu(cmp.pipeline.cpuUsPerMsg)]);
+    const f = cmp.pipeline;
+    rows.push([`ledger, ${name}`, `${f.prometheus?.groupMean} records per fsync (Prometheus sum/count), commit p50 ${f.commit?.commitMsP50.toFixed(2)} ms, p95 ${f.commit?.commitMsP95.toFixed(2)} ms (exact; histogram buckets say ${f.prometheus?.commitP50Ms} / ${f.prometheus?.commitP95Ms}), ${f.commit?.commits} commits`]);
+    rows.push([`InfluxDB, ${name}`, `${f.sinkLagAtEnd} records behind at end of load, caught up ${f.influxCatchUpS} s later; SELECT count(*) FROM reading = ${f.influxCount} of ${f.influxExpected} sent${f.influxCount === f.influxExpected ? ' ✓' : ' ✗'}`]);
   }
   if (r.profile) {
     for (const mode of ['bare', 'gateway'] as const) {
