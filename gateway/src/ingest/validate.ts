@@ -116,67 +116,10 @@ export function validateValue(channel: Exclude<InboundChannel, 'snapshot'>, valu
   one(channel, value, origin, out, topic);
 }
 
-/**
- * The limits of a reading with an epoch-ms `ts`, read from the `Reading` schema itself (its JSON
- * Schema), so they cannot drift from it. Null when the schema no longer has the expected shape:
- * then every reading goes through zod.
- */
-const READING_LIMITS = (() => {
-  try {
-    const js = z.toJSONSchema(Reading, { unrepresentable: 'any' }) as any;
-    const { id, ts, metrics } = js.properties;
-    const epoch = ts.anyOf?.find((t: any) => t.type === 'integer');
-    const ok = js.type === 'object' && js.additionalProperties === false && Object.keys(js.properties).length === 3 &&
-      [...js.required].sort().join() === 'id,metrics,ts' && id.type === 'string' && epoch &&
-      metrics.type === 'object' && metrics.propertyNames?.type === 'string' && typeof metrics.propertyNames.pattern === 'string' &&
-      metrics.additionalProperties?.type === 'number';
-    if (!ok) return null;
-    return {
-      idMin: id.minLength ?? 0, idMax: id.maxLength ?? Infinity,
-      tsMin: epoch.minimum ?? 0, tsMax: Math.min(epoch.maximum ?? Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
-      metricName: new RegExp(metrics.propertyNames.pattern),
-    };
-  } catch {
-    return null;
-  }
-})();
-
-const isPlain = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) && Object.getPrototypeOf(v) === Object.prototype;
-
-/**
- * The bulk of the traffic is well-formed readings with an epoch-ms `ts`; checking those by hand
- * saves the ~2 µs zod spends on each (test/bench/ingest.ts profiles the pipeline). This accepts
- * only what `Reading.safeParse` accepts, with equal data (gateway/src/ingest/fastReading.test.ts
- * compares the two), and returns null for anything else — which then goes through zod, so every
- * verdict and rejection reason stays zod's.
- */
-export function fastReading(v: unknown): Reading | null {
-  const L = READING_LIMITS;
-  if (!L || !isPlain(v)) return null;
-  let keys = 0;
-  for (const _ in v) keys++;
-  if (keys !== 3 || !Object.hasOwn(v, 'id') || !Object.hasOwn(v, 'ts') || !Object.hasOwn(v, 'metrics')) return null;
-  const { id, ts, metrics } = v;
-  if (typeof id !== 'string' || id.length < L.idMin || id.length > L.idMax) return null;
-  if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < L.tsMin || ts > L.tsMax) return null;
-  if (!isPlain(metrics)) return null;
-  let n = 0;
-  for (const k in metrics) {
-    const x = metrics[k];
-    if (!Object.hasOwn(metrics, k) || typeof x !== 'number' || !Number.isFinite(x) || !L.metricName.test(k)) return null;
-    n++;
-  }
-  return n > 0 ? (v as Reading) : null;
-}
-
-type Parsed = { success: true; data: Checkin | Reading | DeviceStatus } | { success: false; error: z.ZodError };
-
 function one(channel: Exclude<InboundChannel, 'snapshot'>, value: unknown, origin: Origin, out: Decoded, fallbackRef: string): void {
   const ref = refOf(value, fallbackRef);
   const schema = channel === 'checkin' ? Checkin : channel === 'telemetry' ? Reading : DeviceStatus;
-  const fast = channel === 'telemetry' ? fastReading(value) : null;
-  const parsed: Parsed = fast ? { success: true, data: fast } : schema.safeParse(value);
+  const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const c = classify(value, parsed.error, origin.now);
     out.rejected.push(reject(ref, c.reason, c.message));
