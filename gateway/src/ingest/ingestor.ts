@@ -94,6 +94,15 @@ export class Ingestor {
     return this.store(decoded, 'http', rowOf);
   }
 
+  /** Label children cached: prom-client hashes a label object on every inc() otherwise (hot path). */
+  private readonly counters = new Map<string, { inc(n?: number): void }>();
+  private counter(name: 'accepted' | 'duplicates', kind: string, via: Via) {
+    const k = `${name}|${kind}|${via}`;
+    let c = this.counters.get(k);
+    if (!c) this.counters.set(k, (c = this.deps.metrics[name].labels({ kind, via })));
+    return c;
+  }
+
   private origin(siteId: string, deviceId: string): Origin {
     const now = this.deps.now();
     return { siteId, deviceId, receivedAt: now, now };
@@ -113,11 +122,11 @@ export class Ingestor {
       const row = rowOf?.get(rec);
       if (s.seq === null) {
         duplicate++;
-        metrics.duplicates.inc({ kind: rec.kind, via });
+        this.counter('duplicates', rec.kind, via).inc();
         results.push({ ref: rec.msgId, outcome: 'duplicate', ...(row !== undefined ? { row } : {}) });
       } else {
         accepted++;
-        metrics.accepted.inc({ kind: rec.kind, via });
+        this.counter('accepted', rec.kind, via).inc();
         results.push({ ref: rec.msgId, outcome: 'accepted', seq: s.seq, ...(row !== undefined ? { row } : {}) });
       }
     });
