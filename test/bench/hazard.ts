@@ -2,7 +2,8 @@
  * Hazard engine throughput and memory: 1,000 devices × 8 metrics through every default rule, one
  * reading a minute each, for a little more than the 24 h re-evaluation horizon so that every
  * series holds its steady-state window. Then the same engine fed readings that arrive up to
- * 10 minutes late (the default allowed lateness), shuffled, to price re-evaluation.
+ * 10 minutes late (the default allowed lateness), shuffled, to price re-evaluation. Then the whole
+ * pipeline with rules on vs off (test/bench/rules.ts; `pipeline: false` or HAZARD_BENCH_PIPELINE=0 skips it).
  *
  *   npx tsx test/bench/hazard.ts
  */
@@ -11,6 +12,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { HazardEngine, type HazardReading } from '../../gateway/src/checks/hazard/engine.ts';
 import { mulberry32 } from '../../gateway/src/checks/hazard/testing.ts';
+import { runRulesBench } from './rules.ts';
 
 const MIN = 60_000;
 const START = Date.parse('2026-09-01T00:00:00+08:00');
@@ -21,6 +23,9 @@ export interface HazardBenchOptions {
   hours?: number;
   /** Devices in the late-arrival part. */
   lateDevices?: number;
+  /** Also measure the full pipeline with rules on vs off (default: yes). */
+  pipeline?: boolean;
+  log?: (line: string) => void;
 }
 
 /** JS heap plus ArrayBuffer backing stores (the sample arrays live outside the JS heap). */
@@ -99,6 +104,10 @@ export async function runHazardBench(options: HazardBenchOptions = {}): Promise<
   for (const q of queue) late.ingest(q.r);
   const lateSeconds = Number(process.hrtime.bigint() - lateStarted) / 1e9;
 
+  const pipeline = (options.pipeline ?? process.env.HAZARD_BENCH_PIPELINE !== '0')
+    ? Object.fromEntries(Object.entries(await runRulesBench(options.log ? { log: options.log } : {})).map(([k, v]) => [`pipeline.${k}`, v]))
+    : {};
+
   return {
     devices,
     metricsPerReading: 8,
@@ -113,6 +122,7 @@ export async function runHazardBench(options: HazardBenchOptions = {}): Promise<
     lateOutOfOrderShare: Math.round((late.stats().outOfOrder / late.stats().samples) * 1000) / 1000,
     lateReadingsPerSecond: Math.round(queue.length / lateSeconds),
     lateEvaluationsPerReading: Math.round((late.stats().evaluations / queue.length) * 100) / 100,
+    ...pipeline,
   };
 }
 

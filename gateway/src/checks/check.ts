@@ -35,6 +35,8 @@ export interface Check {
   /** Rebuild state from the ledger (restart) before live records arrive. */
   start?(): Promise<void> | void;
   onRecords(records: StoredRecord[]): Promise<void> | void;
+  /** For checks that finish records after onRecords returned: resolves when they have. */
+  idle?(): Promise<void>;
   /** Called every few seconds with the wall clock (watermarks, deadlines, liveness). */
   tick?(now: number): Promise<void> | void;
   stop?(): Promise<void> | void;

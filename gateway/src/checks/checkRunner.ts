@@ -42,9 +42,14 @@ export class CheckRunner {
 
   /** Resolves once every record committed so far has been seen by every check. */
   async idle(): Promise<void> {
-    while (this.draining || this.queue.length) {
-      this.kick();
-      await this.draining;
+    for (;;) {
+      while (this.draining || this.queue.length) {
+        this.kick();
+        await this.draining;
+      }
+      // Checks that finish records after onRecords returned (on a worker thread) say when they are done.
+      await Promise.all(this.checks.map((c) => c.idle?.()));
+      if (!this.draining && !this.queue.length) return;
     }
   }
 

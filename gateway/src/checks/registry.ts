@@ -1,6 +1,8 @@
 import type { CheckFactory } from './check.ts';
 import { evidenceMonthClose } from '../evidence/monthClose.ts';
 import { wageCheck } from './wages/wageCheck.ts';
+import { deviceOfflineCheck } from './device-offline/deviceOffline.ts';
+import { hazardCheck } from './hazard/hazardCheck.ts';
 import { faceVerificationCheck } from './face-verification/faceVerification.ts';
 import { keyStaffCheck } from './keystaff/keyStaffCheck.ts';
 
@@ -8,6 +10,8 @@ import { keyStaffCheck } from './keystaff/keyStaffCheck.ts';
 export const CHECKS: CheckFactory[] = [
   wageCheck,
   evidenceMonthClose,
+  hazardCheck(),
+  deviceOfflineCheck(),
   faceVerificationCheck,
   keyStaffCheck,
 ];

@@ -1,0 +1,56 @@
+import type Database from 'better-sqlite3';
+
+/**
+ * Where the hazard check keeps what it needs to restart exactly (state.db, tables of its own):
+ *
+ *   hazard_snapshots  one row per site: its engine's `snapshot()` as JSON;
+ *   hazard_cursor     `snapshot_seq`: every engine row holds exactly the readings up to this ledger
+ *                     seq; `applied_seq`: the alert signals of every record up to this seq are in
+ *                     the alert store, and none of a later record is.
+ *
+ * `applied_seq` is written in the same SQLite transaction as the alert changes it covers
+ * (`inTransaction`), so after a crash the two never disagree.
+ */
+export class HazardSnapshotStore {
+  private readonly putDoc: Database.Statement;
+  private readonly putSnapshotSeq: Database.Statement;
+  private readonly putAppliedSeq: Database.Statement;
+
+  constructor(private readonly db: Database.Database) {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS hazard_snapshots (site_id TEXT PRIMARY KEY, doc TEXT NOT NULL, taken_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS hazard_cursor (
+        id INTEGER PRIMARY KEY CHECK (id = 1), snapshot_seq INTEGER NOT NULL, applied_seq INTEGER NOT NULL);
+      INSERT OR IGNORE INTO hazard_cursor (id, snapshot_seq, applied_seq) VALUES (1, 0, 0);`);
+    this.putDoc = db.prepare(`INSERT INTO hazard_snapshots (site_id, doc, taken_at) VALUES (?, ?, ?)
+      ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, taken_at = excluded.taken_at`);
+    this.putSnapshotSeq = db.prepare('UPDATE hazard_cursor SET snapshot_seq = ? WHERE id = 1');
+    this.putAppliedSeq = db.prepare('UPDATE hazard_cursor SET applied_seq = MAX(applied_seq, ?) WHERE id = 1');
+  }
+
+  cursor(): { snapshotSeq: number; appliedSeq: number } {
+    const r = this.db.prepare('SELECT snapshot_seq, applied_seq FROM hazard_cursor WHERE id = 1').get() as { snapshot_seq: number; applied_seq: number };
+    return { snapshotSeq: r.snapshot_seq, appliedSeq: r.applied_seq };
+  }
+
+  snapshots(): { siteId: string; doc: string }[] {
+    return (this.db.prepare('SELECT site_id, doc FROM hazard_snapshots').all() as { site_id: string; doc: string }[])
+      .map((r) => ({ siteId: r.site_id, doc: r.doc }));
+  }
+
+  /** Writes the changed sites' documents and moves `snapshot_seq`, atomically. */
+  save(seq: number, docs: { siteId: string; doc: string }[], at: number): void {
+    this.db.transaction(() => {
+      for (const d of docs) this.putDoc.run(d.siteId, d.doc, at);
+      this.putSnapshotSeq.run(seq);
+    })();
+  }
+
+  /** Runs `apply` (alert-store changes) and records `seq` as applied, in one transaction. */
+  inTransaction(seq: number, apply: () => void): void {
+    this.db.transaction(() => {
+      apply();
+      this.putAppliedSeq.run(seq);
+    })();
+  }
+}
