@@ -1,8 +1,8 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { alertRoutes } from './alerts.ts';
-import { evidenceRoutes } from './evidence.ts';
 import { attendanceRoutes } from './attendance.ts';
+import { evidenceRoutes } from './evidence.ts';
 import { faceRoutes } from './faces.ts';
 import { ingestRoutes } from './ingest.ts';
 import { liveRoutes } from './live.ts';
