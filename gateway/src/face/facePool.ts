@@ -8,20 +8,14 @@
  *   dropped, callers simply wait. Back-pressure is the caller's business (see stats().queueDepth).
  * - A worker that crashes fails only its in-flight job and is replaced.
  *
- * Running TypeScript in workers — decision record:
- *   The project runs from .ts sources via tsx (and vitest in tests). On Node 20, neither a
- *   `new Worker(new URL('./faceWorker.ts', import.meta.url))` under `npx tsx` (execArgv with tsx's
- *   --import loader is inherited, but loader hooks are not applied to the worker) nor the same
- *   under vitest, with or without `execArgv: ['--import', 'tsx']`, can start: both fail with
- *   ERR_UNKNOWN_FILE_EXTENSION ".ts". What works in both (verified) is a tiny plain-JS entry,
- *   faceWorker.boot.mjs, that calls tsx's `tsImport('./faceWorker.ts')` inside the worker. When
- *   this module itself is plain JavaScript (a compiled build), faceWorker.js is started directly.
+ * Workers run TypeScript through util/startWorker.ts (worker threads do not inherit tsx's loader).
  *
  * sharp and onnxruntime-node are loaded in the main thread before any worker starts: sharp's docs
  * require it (otherwise libvips can be unloaded when a worker exits and crash the process).
  */
 import os from 'node:os';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { startWorker } from '../util/startWorker.ts';
 import sharp from 'sharp';
 import * as ort from 'onnxruntime-node';
 import {
@@ -88,8 +82,7 @@ type FromWorker =
   | { type: 'result'; id: number; result: FaceAnalysis }
   | { type: 'error'; id: number; message: string };
 
-const RUNNING_FROM_TS = import.meta.url.endsWith('.ts');
-const WORKER_URL = RUNNING_FROM_TS ? new URL('./faceWorker.boot.mjs', import.meta.url) : new URL('./faceWorker.js', import.meta.url);
+const WORKER_URL = new URL('./faceWorker.ts', import.meta.url);
 const MAX_CONSECUTIVE_SPAWN_FAILURES = 3;
 
 export class FacePool implements FaceAnalyzer {
@@ -125,7 +118,7 @@ export class FacePool implements FaceAnalyzer {
 
   private spawn(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, { workerData: this.data, name: 'face' });
+      const worker = startWorker(WORKER_URL, this.data, { name: 'face' });
       const slot: Slot = { worker, ready: false, job: null };
       this.slots.push(slot);
       let settled = false;
