@@ -35,8 +35,11 @@ export interface Check {
   /** Rebuild state from the ledger (restart) before live records arrive. */
   start?(): Promise<void> | void;
   onRecords(records: StoredRecord[]): Promise<void> | void;
-  /** For checks that finish records after onRecords returned: resolves when they have. */
-  idle?(): Promise<void>;
+  /**
+   * For a check that finishes records after onRecords returned (on a worker thread): resolves
+   * when it has, so that the runner's idle() still means "every committed record is processed".
+   */
+  drained?(): Promise<void>;
   /** Called every few seconds with the wall clock (watermarks, deadlines, liveness). */
   tick?(now: number): Promise<void> | void;
   stop?(): Promise<void> | void;

@@ -48,7 +48,7 @@ export class CheckRunner {
         await this.draining;
       }
       // Checks that finish records after onRecords returned (on a worker thread) say when they are done.
-      await Promise.all(this.checks.map((c) => c.idle?.()));
+      await Promise.all(this.checks.map((c) => c.drained?.()));
       if (!this.draining && !this.queue.length) return;
     }
   }

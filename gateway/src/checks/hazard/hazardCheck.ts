@@ -119,7 +119,7 @@ export class HazardCheck implements Check {
   /**
    * Takes the records and returns at once: the readings go to the worker in the background, and
    * records that arrive while it is busy are sent together next (fewer, larger messages under
-   * load). `idle()` resolves when all of them are evaluated and their alerts applied.
+   * load). `drained()` resolves when all of them are evaluated and their alerts applied.
    */
   onRecords(records: StoredRecord[]): void {
     this.inbox.push(records);
@@ -127,7 +127,7 @@ export class HazardCheck implements Check {
     this.pump();
   }
 
-  async idle(): Promise<void> {
+  async drained(): Promise<void> {
     while (this.pumping) await this.pumping;
   }
 
