@@ -124,3 +124,14 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     expect(audit.verify()).toMatchObject({ ok: false, brokenAt: 3 });
   });
 });
+
+describe('audit trail inside a transaction that rolls back', () => {
+  it('keeps the chain whole: the next entry links to the last one that committed', () => {
+    const db = new Database(':memory:');
+    const audit = new AuditTrail(db);
+    audit.append('t.one', 's', { n: 1 }, 1);
+    expect(() => db.transaction(() => { audit.append('t.two', 's', { n: 2 }, 2); throw new Error('abort'); })()).toThrow('abort');
+    audit.append('t.three', 's', { n: 3 }, 3);
+    expect(audit.verify()).toMatchObject({ ok: true, entries: 2 });
+  });
+});

@@ -35,7 +35,8 @@ export function entryHash(prevHash: string, e: Pick<AuditEntry, 'seq' | 'at' | '
 
 export class AuditTrail {
   private readonly db: Database.Database;
-  private last: { seq: number; hash: string };
+  private readonly lastStmt: Database.Statement;
+  private readonly insert: Database.Statement;
 
   constructor(db: Database.Database) {
     this.db = db;
@@ -43,17 +44,24 @@ export class AuditTrail {
       seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
       data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_log (subject, seq);`);
-    const row = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as { seq: number; hash: string } | undefined;
-    this.last = row ?? { seq: 0, hash: GENESIS };
+    this.lastStmt = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
+    this.insert = db.prepare('INSERT INTO audit_log (seq, at, type, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
+  }
+
+  /**
+   * The chain's head, read from the database every time rather than cached: an append inside a
+   * transaction that later rolls back must not leave a remembered hash the table no longer has.
+   */
+  private get last(): { seq: number; hash: string } {
+    return (this.lastStmt.get() as { seq: number; hash: string } | undefined) ?? { seq: 0, hash: GENESIS };
   }
 
   append(type: string, subject: string, data: Record<string, unknown>, at: number): AuditEntry {
-    const seq = this.last.seq + 1;
-    const prevHash = this.last.hash;
+    const last = this.last;
+    const seq = last.seq + 1;
+    const prevHash = last.hash;
     const hash = entryHash(prevHash, { seq, at, type, subject, data });
-    this.db.prepare('INSERT INTO audit_log (seq, at, type, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(seq, at, type, subject, canonicalJson(data), prevHash, hash);
-    this.last = { seq, hash };
+    this.insert.run(seq, at, type, subject, canonicalJson(data), prevHash, hash);
     return { seq, at, type, subject, data, prevHash, hash };
   }
 
@@ -66,7 +74,7 @@ export class AuditTrail {
   }
 
   head(): { seq: number; hash: string } {
-    return { ...this.last };
+    return this.last;
   }
 
   /** Recomputes every hash from the genesis; reports the first entry that does not match. */
