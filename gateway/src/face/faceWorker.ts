@@ -2,8 +2,8 @@
  * Worker-thread side of FacePool: one FaceEngine (own ONNX sessions, intra-op threads 1 by
  * default) per worker, one job at a time.
  *
- * Started through faceWorker.boot.mjs when running from TypeScript sources (see facePool.ts for
- * why), or directly when running compiled JavaScript.
+ * Started by FacePool through util/startWorker.ts, which registers tsx inside the worker (on Node 20
+ * a worker thread does not inherit the parent's tsx loader hooks, under `npx tsx` or vitest).
  *
  * Protocol (parent → worker): { type: 'analyze', id, jpeg: Uint8Array } | { type: 'close' }
  *           (worker → parent): { type: 'ready' } | { type: 'init_error', message }
