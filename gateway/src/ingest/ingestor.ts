@@ -48,14 +48,30 @@ export class Ingestor {
   /** An MQTT payload (or raw HTTP body) of a device channel. */
   ingestPayload(channel: InboundChannel, payload: Buffer, o: { siteId: string; deviceId: string; topic: string; via: Via }): Promise<IngestReport> {
     const origin = this.origin(o.siteId, o.deviceId);
-    return this.store(decodeMessage(channel, payload, origin, o.topic), o.via);
+    return this.store(this.guard(() => decodeMessage(channel, payload, origin, o.topic), o.topic), o.via);
+  }
+
+  /**
+   * Decoding never throws on input by design; should a bug make it throw, the message is answered
+   * as rejected (`internal`), counted and logged — the connection and everyone else carry on.
+   */
+  private guard(decode: () => Decoded, ref: string): Decoded {
+    try {
+      return decode();
+    } catch (err) {
+      this.deps.logger.error({ err, ref }, 'decoding a message failed; rejected as internal');
+      return { records: [], files: [], rejected: [{ ref, reason: 'internal', message: 'the gateway could not process this message' }] };
+    }
   }
 
   /** Already-parsed values (HTTP JSON bodies): one or many check-ins, readings or statuses. */
   ingestValues(channel: 'checkin' | 'telemetry' | 'status', values: unknown[], o: { siteId: string; deviceId: string; via: Via }): Promise<IngestReport> {
     const origin = this.origin(o.siteId, o.deviceId);
-    const decoded: Decoded = { records: [], files: [], rejected: [] };
-    values.forEach((v, i) => validateValue(channel, v, origin, decoded, `#${i}`));
+    const decoded = this.guard(() => {
+      const d: Decoded = { records: [], files: [], rejected: [] };
+      values.forEach((v, i) => validateValue(channel, v, origin, d, `#${i}`));
+      return d;
+    }, `${o.deviceId}/${channel}`);
     return this.store(decoded, o.via);
   }
 
