@@ -2,7 +2,7 @@ import type { Worker } from 'node:worker_threads';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { HazardCheck } from '../gateway/src/checks/hazard/hazardCheck.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
-import { loadScenario, registerScenario, replayScenario, type Scenario } from './support/scenario.ts';
+import { loadScenario, registerScenario, replayScenario, type Scenario, allAlerts, alertScorer, type ExpectedAlert, type ListedAlert } from './support/scenario.ts';
 
 /**
  * The hazard rules through the whole gateway: the public month (shared/scenarios/public-2026-09)
@@ -13,33 +13,13 @@ import { loadScenario, registerScenario, replayScenario, type Scenario } from '.
  * evaluated), once cleanly — and the rules' worker thread killed once, must end with the very
  * same alerts, none repeated.
  */
-interface Finding { kind: string; siteId?: string; subject: Record<string, string>; day?: string; severity?: string }
-interface AlertView { id: string; kind: string; siteId: string; subject: Record<string, string>; severity: string; state: string; openedAt: string }
+type Finding = ExpectedAlert;
+type AlertView = ListedAlert;
 
 const HAZARD_KINDS = new Set(['hazard.threshold', 'hazard.rate']);
 
-async function allAlerts(g: TestGateway): Promise<AlertView[]> {
-  const items: AlertView[] = [];
-  let cursor: string | undefined;
-  for (;;) {
-    const r = await g.api('GET', `/alerts?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    expect(r.status).toBe(200);
-    items.push(...r.json.items);
-    cursor = r.json.next;
-    if (!cursor) return items;
-  }
-}
 
-function scorer(s: Scenario) {
-  const zones = Object.fromEntries(s.registry.sites.map((x) => [x.siteId, (x.timezone as string | undefined) ?? 'Asia/Shanghai']));
-  const localDay = (t: string, siteId: string) =>
-    new Intl.DateTimeFormat('en-CA', { timeZone: zones[siteId] ?? 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(t));
-  const subjectMatches = (want: Record<string, string>, got: Record<string, string>) => Object.entries(want).every(([k, v]) => got?.[k] === v);
-  const loose = (exp: Finding, a: AlertView) => a.kind === exp.kind && (!exp.siteId || a.siteId === exp.siteId)
-    && subjectMatches(exp.subject, a.subject) && (!exp.day || localDay(a.openedAt, a.siteId) === exp.day);
-  const matches = (exp: Finding, a: AlertView) => loose(exp, a) && (!exp.severity || a.severity === exp.severity);
-  return { matches, loose };
-}
+const scorer = alertScorer;
 
 /** What must be identical between runs: everything but ids and wall-clock times. */
 function summary(g: TestGateway) {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './support/gateway.ts';
-import { loadScenario, registerScenario, replayScenario, type Scenario } from './support/scenario.ts';
+import { allAlerts, alertScorer, loadScenario, registerScenario, replayScenario, type ExpectedAlert, type ListedAlert, type Scenario } from './support/scenario.ts';
 import { settled } from './support/settle.ts';
 
 /**
@@ -15,26 +15,11 @@ const localDay = (t: number | string) => new Intl.DateTimeFormat('en-CA', { time
 const MID = Date.parse('2026-09-16T00:00:00+08:00');
 const OURS = (kind: string) => kind.startsWith('keystaff.') || kind.startsWith('checkin.');
 
-interface Alert { id: string; kind: string; siteId: string; subject: Record<string, string>; openedAt: string; state: string; severity: string }
-interface Expected { kind: string; siteId?: string; subject: Record<string, string>; day?: string; severity?: string }
+type Alert = ListedAlert;
+type Expected = ExpectedAlert;
 
-const subjectMatches = (want: Record<string, string>, got: Record<string, string>) => Object.entries(want).every(([k, v]) => got?.[k] === v);
-const matches = (exp: Expected, a: Alert) => a.kind === exp.kind && (!exp.siteId || a.siteId === exp.siteId) && subjectMatches(exp.subject, a.subject)
-  && (!exp.severity || a.severity === exp.severity) && (!exp.day || localDay(a.openedAt) === exp.day);
-const loose = (exp: Expected, a: Alert) => a.kind === exp.kind && (!exp.siteId || a.siteId === exp.siteId) && subjectMatches(exp.subject, a.subject)
-  && (!exp.day || localDay(a.openedAt) === exp.day);
+const { matches, loose } = alertScorer(loadScenario());
 
-async function allAlerts(g: TestGateway): Promise<Alert[]> {
-  const items: Alert[] = [];
-  let cursor: string | undefined;
-  for (;;) {
-    const r = await g.api('GET', `/alerts?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
-    expect(r.status).toBe(200);
-    items.push(...r.json.items);
-    cursor = r.json.next;
-    if (!cursor) return items;
-  }
-}
 
 async function attendance(g: TestGateway, s: Scenario) {
   const out: Record<string, any> = {};

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import type { TestGateway } from './gateway.ts';
 
+
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../fixtures');
 export const FACES_DIR = path.join(FIXTURES, 'faces');
 
@@ -116,4 +117,38 @@ export async function replayScenario(g: TestGateway, s: Scenario, secrets: Recor
   await Promise.all([...clients.values()].map((c) => c.endAsync()));
   result.seconds = (performance.now() - t0) / 1000;
   return result;
+}
+
+/** An alert as `GET /alerts` lists it (the fields scenario scoring reads). */
+export interface ListedAlert { id: string; kind: string; siteId: string; subject: Record<string, string>; severity: string; state: string; openedAt: string }
+/** An entry of expected.json `alerts` / `noAlerts`. */
+export interface ExpectedAlert { kind: string; siteId?: string; subject: Record<string, string>; day?: string; severity?: string }
+
+/** Every alert, following the `next` cursor to the last page. */
+export async function allAlerts(g: TestGateway): Promise<ListedAlert[]> {
+  const items: ListedAlert[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const r = await g.api('GET', `/alerts?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    if (r.status !== 200) throw new Error(`GET /alerts: ${r.status} ${r.text}`);
+    items.push(...r.json.items);
+    cursor = r.json.next;
+    if (!cursor) return items;
+  }
+}
+
+/**
+ * The acceptance scorer's matching (shared/tools/replay.mjs score()): `matches` for expected
+ * alerts and noAlerts (severity where named), `loose` for false positives (severity may differ).
+ * Days are in each site's own time zone.
+ */
+export function alertScorer(s: Scenario) {
+  const zones = Object.fromEntries(s.registry.sites.map((x) => [x.siteId, (x.timezone as string | undefined) ?? 'Asia/Shanghai']));
+  const localDay = (t: string | number, siteId: string) =>
+    new Intl.DateTimeFormat('en-CA', { timeZone: zones[siteId] ?? 'Asia/Shanghai', year: 'numeric', month: '2-digit', day: '2-digit' }).format(new Date(t));
+  const subjectMatches = (want: Record<string, string>, got: Record<string, string>) => Object.entries(want).every(([k, v]) => got?.[k] === v);
+  const loose = (exp: ExpectedAlert, a: ListedAlert) => a.kind === exp.kind && (!exp.siteId || a.siteId === exp.siteId)
+    && subjectMatches(exp.subject, a.subject) && (!exp.day || localDay(a.openedAt, a.siteId) === exp.day);
+  const matches = (exp: ExpectedAlert, a: ListedAlert) => loose(exp, a) && (!exp.severity || a.severity === exp.severity);
+  return { matches, loose, localDay };
 }
