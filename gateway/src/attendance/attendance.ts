@@ -33,7 +33,7 @@ export class WorkCalendar {
   private readonly extra: Set<string>;
 
   constructor(site: Site) {
-    this.cal = new SiteCalendar(site.timezone);
+    this.cal = SiteCalendar.of(site.timezone);
     this.workdays = new Set(site.workdays);
     this.holidays = new Set(site.holidays);
     this.extra = new Set(site.settings.extraWorkdays ?? []);

@@ -19,7 +19,7 @@ export interface SiteToday {
  * verification do not count (domain.md "Calendar").
  */
 export function siteToday(registry: Registry, ledger: Ledger, site: Site, at: number): SiteToday {
-  const cal = new SiteCalendar(site.timezone);
+  const cal = SiteCalendar.of(site.timezone);
   const day = cal.localDay(at);
   const facts = checkinFacts(ledger, site.siteId, cal.startOfDay(day), at + 1).filter(countsAsPresence);
   const byWorker = new Map<string, typeof facts>();

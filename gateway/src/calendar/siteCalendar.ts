@@ -28,6 +28,15 @@ export class SiteCalendar {
   private readonly format: Intl.DateTimeFormat;
   private readonly offsets = new Map<number, number>();
 
+  private static readonly shared = new Map<string, SiteCalendar>();
+
+  /** One calendar per zone for the whole process (its offset cache is worth sharing). */
+  static of(timeZone: string): SiteCalendar {
+    let c = SiteCalendar.shared.get(timeZone);
+    if (!c) SiteCalendar.shared.set(timeZone, (c = new SiteCalendar(timeZone)));
+    return c;
+  }
+
   constructor(timeZone: string) {
     // Throws RangeError on an unknown zone: a misconfigured site fails loudly at construction.
     this.format = new Intl.DateTimeFormat('en-US', {

@@ -52,14 +52,11 @@ export class EvidenceMonthClose implements Check {
   readonly name = 'evidence-digests';
   private readonly closedThrough = new Map<string, string>();
   private readonly dirty = new Map<string, Set<string>>();
-  private readonly calendars = new Map<string, SiteCalendar>();
 
   constructor(private readonly ctx: CheckContext) {}
 
   private cal(site: Site): SiteCalendar {
-    let c = this.calendars.get(site.timezone);
-    if (!c) this.calendars.set(site.timezone, (c = new SiteCalendar(site.timezone)));
-    return c;
+    return SiteCalendar.of(site.timezone);
   }
 
   onRecords(records: StoredRecord[]): void {

@@ -38,7 +38,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const e = workerEvidence(deps.ledger, site, workerId, month);
       const recorded = recordedDigest(deps.audit, siteId, month, workerId);
       const watermark = deps.live.watermark(siteId, deps.now(), (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
-      const closed = watermark !== undefined && watermark >= new SiteCalendar(site.timezone).startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`);
+      const closed = watermark !== undefined && watermark >= SiteCalendar.of(site.timezone).startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`);
       reply.header('sitegate-evidence-digest', `${DIGEST_FORMAT}:${e.digest.root}`);
       if (recorded) reply.header('sitegate-evidence-recorded-digest', `${DIGEST_FORMAT}:${recorded.root}`);
       if (format === 'csv') {

@@ -57,7 +57,6 @@ class FaceVerificationCheck implements FaceVerification {
   private scannedThrough = 0;
   private stopping = false;
   private waiters: (() => void)[] = [];
-  private readonly calendars = new Map<string, SiteCalendar>();
 
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
@@ -184,8 +183,7 @@ class FaceVerificationCheck implements FaceVerification {
     if (o.verdict !== 'face_mismatch' && o.verdict !== 'no_face') return undefined;
     const site = this.ctx.registry.site(r.siteId);
     const tz = site?.timezone ?? 'Asia/Shanghai';
-    let cal = this.calendars.get(tz);
-    if (!cal) this.calendars.set(tz, (cal = new SiteCalendar(tz)));
+    const cal = SiteCalendar.of(tz);
     const b = r.body as { workerId: string; photoSha256?: string; terminalScore?: number };
     const day = cal.localDay(r.ts);
     const kind = o.verdict === 'face_mismatch' ? 'checkin.face_mismatch' : 'checkin.no_face';

@@ -62,7 +62,7 @@ export function toPayment(r: StoredRecord): Payment {
 
 /** Gathers the facts of (site, period) from the registry and the ledger, as known now. */
 export function wageFacts(registry: Registry, ledger: Ledger, site: Site, period: string): WageFacts {
-  const cal = new SiteCalendar(site.timezone);
+  const cal = SiteCalendar.of(site.timezone);
   const settings = wageSettings(site);
   const [periodStart, periodEnd] = periodRange(cal, period);
   const holder = (w: { siteId: string; workerId: string; cardHash?: string; cardLast4?: string }): CardHolder => ({

@@ -28,14 +28,11 @@ export class WageCheck implements Check {
   readonly name = 'wages';
   private readonly decidedThrough = new Map<string, string>();
   private readonly dirty = new Map<string, Set<string>>();
-  private readonly calendars = new Map<string, SiteCalendar>();
 
   constructor(private readonly ctx: CheckContext) {}
 
   private cal(site: Site): SiteCalendar {
-    let c = this.calendars.get(site.timezone);
-    if (!c) this.calendars.set(site.timezone, (c = new SiteCalendar(site.timezone)));
-    return c;
+    return SiteCalendar.of(site.timezone);
   }
 
   onRecords(records: StoredRecord[]): void {
