@@ -41,8 +41,8 @@ describe('HTTP API (real socket and app.inject)', () => {
 
   describe('every route refuses every role that must not reach it', () => {
     const checkin = { id: 'm-1', workerId: 'W1', ts: NOW - 1000, direction: 'in', method: 'card' };
-    // [method, path, body, roles that may pass]
-    const routes: [string, string, unknown, string[]][] = [
+    // [method, path, body, roles that may pass, statuses those roles get (default 2xx)]
+    const routes: [string, string, unknown, string[], number[]?][] = [
       ['PUT', '/sites/S1', { name: 'S1', regionCode: '330106' }, ['admin']],
       ['GET', '/sites', undefined, ['admin', 'regulator', 'regulatorOut']],
       ['GET', '/sites/S1', undefined, ['admin', 'regulator']],
@@ -58,9 +58,20 @@ describe('HTTP API (real socket and app.inject)', () => {
       ['GET', '/sites/S1/attendance?month=2026-09', undefined, ['admin', 'regulator', 'auditor']],
       ['GET', '/dead-letters', undefined, ['admin']],
       ['GET', '/metrics', undefined, ['admin']],
+      ['GET', '/sites/S1/attendance?month=2026-11', undefined, ['admin', 'regulator', 'auditor']],
+      ['GET', '/sites/S1/workers/W1/evidence?month=2026-11', undefined, ['admin', 'regulator', 'auditor']],
+      ['GET', '/sites/S1/workers/W1/evidence?month=2026-11&format=csv', undefined, ['admin', 'regulator', 'auditor']],
+      ['GET', '/sites/S1/wage-check?month=2026-11', undefined, ['admin', 'regulator', 'auditor']],
+      ['GET', `/sites/S1/photos/${'a'.repeat(64)}`, undefined, ['admin', 'regulator', 'auditor'], [404]],
+      ['PUT', '/sites/S1/workers/W1/face', 'not a jpeg', ['admin'], [400, 415, 422]],
+      ['GET', '/alerts', undefined, ['admin', 'regulator', 'regulatorOut']],
+      ['POST', '/alerts/al_nope/ack', {}, ['admin', 'regulator', 'regulatorOut'], [404]],
+      ['POST', '/alerts/al_nope/resolve', {}, ['admin', 'regulator', 'regulatorOut'], [404]],
+      ['GET', '/audit/verify', undefined, ['admin']],
+      ['POST', '/live/tickets', undefined, ['admin', 'regulator', 'regulatorOut']],
     ];
     const roles = ['admin', 'regulator', 'regulatorOut', 'auditor', 'auditorOut', 'payroll', 'terminal', 'terminalOther'];
-    for (const [method, p, body, may] of routes) {
+    for (const [method, p, body, may, allowedStatus = [200, 201, 204]] of routes) {
       it(`${method} ${p}`, async () => {
         for (const who of [null, 'garbage', 'expired', 'revoked']) {
           const r = await g.api(method, p, body, { token: who === null ? null : who === 'garbage' ? 'sg_not-a-token' : tokens[who] });
@@ -69,7 +80,7 @@ describe('HTTP API (real socket and app.inject)', () => {
         }
         for (const who of roles) {
           const r = await g.api(method, p, body, { token: tokens[who] });
-          if (may.includes(who)) expect([200, 201, 204], `${who} → ${r.text}`).toContain(r.status);
+          if (may.includes(who)) expect(allowedStatus, `${who} → ${r.text}`).toContain(r.status);
           else {
             expect(r.status, `${who} must be refused: ${r.text}`).toBe(403);
             expect(['forbidden', 'wrong_device']).toContain(r.json.error);
