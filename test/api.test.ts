@@ -144,6 +144,12 @@ describe('HTTP API (real socket and app.inject)', () => {
     expect(unknownSetting.status).toBe(400);
     expect(unknownSetting.json.error).toBe('bad_request');
     expect(unknownSetting.json.message).toContain('cutoffHuor');
+    const badThreshold = await g.api('PUT', '/sites/S9', { name: 'x', regionCode: '3301', settings: { thresholds: { pm10: { warning: 120 }, pm_10: { warning: 1 }, noise_dba: { warning: 60 } } } });
+    expect(badThreshold.status).toBe(400);
+    expect(badThreshold.json.message).toContain('pm_10');
+    expect(badThreshold.json.message).toContain('noise_dba:');
+    const goodThreshold = await g.api('PUT', '/sites/S9', { name: 'x', regionCode: '3301', settings: { thresholds: { pm10: { warning: 120 }, 'noise_dba:noise-night-leq': { warning: 45 } } } });
+    expect(goodThreshold.status, goodThreshold.text).toBe(201);
     const badTz = await g.api('PUT', '/sites/S9', { name: 'x', regionCode: '3301', timezone: 'Mars/Olympus' });
     expect(badTz.status).toBe(400);
     expect(badTz.json.message).toContain('timezone');

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Id, ErrorBody } from '../../../../schemas/src/common.ts';
 import { DeviceBody, DeviceCreated, SiteBody, Site as SiteSchema, Worker as WorkerSchema, WorkerBody } from '../../../../schemas/src/api.ts';
 import { SitegateError } from '../../errors.ts';
+import { HazardSettings } from '../../checks/hazard/settings.ts';
 import { siteInScope } from '../../broker/access.ts';
 import type { Worker } from '../../registry/registry.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -27,6 +28,13 @@ export function registryRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       config: { access: 'admin' },
       schema: { tags: ['registry'], summary: 'Create or replace a site', params: SiteParams, body: SiteBody, response: { 200: SiteSchema, 201: SiteSchema, ...errors } },
     }, async (req, reply) => {
+      // Threshold keys must name a metric's rule (domain.md "Site settings": unknown keys are a 400).
+      const s = req.body.settings;
+      const hazard = HazardSettings.safeParse({ ...(s?.thresholds ? { thresholds: s.thresholds } : {}), ...(s?.devices ? { devices: s.devices } : {}) });
+      if (!hazard.success) {
+        const issues = hazard.error.issues.map((i) => `settings.${i.path.join('.')}: ${i.message}`);
+        throw new SitegateError('bad_request', issues.join('; '), issues);
+      }
       const { site, created } = deps.registry.putSite(req.params.siteId, req.body);
       req.log.info({ siteId: site.siteId, created }, 'site saved');
       return reply.status(created ? 201 : 200).send(site);
