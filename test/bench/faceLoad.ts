@@ -27,6 +27,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { FrameReader } from './mqttFrames.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const FACES = path.resolve(path.dirname(SELF), '../fixtures/faces');
@@ -193,7 +194,6 @@ function remainingLength(n: number): Buffer {
 
 class RawMqtt {
   private readonly socket: net.Socket;
-  private buf: Buffer = Buffer.alloc(0);
   private readonly acks = new Map<number, () => void>();
   private nextId = 0;
   private onConnack?: (rc: number) => void;
@@ -251,31 +251,18 @@ class RawMqtt {
     this.socket.end(Buffer.from([0xe0, 0]));
   }
 
-  private read(chunk: Buffer): void {
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    let off = 0;
-    for (;;) {
-      if (this.buf.length - off < 2) break;
-      let len = 0, mul = 1, i = off + 1, complete = false;
-      for (; i < this.buf.length && i < off + 5; i++) {
-        const b = this.buf[i]!;
-        len += (b & 0x7f) * mul;
-        mul *= 128;
-        if ((b & 0x80) === 0) { complete = true; i++; break; }
-      }
-      if (!complete || this.buf.length - i < len) break;
-      const type = this.buf[off]! >> 4;
-      const body = this.buf.subarray(i, i + len);
-      if (type === 2) this.onConnack?.(body[1]!);
-      else if (type === 4) {
-        const id = (body[0]! << 8) | body[1]!;
-        const done = this.acks.get(id);
-        this.acks.delete(id);
-        done?.();
-      }
-      off = i + len;
+  private readonly frames = new FrameReader((type, body) => {
+    if (type === 2) this.onConnack?.(body[1]!);
+    else if (type === 4) {
+      const id = (body[0]! << 8) | body[1]!;
+      const done = this.acks.get(id);
+      this.acks.delete(id);
+      done?.();
     }
-    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+  });
+
+  private read(chunk: Buffer): void {
+    this.frames.push(chunk);
   }
 }
 

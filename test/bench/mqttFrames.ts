@@ -1,0 +1,25 @@
+/** MQTT framing shared by the bench's raw-socket clients (loadgen.ts, faceLoad.ts). */
+
+/** Splits a byte stream into MQTT control packets (type nibble + body). */
+export class FrameReader {
+  private buf: Buffer = Buffer.alloc(0);
+  constructor(private readonly onPacket: (type: number, body: Buffer) => void) {}
+  push(chunk: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    let off = 0;
+    for (;;) {
+      if (this.buf.length - off < 2) break;
+      let len = 0, mul = 1, i = off + 1, complete = false;
+      for (; i < this.buf.length && i < off + 5; i++) {
+        const b = this.buf[i]!;
+        len += (b & 0x7f) * mul;
+        mul *= 128;
+        if ((b & 0x80) === 0) { complete = true; i++; break; }
+      }
+      if (!complete || this.buf.length - i < len) break;
+      this.onPacket(this.buf[off]! >> 4, this.buf.subarray(i, i + len));
+      off = i + len;
+    }
+    this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
+  }
+}
