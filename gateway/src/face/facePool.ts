@@ -74,7 +74,13 @@ interface Slot {
   worker: Worker;
   ready: boolean;
   job: Job | null;
+  /** Watchdog of the current start or job: a worker that never answers is replaced. */
+  timer?: NodeJS.Timeout;
 }
+
+/** A worker that has not loaded its models, or not answered one photo, in this time is replaced. */
+const START_TIMEOUT_MS = 60_000;
+const JOB_TIMEOUT_MS = 60_000;
 
 type FromWorker =
   | { type: 'ready' }
@@ -122,9 +128,17 @@ export class FacePool implements FaceAnalyzer {
       const slot: Slot = { worker, ready: false, job: null };
       this.slots.push(slot);
       let settled = false;
+      slot.timer = setTimeout(() => {
+        if (settled) return;
+        settled = true;
+        reject(new Error(`face worker did not load its models within ${START_TIMEOUT_MS / 1000} s`));
+        void worker.terminate(); // its exit counts as a failed start and is replaced
+      }, START_TIMEOUT_MS);
+      slot.timer.unref();
       worker.on('message', (msg: FromWorker) => {
         switch (msg.type) {
           case 'ready':
+            clearTimeout(slot.timer);
             slot.ready = true;
             this.spawnFailures = 0;
             settled = true;
@@ -160,6 +174,7 @@ export class FacePool implements FaceAnalyzer {
   }
 
   private onWorkerDeath(slot: Slot, err: Error): void {
+    clearTimeout(slot.timer);
     const idx = this.slots.indexOf(slot);
     if (idx < 0) return; // already handled (error + exit both fire)
     this.slots.splice(idx, 1);
@@ -181,6 +196,7 @@ export class FacePool implements FaceAnalyzer {
   }
 
   private finish(slot: Slot, msg: Extract<FromWorker, { type: 'result' | 'error' }>): void {
+    clearTimeout(slot.timer);
     const job = slot.job;
     slot.job = null;
     if (job && job.id === msg.id) {
@@ -205,6 +221,10 @@ export class FacePool implements FaceAnalyzer {
       slot.job = job;
       job.startedAt = performance.now();
       const msg: ToWorker = { type: 'analyze', id: job.id, jpeg: job.jpeg };
+      const worker = slot.worker;
+      // A stuck analysis (native code that never returns) fails its job and replaces the worker.
+      slot.timer = setTimeout(() => void worker.terminate(), JOB_TIMEOUT_MS);
+      slot.timer.unref();
       // job.jpeg is the pool's own copy (see analyze), so its buffer can be transferred.
       slot.worker.postMessage(msg, [job.jpeg.buffer as ArrayBuffer]);
     }
