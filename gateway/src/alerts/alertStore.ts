@@ -82,6 +82,14 @@ export interface AlertQuery {
  * hash-chained audit trail, and listeners (MQTT, live feed, InfluxDB) hear each event.
  */
 export class AlertStore {
+  /** Prepared statements, compiled once per SQL text (alert-heavy loads call these per signal). */
+  private readonly statements = new Map<string, Database.Statement>();
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
+    return st;
+  }
+
   private readonly db: Database.Database;
   private readonly audit: AuditTrail;
   private readonly now: () => number;
@@ -106,17 +114,17 @@ export class AlertStore {
   }
 
   active(key: string): AlertRecord | undefined {
-    const r = this.db.prepare("SELECT * FROM alerts WHERE key = ? AND state IN ('open', 'acked')").get(key) as Record<string, unknown> | undefined;
+    const r = this.sql("SELECT * FROM alerts WHERE key = ? AND state IN ('open', 'acked')").get(key) as Record<string, unknown> | undefined;
     return r ? fromRow(r) : undefined;
   }
 
   /** Whether any alert (in any state, withdrawn included) was ever raised under `key`: idempotent one-shot decisions across restarts. */
   hasAny(key: string): boolean {
-    return this.db.prepare('SELECT 1 FROM alerts WHERE key = ? LIMIT 1').get(key) !== undefined;
+    return this.sql('SELECT 1 FROM alerts WHERE key = ? LIMIT 1').get(key) !== undefined;
   }
 
   get(id: string): AlertRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM alerts WHERE id = ?').get(id) as Record<string, unknown> | undefined;
+    const r = this.sql('SELECT * FROM alerts WHERE id = ?').get(id) as Record<string, unknown> | undefined;
     return r ? fromRow(r) : undefined;
   }
 
@@ -126,7 +134,7 @@ export class AlertStore {
    * already on record, so it neither repeats nor misses an alert.
    */
   lastOfKey(key: string): AlertRecord | undefined {
-    const r = this.db.prepare('SELECT * FROM alerts WHERE key = ? AND withdrawn = 0 ORDER BY opened_at DESC, recorded_at DESC LIMIT 1').get(key) as Record<string, unknown> | undefined;
+    const r = this.sql('SELECT * FROM alerts WHERE key = ? AND withdrawn = 0 ORDER BY opened_at DESC, recorded_at DESC LIMIT 1').get(key) as Record<string, unknown> | undefined;
     return r ? fromRow(r) : undefined;
   }
 
@@ -135,7 +143,7 @@ export class AlertStore {
     const current = this.active(s.key);
     if (current) {
       if (RANK[s.severity] > RANK[current.severity]) {
-        this.db.prepare('UPDATE alerts SET severity = ?, message = ?, evidence = ? WHERE id = ?').run(s.severity, s.message, JSON.stringify(s.evidence), current.id);
+        this.sql('UPDATE alerts SET severity = ?, message = ?, evidence = ? WHERE id = ?').run(s.severity, s.message, JSON.stringify(s.evidence), current.id);
         const updated = { ...current, severity: s.severity, message: s.message, evidence: s.evidence };
         this.emit('severity', updated, now, undefined, `${current.severity} → ${s.severity}`);
         return updated;
@@ -147,7 +155,7 @@ export class AlertStore {
       severity: s.severity, level: 1, state: 'open', subject: s.subject, openedAt: s.openedAt, recordedAt: now,
       message: s.message, evidence: s.evidence, withdrawn: false, levelSince: now,
     };
-    this.db.prepare(`INSERT INTO alerts (id, site_id, kind, key, severity, level, state, subject, opened_at, recorded_at, message, evidence, withdrawn, level_since)
+    this.sql(`INSERT INTO alerts (id, site_id, kind, key, severity, level, state, subject, opened_at, recorded_at, message, evidence, withdrawn, level_since)
       VALUES (?, ?, ?, ?, ?, 1, 'open', ?, ?, ?, ?, ?, 0, ?)`)
       .run(alert.id, alert.siteId, alert.kind, alert.key, alert.severity, JSON.stringify(alert.subject), alert.openedAt, now, alert.message, JSON.stringify(alert.evidence), now);
     this.emit('opened', alert, now);
@@ -157,18 +165,18 @@ export class AlertStore {
   private clear(s: ClearSignal): AlertRecord | undefined {
     const now = this.now();
     if (s.retracts !== undefined) {
-      const r = this.db.prepare('SELECT * FROM alerts WHERE key = ? AND opened_at = ? AND withdrawn = 0 ORDER BY recorded_at DESC LIMIT 1').get(s.key, s.retracts) as Record<string, unknown> | undefined;
+      const r = this.sql('SELECT * FROM alerts WHERE key = ? AND opened_at = ? AND withdrawn = 0 ORDER BY recorded_at DESC LIMIT 1').get(s.key, s.retracts) as Record<string, unknown> | undefined;
       if (!r) return undefined;
       const a = fromRow(r);
       const state: AlertState = a.state === 'open' || a.state === 'acked' ? 'cleared' : a.state;
-      this.db.prepare('UPDATE alerts SET withdrawn = 1, state = ? WHERE id = ?').run(state, a.id);
+      this.sql('UPDATE alerts SET withdrawn = 1, state = ? WHERE id = ?').run(state, a.id);
       const updated = { ...a, state, withdrawn: true };
       this.emit('withdrawn', updated, now, undefined, s.evidence ? JSON.stringify(s.evidence) : undefined);
       return updated;
     }
     const a = this.active(s.key);
     if (!a) return undefined;
-    this.db.prepare("UPDATE alerts SET state = 'cleared' WHERE id = ?").run(a.id);
+    this.sql("UPDATE alerts SET state = 'cleared' WHERE id = ?").run(a.id);
     const updated = { ...a, state: 'cleared' as const };
     this.emit('cleared', updated, now);
     return updated;
@@ -178,7 +186,7 @@ export class AlertStore {
     const a = this.get(id);
     if (!a) throw new SitegateError('not_found', `no alert ${id}`);
     if (a.state !== 'open') throw new SitegateError('conflict', `alert ${id} is ${a.state}; only an open alert can be acknowledged`);
-    this.db.prepare("UPDATE alerts SET state = 'acked' WHERE id = ?").run(id);
+    this.sql("UPDATE alerts SET state = 'acked' WHERE id = ?").run(id);
     const updated = { ...a, state: 'acked' as const };
     this.emit('acked', updated, this.now(), by, note);
     return updated;
@@ -188,7 +196,7 @@ export class AlertStore {
     const a = this.get(id);
     if (!a) throw new SitegateError('not_found', `no alert ${id}`);
     if (a.state !== 'open' && a.state !== 'acked') throw new SitegateError('conflict', `alert ${id} is already ${a.state}`);
-    this.db.prepare("UPDATE alerts SET state = 'resolved' WHERE id = ?").run(id);
+    this.sql("UPDATE alerts SET state = 'resolved' WHERE id = ?").run(id);
     const updated = { ...a, state: 'resolved' as const };
     this.emit('resolved', updated, this.now(), by, note);
     return updated;
@@ -197,13 +205,13 @@ export class AlertStore {
   /** Moves every open alert unacknowledged beyond its level's limit up one level (max 3). */
   escalateDue(now = this.now()): AlertRecord[] {
     const out: AlertRecord[] = [];
-    const rows = this.db.prepare("SELECT * FROM alerts WHERE state = 'open' AND level < 3 AND withdrawn = 0").all() as Record<string, unknown>[];
+    const rows = this.sql("SELECT * FROM alerts WHERE state = 'open' AND level < 3 AND withdrawn = 0").all() as Record<string, unknown>[];
     for (const row of rows) {
       const a = fromRow(row);
       const limits = this.escalationFor(a.siteId)?.[a.severity] ?? DEFAULT_ESCALATION_S[a.severity];
       const limitS = limits[a.level - 1];
       if (limitS === undefined || now - a.levelSince < limitS * 1000) continue;
-      this.db.prepare('UPDATE alerts SET level = ?, level_since = ? WHERE id = ?').run(a.level + 1, now, a.id);
+      this.sql('UPDATE alerts SET level = ?, level_since = ? WHERE id = ?').run(a.level + 1, now, a.id);
       const updated = { ...a, level: a.level + 1, levelSince: now };
       this.emit('escalated', updated, now, 'gateway', `not acknowledged within ${limitS} s at level ${a.level}`);
       out.push(updated);
@@ -255,14 +263,14 @@ export class AlertStore {
       args.push(c.openedAt, c.openedAt, c.id);
     }
     const sql = `SELECT * FROM alerts ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY opened_at, id LIMIT ?`;
-    const rows = this.db.prepare(sql).all(...args, q.limit + 1) as Record<string, unknown>[];
+    const rows = this.sql(sql).all(...args, q.limit + 1) as Record<string, unknown>[];
     const items = rows.slice(0, q.limit).map(fromRow);
     const last = items[items.length - 1];
     return { items, ...(rows.length > q.limit && last ? { next: encodeCursor(last) } : {}) };
   }
 
   countOpen(siteId: string): number {
-    return (this.db.prepare("SELECT COUNT(*) AS n FROM alerts WHERE site_id = ? AND state IN ('open', 'acked') AND withdrawn = 0").get(siteId) as { n: number }).n;
+    return (this.sql("SELECT COUNT(*) AS n FROM alerts WHERE site_id = ? AND state IN ('open', 'acked') AND withdrawn = 0").get(siteId) as { n: number }).n;
   }
 }
 

@@ -34,6 +34,14 @@ export function entryHash(prevHash: string, e: Pick<AuditEntry, 'seq' | 'at' | '
 }
 
 export class AuditTrail {
+  /** Prepared statements, compiled once per SQL text (alert-heavy loads call these per signal). */
+  private readonly statements = new Map<string, Database.Statement>();
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
+    return st;
+  }
+
   private readonly db: Database.Database;
   private readonly lastStmt: Database.Statement;
   private readonly insert: Database.Statement;
@@ -66,11 +74,11 @@ export class AuditTrail {
   }
 
   bySubject(subject: string): AuditEntry[] {
-    return (this.db.prepare('SELECT * FROM audit_log WHERE subject = ? ORDER BY seq').all(subject) as Record<string, unknown>[]).map(toEntry);
+    return (this.sql('SELECT * FROM audit_log WHERE subject = ? ORDER BY seq').all(subject) as Record<string, unknown>[]).map(toEntry);
   }
 
   byType(type: string, limit = 1000): AuditEntry[] {
-    return (this.db.prepare('SELECT * FROM audit_log WHERE type = ? ORDER BY seq DESC LIMIT ?').all(type, limit) as Record<string, unknown>[]).map(toEntry);
+    return (this.sql('SELECT * FROM audit_log WHERE type = ? ORDER BY seq DESC LIMIT ?').all(type, limit) as Record<string, unknown>[]).map(toEntry);
   }
 
   head(): { seq: number; hash: string } {
@@ -81,7 +89,7 @@ export class AuditTrail {
   verify(): { ok: true; entries: number; head: string } | { ok: false; brokenAt: number; reason: string } {
     let prev = GENESIS;
     let expectSeq = 1;
-    for (const row of this.db.prepare('SELECT * FROM audit_log ORDER BY seq').iterate() as Iterable<Record<string, unknown>>) {
+    for (const row of this.sql('SELECT * FROM audit_log ORDER BY seq').iterate() as Iterable<Record<string, unknown>>) {
       const e = toEntry(row);
       if (e.seq !== expectSeq) return { ok: false, brokenAt: e.seq, reason: `entry ${expectSeq} is missing` };
       if (e.prevHash !== prev) return { ok: false, brokenAt: e.seq, reason: 'prev_hash does not match the previous entry' };
