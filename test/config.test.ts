@@ -61,3 +61,18 @@ describe('the gateway process', () => {
     expect(gw.stdoutLines.some((l) => l.includes('"sitegate stopped"'))).toBe(true);
   });
 });
+
+describe('listening', () => {
+  it('rejects a start whose MQTT WebSocket port is taken, instead of an uncaught error', async () => {
+    const net = await import('node:net');
+    const { startGateway } = await import('./support/gateway.ts');
+    const busy = net.createServer();
+    await new Promise<void>((r) => busy.listen(0, '127.0.0.1', () => r()));
+    const port = (busy.address() as import('node:net').AddressInfo).port;
+    try {
+      await expect(startGateway({ SITEGATE_MQTT_WS_PORT: String(port) }, { checks: [] })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+    } finally {
+      busy.close();
+    }
+  });
+});

@@ -42,17 +42,30 @@ export function tempDir(prefix = 'sitegate-test-'): string {
  * the hashing code path is the same.
  */
 export async function startGateway(env: Record<string, string> = {}, deps: GatewayDeps = {}, dataDir = tempDir()): Promise<TestGateway> {
-  const config = loadConfig({
-    SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1',
-    SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: String(await freePort()),
-    SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_LOG_LEVEL: 'silent', SITEGATE_SECRET_SCRYPT_N: '1024', ...env,
-  });
-  const gw = await buildApp(config, deps);
-  const { httpPort, mqttPort, wsPort } = await gw.listen();
+  // The WebSocket port cannot be 0 (0 turns it off), so it is picked free beforehand; another
+  // test file may take it in between, so a start that finds its port in use is tried again.
+  let gw: Gateway | undefined;
+  let ports: { httpPort: number; mqttPort: number; wsPort: number } | undefined;
+  for (let attempt = 1; !ports; attempt++) {
+    const config = loadConfig({
+      SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1',
+      SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: String(await freePort()),
+      SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_LOG_LEVEL: 'silent', SITEGATE_SECRET_SCRYPT_N: '1024', ...env,
+    });
+    gw = await buildApp(config, deps);
+    try {
+      ports = await gw.listen();
+    } catch (e) {
+      await gw.close();
+      if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 5) throw e;
+    }
+  }
+  const { httpPort, mqttPort, wsPort } = ports;
+  const started = gw!;
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   const clients: mqtt.MqttClient[] = [];
   const t: TestGateway = {
-    gw, dataDir, httpUrl, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, wsUrl: `ws://127.0.0.1:${wsPort}`,
+    gw: started, dataDir, httpUrl, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, wsUrl: `ws://127.0.0.1:${wsPort}`,
     async api(method, p, body, opts = {}) {
       const headers: Record<string, string> = {};
       const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
@@ -69,7 +82,7 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
       return { status: res.status, json, text };
     },
     async device(siteId, deviceId, kind = 'sensor', regionCode = '330106') {
-      if (!gw.registry.site(siteId)) {
+      if (!started.registry.site(siteId)) {
         const s = await t.api('PUT', `/sites/${siteId}`, { name: siteId, regionCode });
         if (s.status >= 300) throw new Error(`PUT site: ${s.status} ${s.text}`);
       }
@@ -84,7 +97,7 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
     },
     async stop(opts = {}) {
       await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
-      await gw.close();
+      await started.close();
       if (!opts.keepDataDir) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };

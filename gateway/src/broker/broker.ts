@@ -76,20 +76,24 @@ export class Broker {
     this.tcp = net.createServer((socket) => this.aedes.handle(socket));
     await new Promise<void>((resolve, reject) => {
       this.tcp!.once('error', reject);
-      this.tcp!.listen(opts.port, opts.host, () => resolve());
+      this.tcp!.listen(opts.port, opts.host, () => { this.tcp!.off('error', reject); resolve(); });
     });
     const port = (this.tcp.address() as net.AddressInfo).port;
     let wsPort = 0;
     if (opts.wsPort !== 0) {
       const server = http.createServer((_req, res) => { res.writeHead(426).end('MQTT over WebSocket only\n'); });
-      const wss = new WebSocketServer({ server, perMessageDeflate: false });
-      wss.on('connection', (socket, req) => {
-        const stream = createWebSocketStream(socket);
-        this.aedes.handle(stream as never, req as never);
-      });
+      // Listen first, then attach ws: ws re-emits server errors on the WebSocketServer, and a
+      // failed listen (port in use) must reject here, not become an uncaught 'error' event.
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(opts.wsPort, opts.host, () => resolve());
+        server.listen(opts.wsPort, opts.host, () => { server.off('error', reject); resolve(); });
+      });
+      const wss = new WebSocketServer({ server, perMessageDeflate: false });
+      wss.on('error', (err) => this.deps.logger.error({ err }, 'MQTT WebSocket listener error'));
+      wss.on('connection', (socket, req) => {
+        const stream = createWebSocketStream(socket);
+        stream.on('error', () => {}); // a broken socket is aedes' clientError, not the process's
+        this.aedes.handle(stream as never, req as never);
       });
       this.ws = { http: server, wss };
       wsPort = (server.address() as net.AddressInfo).port;
