@@ -206,8 +206,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await checks.stop();
       await faces.close();
       await ledger.drained();
-      await Promise.all(sinks.map((s) => s.stop()));
-      await Promise.all(sinks.map((s) => (s as unknown as { o: { sink: Sink } }).o.sink.close()));
+      await Promise.all(sinks.map((s) => s.close()));
       await ledger.close();
       registry.close();
       logger.info('sitegate stopped');

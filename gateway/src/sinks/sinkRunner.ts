@@ -104,6 +104,12 @@ export class SinkRunner {
     await this.loop;
   }
 
+  /** Stops (flushing as `stop` does) and releases the sink's connections. */
+  async close(timeoutMs = 5000): Promise<void> {
+    await this.stop(timeoutMs);
+    await this.o.sink.close();
+  }
+
   private peekOldest(): StoredRecord | undefined {
     return this.cursor + 1 >= this.tailFrom ? this.tail.find((r) => r.seq > this.cursor) : this.o.ledger.readAfter(this.cursor, 1)[0];
   }
