@@ -392,3 +392,23 @@ describe('FacePool', () => {
     await expect(p2.analyze(photo(faceImages[0]))).rejects.toThrow(/closed/);
   });
 });
+
+describe('face pool thread priority', () => {
+  it.runIf(process.platform === 'linux')('runs its workers at nice 10 on Linux, leaving the main thread at normal priority', async () => {
+    const fs = await import('node:fs');
+    const os = await import('node:os');
+    const niceOf = (tid: string) => {
+      const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19: nice
+    };
+    const before = new Set(fs.readdirSync('/proc/self/task'));
+    const pool = await FacePool.create({ workers: 1 });
+    try {
+      const added = fs.readdirSync('/proc/self/task').filter((t) => !before.has(t));
+      expect(added.map(niceOf)).toContain(10);
+      expect(os.getPriority()).toBe(0);
+    } finally {
+      await pool.close();
+    }
+  });
+});

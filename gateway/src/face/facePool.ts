@@ -46,6 +46,11 @@ export interface FacePoolOptions {
   detect?: FaceEngineOptions['detect'];
   refine?: FaceEngineOptions['refine'];
   /**
+   * Nice value of the worker threads on Linux (default 10): verification lags rather than the
+   * broker and the ledger writer when the cores are busy; 0 keeps normal priority.
+   */
+  niceness?: number;
+  /**
    * Called once per finished job with the caller-visible latency (queue wait + processing) in ms;
    * `detail` splits it. Must not throw.
    */
@@ -105,6 +110,7 @@ export class FacePool implements FaceAnalyzer {
     this.data = {
       modelsDir: opts.modelsDir ?? DEFAULT_MODELS_DIR,
       engine: { threads: opts.threadsPerWorker ?? 1, maxDecodeSide: opts.maxDecodeSide, detect: opts.detect, refine: opts.refine },
+      niceness: opts.niceness ?? 10,
     };
   }
 

@@ -9,12 +9,15 @@
  *           (worker → parent): { type: 'ready' } | { type: 'init_error', message }
  *                              | { type: 'result', id, result: FaceAnalysis } | { type: 'error', id, message }
  */
+import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FaceEngine, type FaceEngineOptions } from './faceEngine.ts';
 
 export interface FaceWorkerData {
   modelsDir: string;
   engine: FaceEngineOptions;
+  /** Nice value of this thread (Linux): face analysis yields the CPU to ingest under contention. */
+  niceness?: number;
 }
 
 export type ToWorker = { type: 'analyze'; id: number; jpeg: Uint8Array } | { type: 'close' };
@@ -23,6 +26,11 @@ async function main(): Promise<void> {
   const port = parentPort;
   if (!port) throw new Error('faceWorker must run in a worker thread');
   const data = workerData as FaceWorkerData;
+  // On Linux a thread's nice value is its own (setpriority on the calling task), and threads it
+  // starts inherit it; elsewhere it would renice the whole process, so it is left alone there.
+  if (process.platform === 'linux' && data.niceness) {
+    try { os.setPriority(0, data.niceness); } catch { /* not permitted: run at normal priority */ }
+  }
   let engine: FaceEngine;
   try {
     engine = await FaceEngine.load(data.modelsDir, data.engine);
