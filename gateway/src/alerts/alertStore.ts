@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { statementCache } from '../util/statements.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { AlertKind, AlertSignal, AlertSubject, ClearSignal, RaiseSignal, Severity } from '../checks/types.ts';
 import { SitegateError } from '../errors.ts';
@@ -82,13 +83,8 @@ export interface AlertQuery {
  * hash-chained audit trail, and listeners (MQTT, live feed, InfluxDB) hear each event.
  */
 export class AlertStore {
-  /** Prepared statements, compiled once per SQL text (alert-heavy loads call these per signal). */
-  private readonly statements = new Map<string, Database.Statement>();
-  private sql(text: string): Database.Statement {
-    let st = this.statements.get(text);
-    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
-    return st;
-  }
+  /** Statements compiled once (alert-heavy loads call these per signal). */
+  private readonly sql: (text: string) => Database.Statement;
 
   private readonly db: Database.Database;
   private readonly audit: AuditTrail;
@@ -98,6 +94,7 @@ export class AlertStore {
 
   constructor(opts: { db: Database.Database; audit: AuditTrail; now: () => number; escalationFor?: (siteId: string) => Partial<Record<Severity, number[]>> | undefined }) {
     this.db = opts.db;
+    this.sql = statementCache(opts.db);
     this.audit = opts.audit;
     this.now = opts.now;
     this.escalationFor = opts.escalationFor ?? (() => undefined);

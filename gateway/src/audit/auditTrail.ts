@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
+import { statementCache } from '../util/statements.ts';
 
 /**
  * The tamper-evident history (全程留痕): an append-only log in which every entry carries the
@@ -34,13 +35,8 @@ export function entryHash(prevHash: string, e: Pick<AuditEntry, 'seq' | 'at' | '
 }
 
 export class AuditTrail {
-  /** Prepared statements, compiled once per SQL text (alert-heavy loads call these per signal). */
-  private readonly statements = new Map<string, Database.Statement>();
-  private sql(text: string): Database.Statement {
-    let st = this.statements.get(text);
-    if (!st) this.statements.set(text, (st = this.db.prepare(text)));
-    return st;
-  }
+  /** Statements compiled once (alert-heavy loads call these per signal). */
+  private readonly sql: (text: string) => Database.Statement;
 
   private readonly db: Database.Database;
   private readonly lastStmt: Database.Statement;
@@ -48,6 +44,7 @@ export class AuditTrail {
 
   constructor(db: Database.Database) {
     this.db = db;
+    this.sql = statementCache(db);
     db.exec(`CREATE TABLE IF NOT EXISTS audit_log (
       seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
       data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);

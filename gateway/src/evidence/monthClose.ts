@@ -1,6 +1,7 @@
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { Check, CheckContext, CheckFactory } from '../checks/check.ts';
+import type { CheckFactory } from '../checks/check.ts';
+import { MonthlyDecisionCheck } from '../checks/monthlyDecisions.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Site } from '../registry/registry.ts';
 import { DIGEST_FORMAT } from './digest.ts';
@@ -9,9 +10,6 @@ import { buildWorkerEvidence, monthCheckins } from './workerEvidence.ts';
 export const DIGEST_ENTRY = 'evidence.month_closed';
 export const digestSubject = (siteId: string, month: string) => `evidence:${siteId}:${month}`;
 
-/** On a (re)start, months this far back that closed while the gateway was not running are recorded then. */
-export const LOOKBACK_MONTHS = 12;
-const DEFAULT_LATENESS_S = 600;
 
 export interface RecordedDigest {
   root: string;
@@ -48,46 +46,20 @@ export function recordedDigest(audit: AuditTrail, siteId: string, month: string,
  * closed month arriving later re-record it as a new revision when any root changed, so the
  * history shows both what was attested at the close and what changed after.
  */
-export class EvidenceMonthClose implements Check {
+export class EvidenceMonthClose extends MonthlyDecisionCheck {
   readonly name = 'evidence-digests';
-  private readonly closedThrough = new Map<string, string>();
-  private readonly dirty = new Map<string, Set<string>>();
 
-  constructor(private readonly ctx: CheckContext) {}
-
-  private cal(site: Site): SiteCalendar {
-    return SiteCalendar.of(site.timezone);
+  protected monthOf(r: StoredRecord, site: Site): string | undefined {
+    return r.kind === 'checkin' || r.kind === 'verdict' ? SiteCalendar.of(site.timezone).localMonth(r.ts) : undefined;
   }
 
-  onRecords(records: StoredRecord[]): void {
-    for (const r of records) {
-      if (r.kind !== 'checkin' && r.kind !== 'verdict') continue;
-      const through = this.closedThrough.get(r.siteId);
-      const site = through && this.ctx.registry.site(r.siteId);
-      if (!site) continue;
-      const month = this.cal(site).localMonth(r.ts);
-      if (month > through) continue;
-      let s = this.dirty.get(r.siteId);
-      if (!s) this.dirty.set(r.siteId, (s = new Set()));
-      s.add(month);
-    }
+  /** A month closes when the watermark enters the next one. */
+  protected latestDue(site: Site, watermark: number): string {
+    return SiteCalendar.addMonths(SiteCalendar.of(site.timezone).localMonth(watermark), -1);
   }
 
-  tick(now: number): void {
-    for (const site of this.ctx.registry.listSites()) {
-      const watermark = this.ctx.live.watermark(site.siteId, now, (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
-      if (watermark === undefined) continue;
-      const latest = SiteCalendar.addMonths(this.cal(site).localMonth(watermark), -1);
-      const redo = this.dirty.get(site.siteId);
-      this.dirty.delete(site.siteId);
-      for (const month of redo ?? []) this.record(site, month, watermark);
-      const through = this.closedThrough.get(site.siteId);
-      if (through && latest <= through) continue;
-      for (let m = through ? SiteCalendar.addMonths(through, 1) : SiteCalendar.addMonths(latest, 1 - LOOKBACK_MONTHS); m <= latest; m = SiteCalendar.addMonths(m, 1)) {
-        this.record(site, m, watermark);
-      }
-      this.closedThrough.set(site.siteId, latest);
-    }
+  protected decide(site: Site, month: string, watermark: number): void {
+    this.record(site, month, watermark);
   }
 
   /** Records (site, month) unless the latest entry already holds the same roots; skips months with no check-in at all. */

@@ -1,4 +1,8 @@
 import type { Ledger } from '../ledger/ledger.ts';
+import type { Site } from '../registry/registry.ts';
+
+/** Allowed lateness of messages still in flight from other devices (domain.md "Calendar"): 10 min. */
+export const DEFAULT_LATENESS_S = 600;
 import type { StoredRecord } from '../ledger/types.ts';
 
 export interface DeviceLive {
@@ -32,11 +36,16 @@ export class LiveState {
    * it advances with the wall clock, so a silent morning still passes the cut-off. A replay of an
    * old month never moves it to today.
    */
-  watermark(siteId: string, now: number, latenessMs = 600_000): number | undefined {
+  watermark(siteId: string, now: number, latenessMs = DEFAULT_LATENESS_S * 1000): number | undefined {
     const latest = this.siteLatestEvent.get(siteId);
     if (latest === undefined) return undefined;
     const live = latest >= now - 3_600_000;
     return (live ? Math.max(latest, now) : latest) - latenessMs;
+  }
+
+  /** The watermark with the site's own `lateness` setting (domain.md "Site settings"). */
+  siteWatermark(site: Pick<Site, 'siteId' | 'settings'>, now: number): number | undefined {
+    return this.watermark(site.siteId, now, (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
   }
 
   device(deviceId: string): DeviceLive {

@@ -4,7 +4,6 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { EvidenceQuery, WorkerEvidence } from '../../../../schemas/src/audit.ts';
 import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
-import { DEFAULT_LATENESS_S } from '../../checks/wages/settings.ts';
 import { toCsv } from '../../evidence/csv.ts';
 import { DIGEST_ALGORITHM, DIGEST_FORMAT, DIGEST_GENESIS } from '../../evidence/digest.ts';
 import { recordedDigest } from '../../evidence/monthClose.ts';
@@ -37,7 +36,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const { month, format } = req.query;
       const e = workerEvidence(deps.ledger, site, workerId, month);
       const recorded = recordedDigest(deps.audit, siteId, month, workerId);
-      const watermark = deps.live.watermark(siteId, deps.now(), (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
+      const watermark = deps.live.siteWatermark(site, deps.now());
       const closed = watermark !== undefined && watermark >= SiteCalendar.of(site.timezone).startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`);
       reply.header('sitegate-evidence-digest', `${DIGEST_FORMAT}:${e.digest.root}`);
       if (recorded) reply.header('sitegate-evidence-recorded-digest', `${DIGEST_FORMAT}:${recorded.root}`);

@@ -3,7 +3,6 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { WageCheck } from '../../../../schemas/src/audit.ts';
 import { ErrorBody, Id, Month } from '../../../../schemas/src/common.ts';
 import { wageCheckReport } from '../../checks/wages/findings.ts';
-import { DEFAULT_LATENESS_S } from '../../checks/wages/settings.ts';
 import type { ApiDeps } from '../deps.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
@@ -30,7 +29,7 @@ export function wageRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     }, async (req) => {
       const site = deps.registry.site(req.params.siteId)!;
       const now = deps.now();
-      const watermark = deps.live.watermark(site.siteId, now, (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
+      const watermark = deps.live.siteWatermark(site, now);
       const asOf = Math.max(now, watermark ?? -Infinity);
       const r = wageCheckReport(deps.registry, deps.ledger, site, req.query.month, asOf);
       return {

@@ -1,3 +1,4 @@
+import { DEFAULT_LATENESS_S } from '../../state/liveState.ts';
 import type { Site } from '../../registry/registry.ts';
 
 /**
@@ -10,7 +11,6 @@ export const KEY_STAFF_DEFAULTS = {
   /** Hunan platform [Loc]: warn and order rectification below 80 % monthly attendance. */
   keyStaffMinRate: 0.8,
   /** Allowed lateness behind the site's latest event for messages still in flight (s). */
-  latenessS: 600,
 } as const;
 
 export interface KeyStaffSettings {
@@ -23,7 +23,7 @@ export function keyStaffSettings(site: Site): KeyStaffSettings {
   return {
     cutoffHour: site.settings.cutoffHour ?? KEY_STAFF_DEFAULTS.cutoffHour,
     minRate: site.settings.keyStaffMinRate ?? KEY_STAFF_DEFAULTS.keyStaffMinRate,
-    latenessMs: (site.settings.lateness ?? KEY_STAFF_DEFAULTS.latenessS) * 1000,
+    latenessMs: (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000,
   };
 }
 

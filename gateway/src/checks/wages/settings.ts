@@ -13,9 +13,6 @@ export const DEFAULT_MIN_DAILY_WAGE = 120;
  */
 export const DEFAULT_WAGE_DUE_MONTHS = 1;
 
-/** Allowed lateness of the watermark (domain.md "Time-triggered decisions"): 10 min, setting `lateness` (s). */
-export const DEFAULT_LATENESS_S = 600;
-
 export interface WageSettings {
   minDailyWage: number;
   wageDueMonths: number;

@@ -1,14 +1,12 @@
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Site } from '../../registry/registry.ts';
-import type { Check, CheckContext, CheckFactory } from '../check.ts';
+import type { CheckFactory } from '../check.ts';
+import { MonthlyDecisionCheck } from '../monthlyDecisions.ts';
 import { wageCheckReport } from './findings.ts';
 import type { WageFinding, WageKind } from './rule.ts';
 import { WAGE_RULES } from './rules/index.ts';
-import { DEFAULT_LATENESS_S, latestDuePeriod, wageSettings } from './settings.ts';
-
-/** On a (re)start, periods this far back whose due date has passed are decided if they never were (alerts are one-shot per key). */
-export const LOOKBACK_PERIODS = 12;
+import { latestDuePeriod, wageSettings } from './settings.ts';
 
 /** Contract §5 "Keys": `wage.*` is site + worker + period. */
 export const wageAlertKey = (kind: WageKind, siteId: string, workerId: string, period: string) => `${kind}:${siteId}:${workerId}:${period}`;
@@ -24,50 +22,19 @@ const SEVERITY = new Map(WAGE_RULES.map((r) => [r.kind, r.severity]));
  * already-decided period arriving later re-decide it: new findings are raised, and an open alert
  * whose finding no longer holds as of its due date is withdrawn (the late data shows it never did).
  */
-export class WageCheck implements Check {
+export class WageCheck extends MonthlyDecisionCheck {
   readonly name = 'wages';
-  private readonly decidedThrough = new Map<string, string>();
-  private readonly dirty = new Map<string, Set<string>>();
 
-  constructor(private readonly ctx: CheckContext) {}
-
-  private cal(site: Site): SiteCalendar {
-    return SiteCalendar.of(site.timezone);
+  protected monthOf(r: StoredRecord, site: Site): string | undefined {
+    if (r.kind === 'wage_payment') return r.body.period as string;
+    return r.kind === 'checkin' || r.kind === 'verdict' ? SiteCalendar.of(site.timezone).localMonth(r.ts) : undefined;
   }
 
-  onRecords(records: StoredRecord[]): void {
-    for (const r of records) {
-      if (r.kind !== 'wage_payment' && r.kind !== 'checkin' && r.kind !== 'verdict') continue;
-      const through = this.decidedThrough.get(r.siteId);
-      if (!through) continue;
-      const site = this.ctx.registry.site(r.siteId);
-      if (!site) continue;
-      const period = r.kind === 'wage_payment' ? (r.body.period as string) : this.cal(site).localMonth(r.ts);
-      if (period > through) continue;
-      let s = this.dirty.get(r.siteId);
-      if (!s) this.dirty.set(r.siteId, (s = new Set()));
-      s.add(period);
-    }
+  protected latestDue(site: Site, watermark: number): string {
+    return latestDuePeriod(SiteCalendar.of(site.timezone), watermark, wageSettings(site).wageDueMonths);
   }
 
-  tick(now: number): void {
-    for (const site of this.ctx.registry.listSites()) {
-      const watermark = this.ctx.live.watermark(site.siteId, now, (site.settings.lateness ?? DEFAULT_LATENESS_S) * 1000);
-      if (watermark === undefined) continue;
-      const latest = latestDuePeriod(this.cal(site), watermark, wageSettings(site).wageDueMonths);
-      const through = this.decidedThrough.get(site.siteId);
-      const redo = this.dirty.get(site.siteId);
-      this.dirty.delete(site.siteId);
-      for (const period of redo ?? []) this.decide(site, period, watermark, true);
-      if (through && latest <= through) continue;
-      for (let p = through ? SiteCalendar.addMonths(through, 1) : SiteCalendar.addMonths(latest, 1 - LOOKBACK_PERIODS); p <= latest; p = SiteCalendar.addMonths(p, 1)) {
-        this.decide(site, p, watermark, false);
-      }
-      this.decidedThrough.set(site.siteId, latest);
-    }
-  }
-
-  private decide(site: Site, period: string, asOf: number, revisit: boolean): void {
+  protected decide(site: Site, period: string, asOf: number, revisit: boolean): void {
     const { alerts, registry, ledger } = this.ctx;
     const report = wageCheckReport(registry, ledger, site, period, asOf);
     const raised = new Set<string>();
