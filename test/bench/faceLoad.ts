@@ -27,7 +27,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { FrameReader } from './mqttFrames.ts';
+import { FrameReader, mqttStr, remainingLength } from './mqttFrames.ts';
+import { threadTicks } from './ingest.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const FACES = path.resolve(path.dirname(SELF), '../fixtures/faces');
@@ -176,21 +177,7 @@ async function startGateway(): Promise<GatewayHandle> {
 
 // — a minimal MQTT 3.1.1 client over a raw socket: CONNECT, PUBLISH QoS 1, PUBACK, PINGREQ —
 
-const mqttStr = (s: string) => {
-  const b = Buffer.from(s, 'utf8');
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-};
 
-function remainingLength(n: number): Buffer {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return Buffer.from(out);
-}
 
 class RawMqtt {
   private readonly socket: net.Socket;
@@ -223,7 +210,7 @@ class RawMqtt {
         resolve(c);
       };
       const body = Buffer.concat([mqttStr('MQTT'), Buffer.from([4, 0x02 | 0x80 | 0x40, keepalive >> 8, keepalive & 0xff]), mqttStr(clientId), mqttStr(username), mqttStr(password)]);
-      c.socket.write(Buffer.concat([Buffer.from([0x10]), remainingLength(body.length), body]));
+      c.socket.write(Buffer.concat([Buffer.from([0x10]), Buffer.from(remainingLength(body.length)), body]));
     });
   }
 
@@ -233,7 +220,7 @@ class RawMqtt {
     do this.nextId = this.nextId === 65535 ? 1 : this.nextId + 1; while (this.acks.has(this.nextId));
     const id = this.nextId;
     const t = mqttStr(topic);
-    const head = Buffer.concat([Buffer.from([0x32]), remainingLength(t.length + 2 + payload.length), t, Buffer.from([id >> 8, id & 0xff])]);
+    const head = Buffer.concat([Buffer.from([0x32]), Buffer.from(remainingLength(t.length + 2 + payload.length)), t, Buffer.from([id >> 8, id & 0xff])]);
     return new Promise((resolve, reject) => {
       this.acks.set(id, resolve);
       this.socket.cork();
@@ -288,19 +275,6 @@ async function api(g: GatewayHandle, method: string, p: string, body?: unknown, 
 }
 
 /** CPU ticks (utime + stime) per thread of a process. */
-function threadTicks(pid: number): Map<number, number> {
-  const out = new Map<number, number>();
-  let tids: string[] = [];
-  try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }
-  for (const tid of tids) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), Number(f[11]) + Number(f[12]));
-    } catch { /* thread ended */ }
-  }
-  return out;
-}
 
 /** Busy ticks of the whole machine (/proc/stat: all but idle and iowait). */
 function machineTicks(): number {

@@ -198,7 +198,7 @@ async function stopTarget(t: Target): Promise<void> {
 
 // — /proc —
 
-function threadTicks(pid: number): Map<number, number> {
+export function threadTicks(pid: number): Map<number, number> {
   const out = new Map<number, number>();
   let tids: string[] = [];
   try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }

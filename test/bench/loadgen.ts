@@ -9,7 +9,7 @@
  */
 import net from 'node:net';
 import mqtt from 'mqtt';
-import { FrameReader } from './mqttFrames.ts';
+import { FrameReader, mqttStr, remainingLength } from './mqttFrames.ts';
 
 export interface DeviceCreds { siteId: string; deviceId: string; secret?: string }
 
@@ -86,36 +86,22 @@ class Station {
   }
 }
 
-function remainingLength(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n % 128;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out.push(b);
-  } while (n > 0);
-  return out;
-}
 
-const str = (s: string) => {
-  const b = Buffer.from(s, 'utf8');
-  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
-};
 
 function connectPacket(clientId: string, username?: string, password?: string, keepalive = 60): Buffer {
   let flags = 0x02; // clean session
   if (username !== undefined) flags |= 0x80;
   if (password !== undefined) flags |= 0x40;
   const body = Buffer.concat([
-    str('MQTT'), Buffer.from([4, flags, keepalive >> 8, keepalive & 0xff]), str(clientId),
-    ...(username !== undefined ? [str(username)] : []), ...(password !== undefined ? [str(password)] : []),
+    mqttStr('MQTT'), Buffer.from([4, flags, keepalive >> 8, keepalive & 0xff]), mqttStr(clientId),
+    ...(username !== undefined ? [mqttStr(username)] : []), ...(password !== undefined ? [mqttStr(password)] : []),
   ]);
   return Buffer.concat([Buffer.from([0x10, ...remainingLength(body.length)]), body]);
 }
 
 /** A PUBLISH with its packet identifier left at 0; `idAt` is where to write it before sending. */
 function publishPacket(topic: string, payload: string, qos: 0 | 1): { packet: Buffer; idAt: number } {
-  const t = str(topic);
+  const t = mqttStr(topic);
   const p = Buffer.from(payload, 'utf8');
   const len = t.length + (qos ? 2 : 0) + p.length;
   const head = Buffer.from([0x30 | (qos << 1), ...remainingLength(len)]);

@@ -23,3 +23,21 @@ export class FrameReader {
     this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);
   }
 }
+
+/** MQTT's variable-length "remaining length" (MQTT 3.1.1 §2.2.3). */
+export function remainingLength(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+/** A UTF-8 string with its 2-byte length prefix (MQTT 3.1.1 §1.5.3). */
+export const mqttStr = (s: string) => {
+  const b = Buffer.from(s, 'utf8');
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+};
