@@ -1,17 +1,29 @@
-# sitegate gateway image: the TypeScript runs through tsx (no build step), models ship in models/.
-FROM node:20-bookworm-slim
+# sitegate gateway image. The TypeScript runs through tsx (no build step); the face models ship in
+# models/, the regulators' live page in dashboards/live/. test/image.e2e.test.ts lays this file's
+# tree out and starts its CMD on every CI run.
+
+# Build stage: production dependencies. better-sqlite3 compiles from source when no prebuilt
+# binary matches, so this stage carries the compiler; the runtime stage does not.
+FROM node:20-bookworm-slim AS deps
 WORKDIR /app
-# better-sqlite3 compiles from source when no prebuilt binary matches.
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json .npmrc ./
 RUN npm ci --omit=dev --no-audit --no-fund
+
+# Runtime stage: node, the production node_modules and what the gateway reads at run time.
+FROM node:20-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production SITEGATE_DATA_DIR=/data
+COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
 COPY gateway ./gateway
 COPY schemas ./schemas
 COPY models ./models
-COPY tsconfig.json ./
+COPY dashboards ./dashboards
 RUN mkdir -p /data && chown node:node /data
-ENV SITEGATE_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8080 1883 8083
 USER node
+HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+# Exec form: SIGTERM reaches node itself and the gateway shuts down cleanly.
 CMD ["node", "--import", "tsx", "gateway/src/main.ts"]

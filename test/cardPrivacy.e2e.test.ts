@@ -6,7 +6,11 @@ import { evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
 import { createLogger } from '../gateway/src/observability/logger.ts';
 import { testCard } from './support/cards.ts';
 import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';
+import { TestClock } from './support/clock.ts';
 import { startInfluxd, type Influxd } from './support/influxd.ts';
+
+/** The wall clock these tests run at: well after September's data and its wages' due date, so only the site's watermark decides. */
+const clock = new TestClock('2026-11-10T12:00:00+08:00');
 
 const SITE = 'S-PII';
 /** Known card numbers with distinctive digits (Luhn-valid where the row must pass validation). */
@@ -47,7 +51,7 @@ describe('no card number in clear anywhere', () => {
     influx = await startInfluxd();
     const logger = createLogger('trace', { write: (s: string) => void logs.push(s) });
     g = await startGateway({ SITEGATE_INFLUX_URL: influx.url, SITEGATE_INFLUX_DB: influx.db, SITEGATE_INFLUX_FLUSH_MS: '50', SITEGATE_LOG_LEVEL: 'trace' },
-      { logger, checks: [wageCheck, evidenceMonthClose] }, dataDir);
+      { logger, checks: [wageCheck, evidenceMonthClose], now: clock.now }, dataDir);
     await g.device(SITE, 'T1', 'face_terminal', '330106');
     await g.device(SITE, 'ENV1', 'sensor', '330106');
     const answers: [string, { status: number; text: string }][] = [];
@@ -80,7 +84,7 @@ describe('no card number in clear anywhere', () => {
     expect((await api('malformed JSON', 'POST', `/sites/${SITE}/wage-payments`, `[{"id":"X","card":"${CARD.badJson}",`, {})).status).toBe(400);
     // Move the site past the due date so wage alerts are raised and the month is closed (audit trail).
     await api('reading', 'POST', `/sites/${SITE}/devices/ENV1/readings`, { id: 'nov', ts: '2026-11-01T00:30:00+08:00', metrics: { temperature_c: 3 } });
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     for (const [what, r] of answers) exports.push([`answer to ${what}`, r.text]);
     const get = async (p: string) => { const r = await g.api('GET', p); expect(r.status, `${p}: ${r.text}`).toBe(200); exports.push([p, r.text]); return r; };
     const wc = await get(`/sites/${SITE}/wage-check?month=2026-09`);

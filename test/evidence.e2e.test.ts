@@ -8,7 +8,11 @@ import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
 import { DIGEST_GENESIS } from '../gateway/src/evidence/digest.ts';
 import { digestSubject, evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
 import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';
+import { TestClock } from './support/clock.ts';
 import { FACES_DIR } from './support/scenario.ts';
+
+/** The wall clock these tests run at: well after September's data and its wages' due date, so only the site's watermark decides. */
+const clock = new TestClock('2026-11-10T12:00:00+08:00');
 
 const SITE = 'S-EV';
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -30,7 +34,7 @@ describe('attendance evidence for auditors', () => {
   const evidence = (worker = 'W1', q = '', token?: string) => g.api('GET', `/sites/${SITE}/workers/${worker}/evidence?month=2026-09${q}`, undefined, token ? { token } : {});
 
   beforeAll(async () => {
-    g = await startGateway({}, { checks: [wageCheck, evidenceMonthClose] });
+    g = await startGateway({}, { checks: [wageCheck, evidenceMonthClose], now: clock.now });
     await g.device(SITE, 'T1', 'face_terminal', '330106');
     await g.device(SITE, 'ENV1', 'sensor', '330106');
     await g.device('S-EV2', 'T2', 'face_terminal', '511302');
@@ -53,7 +57,7 @@ describe('attendance evidence for auditors', () => {
     expect(r.json.accepted, r.text).toBe(8);
     // A face verdict as the face-verification check writes it: day 5's photo was someone else.
     await g.gw.ledger.append({
-      siteId: SITE, deviceId: 'T1', kind: 'verdict', msgId: 'verdict:d5-in', dedupeKey: 'verdict:T1/d5-in', ts: Date.parse('2026-09-05T00:00:00Z'), receivedAt: Date.now(),
+      siteId: SITE, deviceId: 'T1', kind: 'verdict', msgId: 'verdict:d5-in', dedupeKey: 'verdict:T1/d5-in', ts: Date.parse('2026-09-05T00:00:00Z'), receivedAt: clock.now(),
       body: { deviceId: 'T1', workerId: 'W1', direction: 'in', method: 'face', checkinId: 'd5-in', checkinKey: 'T1/d5-in', verdict: 'face_mismatch', similarity: 0.1234567, photoSha256: sha(photoB) },
     });
     await g.api('POST', '/sites/S-EV2/devices/T2/checkins', { id: 'x', workerId: 'W9', ts: '2026-09-01T08:00:00+08:00', direction: 'in', method: 'face', photo: photoB.toString('base64') });
@@ -118,10 +122,10 @@ describe('attendance evidence for auditors', () => {
   });
 
   it('records each worker\'s root in the audit trail when the watermark passes the month end, and again as a revision after late data', async () => {
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     expect((await evidence()).json.digest.closed).toBe(false); // the wall clock alone does not close a month
     expect((await g.api('POST', `/sites/${SITE}/devices/ENV1/readings`, { id: 'oct-1', ts: '2026-10-01T00:30:00+08:00', metrics: { temperature_c: 20 } })).json.accepted).toBe(1);
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     const closed = (await evidence()).json;
     expect(closed.digest).toMatchObject({ closed: true, matchesRecorded: true, recorded: { root: closed.digest.root, rows: closed.digest.rows, revision: 1, closedAt: '2026-09-30T16:00:00.000Z' } });
     const entry = g.gw.audit.bySubject(digestSubject(SITE, '2026-09'));
@@ -143,11 +147,11 @@ describe('attendance evidence for auditors', () => {
     expect(changed.digest).toMatchObject({ matchesRecorded: false, recorded: { root: closed.digest.root } });
     expect(digestCommand(path.join(files, 'closed.csv'), changed.digest.root).code).toBe(1);
     // …until the month is re-recorded as revision 2; both revisions stay in the history.
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     const revised = (await evidence()).json;
     expect(revised.digest).toMatchObject({ matchesRecorded: true, recorded: { root: changed.digest.root, revision: 2 } });
     expect(g.gw.audit.bySubject(digestSubject(SITE, '2026-09')).map((e) => e.data.revision)).toEqual([1, 2]);
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     expect(g.gw.audit.bySubject(digestSubject(SITE, '2026-09'))).toHaveLength(2);
   });
 

@@ -2,10 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
 import { luhnValid } from '../gateway/src/ingest/validate.ts';
 import { testCard } from './support/cards.ts';
+import { TestClock } from './support/clock.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
 
 const SITE = 'S-WAGE';
-const deps = { checks: [wageCheck] };
+const clock = new TestClock('2026-11-10T12:00:00+08:00'); // after October, before its wages are due
+const deps = { checks: [wageCheck], now: clock.now };
 const card = (w: string) => testCard(w.charCodeAt(0));
 
 /**
@@ -91,11 +93,11 @@ describe('wage checks end to end', () => {
   });
 
   it('raises alerts when the watermark passes the due date (not on the wall clock alone), once per key, across a restart', async () => {
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     expect(await wageAlerts()).toEqual([]);
     const r = await g.api('POST', `/sites/${SITE}/devices/ENV1/readings`, { id: 'nov-1', ts: '2026-11-01T00:30:00+08:00', metrics: { temperature_c: 9 } });
     expect(r.json.accepted).toBe(1);
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     const alerts = await wageAlerts();
     expect(keys(alerts)).toEqual(['wage.card_mismatch I', 'wage.ghost H', 'wage.underpaid F', 'wage.unpaid B', 'wage.unpaid G']);
     const unpaidG = alerts.find((a: any) => a.kind === 'wage.unpaid' && a.subject.workerId === 'G');
@@ -105,7 +107,7 @@ describe('wage checks end to end', () => {
     const dataDir = g.dataDir;
     await g.stop({ keepDataDir: true });
     g = await startGateway({}, deps, dataDir);
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     const after = await wageAlerts();
     expect(after.map((a: any) => a.id).sort()).toEqual(alerts.map((a: any) => a.id).sort());
     expect(after.find((a: any) => a.id === unpaidG.id).state).toBe('resolved');
@@ -116,7 +118,7 @@ describe('wage checks end to end', () => {
       + `B-2,B,2026-09,240,2026-10-20T10:00:00+08:00,${card('B')},paid\r\n` // paid before the due date, reported after it
       + `E-2,E,2026-09,50,2026-10-20T10:00:00+08:00,${card('Z')},paid\r\n`; // E's second payment went to another card
     expect((await g.api('POST', `/sites/${SITE}/wage-payments`, late, { contentType: 'text/csv' })).json.accepted).toBe(2);
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     // Card Z now received pay for I and for E: a shared card, reported on I with E (the lower id of two unregistered holders).
     const now = ['wage.card_mismatch E', 'wage.card_mismatch I', 'wage.ghost H', 'wage.shared_card I', 'wage.underpaid F', 'wage.unpaid G'];
     const alerts = await wageAlerts();
@@ -135,7 +137,7 @@ describe('wage checks end to end', () => {
     expect(r.json).toMatchObject({ due: false, pending: ['wage.unpaid', 'wage.underpaid'], dueAt: '2026-11-30T16:00:00.000Z' });
     expect(keys(r.json.findings)).toEqual(['wage.card_mismatch I', 'wage.ghost I']);
     // No October alert: the watermark is at 1 November.
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     expect((await wageAlerts()).filter((a: any) => a.evidence.period === '2026-10')).toEqual([]);
   });
 

@@ -3,7 +3,11 @@ import { monthAttendance } from '../gateway/src/attendance/attendance.ts';
 import { digestSubject, evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
 import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
+import { TestClock } from './support/clock.ts';
 import { loadScenario, registerScenario, replayScenario, type Scenario } from './support/scenario.ts';
+
+/** The wall clock these tests run at: well after September's data and its wages' due date, so only the site's watermark decides. */
+const clock = new TestClock('2026-11-10T12:00:00+08:00');
 
 type Finding = { kind: string; workerId: string; with?: string };
 
@@ -21,7 +25,7 @@ describe('public month: wage findings and wage alerts', () => {
 
   beforeAll(async () => {
     s = loadScenario();
-    g = await startGateway({}, { checks: [wageCheck, evidenceMonthClose] });
+    g = await startGateway({}, { checks: [wageCheck, evidenceMonthClose], now: clock.now });
     const secrets = await registerScenario(g, s);
     // Readings play no part in wages: check-ins, statuses and the payroll CSVs are replayed.
     await replayScenario(g, s, secrets, { filter: (e) => e.via === 'http' || !e.topic!.endsWith('/telemetry') });
@@ -63,7 +67,7 @@ describe('public month: wage findings and wage alerts', () => {
   it('raises the wage alerts only when the site\'s watermark passes the due date, once per site + worker + period', async () => {
     const wageAlerts = async () => (await g.api('GET', '/alerts?limit=1000')).json.items.filter((a: { kind: string }) => a.kind.startsWith('wage.'));
     // The wall clock is past the due date, the watermark (end of September) is not: nothing yet.
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     expect(await wageAlerts()).toEqual([]);
     // Time moves on at the sites: a reading stamped just after the due date (end of October, site time).
     for (const site of s.registry.sites) {
@@ -71,7 +75,7 @@ describe('public month: wage findings and wage alerts', () => {
       const r = await g.api('POST', `/sites/${site.siteId}/devices/${dev.deviceId}/readings`, { id: 'after-due', ts: '2026-11-01T00:30:00+08:00', metrics: { temperature_c: 12 } });
       expect(r.json.accepted, r.text).toBe(1);
     }
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     const alerts = await wageAlerts();
     const expected = Object.entries(s.expected.wageFindings as Record<string, Finding[]>).flatMap(([siteId, fs]) => fs.map((f) => ({ siteId, ...f })));
     for (const f of expected) {
@@ -83,7 +87,7 @@ describe('public month: wage findings and wage alerts', () => {
       expect(a.evidence).toMatchObject({ period: '2026-09', daysPresent: expect.any(Number) });
     }
     // Ticking again raises nothing new.
-    await g.gw.checks.tick(Date.now());
+    await g.gw.checks.tick(clock.now());
     expect(await wageAlerts()).toHaveLength(expected.length);
   });
 

@@ -16,6 +16,8 @@ export interface EdgeAgentOptions {
   heartbeatS?: number;
   firmware?: string;
   reconnectMs?: number;
+  /** Calendar clock for status times and the outbox (tests set one; default the system clock). */
+  now?: () => number;
 }
 
 type Channel = 'checkin' | 'telemetry' | 'snapshot';
@@ -39,8 +41,8 @@ export class EdgeAgent extends EventEmitter {
 
   constructor(opts: EdgeAgentOptions) {
     super();
-    this.o = { window: 100, heartbeatS: 300, reconnectMs: 2000, ...opts };
-    this.outbox = new Outbox(opts.outboxFile);
+    this.o = { window: 100, heartbeatS: 300, reconnectMs: 2000, now: () => Date.now(), ...opts };
+    this.outbox = new Outbox(opts.outboxFile, this.o.now);
   }
 
   private topic(channel: string): string {
@@ -48,7 +50,7 @@ export class EdgeAgent extends EventEmitter {
   }
 
   private status(state: 'online' | 'offline') {
-    return JSON.stringify({ state, ts: new Date().toISOString(), ...(this.o.firmware ? { firmware: this.o.firmware } : {}) });
+    return JSON.stringify({ state, ts: new Date(this.o.now()).toISOString(), ...(this.o.firmware ? { firmware: this.o.firmware } : {}) });
   }
 
   /** Stores a message durably; it is sent as soon as the gateway is reachable. */

@@ -17,7 +17,7 @@ export class Outbox {
   private readonly insert: Database.Statement;
   private readonly remove: Database.Statement;
 
-  constructor(file: string) {
+  constructor(file: string, private readonly now: () => number = () => Date.now()) {
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = FULL');
@@ -27,7 +27,7 @@ export class Outbox {
   }
 
   put(topic: string, payload: string): number {
-    return Number(this.insert.run(topic, payload, Date.now()).lastInsertRowid);
+    return Number(this.insert.run(topic, payload, this.now()).lastInsertRowid);
   }
 
   /** The oldest `limit` messages after `afterSeq`, in the order they were produced. */

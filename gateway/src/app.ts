@@ -14,6 +14,7 @@ import { operationsRoutes } from './api/routes/operations.ts';
 import { AlertStore, type AlertEvent } from './alerts/alertStore.ts';
 import { AuditTrail } from './audit/auditTrail.ts';
 import { Broker } from './broker/broker.ts';
+import { systemClock, type Clock } from './clock/clock.ts';
 import { CheckRunner } from './checks/checkRunner.ts';
 import { CHECKS } from './checks/registry.ts';
 import type { CheckFactory } from './checks/check.ts';
@@ -33,8 +34,8 @@ import { LiveState } from './state/liveState.ts';
 import { LiveHub } from './live/liveHub.ts';
 
 export interface GatewayDeps {
-  /** The clock; tests hand in a fake one and keep everything else real. */
-  now?: () => number;
+  /** The calendar clock (clock/clock.ts); tests hand in one they set and keep everything else real. */
+  now?: Clock;
   logger?: Logger;
   /** Extra sinks (tests); InfluxDB sinks come from the configuration. */
   sinks?: Sink[];
@@ -98,7 +99,7 @@ function bootstrapAdmin(config: Config, registry: Registry, logger: Logger): str
  * listening anywhere: `listen()` is a separate step, and tests can use `http.inject()`.
  */
 export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<Gateway> {
-  const now = deps.now ?? Date.now;
+  const now = deps.now ?? systemClock;
   const logger = deps.logger ?? createLogger(config.SITEGATE_LOG_LEVEL);
   const metrics = createMetrics();
   fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
@@ -118,7 +119,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
   const sinks = [...configuredSinks(config), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
-    sink, ledger, registry, metrics, logger, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
+    sink, ledger, registry, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);
   const audit = new AuditTrail(registry.db);
@@ -145,7 +146,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     }).catch((err) => logger.error({ err }, 'could not record alert event in the ledger'));
   });
   const liveHub = new LiveHub(ledger, alerts, now);
-  const escalation = setInterval(() => alerts.escalateDue(), 30_000);
+  const escalation = setInterval(() => alerts.escalateDue(now()), 30_000);
   escalation.unref();
 
   let shuttingDown = false;

@@ -17,11 +17,13 @@ export interface GatewayProcess {
 /**
  * Runs the gateway as `npm start` does (`node --import tsx gateway/src/main.ts`): one process,
  * so a signal reaches the gateway itself (the tsx CLI would put a parent process in between,
- * and a SIGKILL to that parent would leave the gateway running).
+ * and a SIGKILL to that parent would leave the gateway running). `argv` and `cwd` run another
+ * command line the same way (the container image's CMD in its laid-out file tree).
  */
-export function spawnGateway(env: Record<string, string>): GatewayProcess {
-  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/src/main.ts')], {
-    cwd: ROOT,
+export function spawnGateway(env: Record<string, string>, opts: { argv?: string[]; cwd?: string } = {}): GatewayProcess {
+  const [cmd, ...args] = opts.argv ?? [process.execPath, '--import', 'tsx', path.join(ROOT, 'gateway/src/main.ts')];
+  const proc = spawn(cmd!, args, {
+    cwd: opts.cwd ?? ROOT,
     env: { PATH: process.env.PATH, HOME: process.env.HOME, SITEGATE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type { Clock } from '../clock/clock.ts';
 import type Database from 'better-sqlite3';
 import { statementCache } from '../util/statements.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
@@ -88,11 +89,11 @@ export class AlertStore {
 
   private readonly db: Database.Database;
   private readonly audit: AuditTrail;
-  private readonly now: () => number;
+  private readonly now: Clock;
   private readonly listeners = new Set<(e: AlertEvent) => void>();
   private readonly escalationFor: (siteId: string) => Partial<Record<Severity, number[]>> | undefined;
 
-  constructor(opts: { db: Database.Database; audit: AuditTrail; now: () => number; escalationFor?: (siteId: string) => Partial<Record<Severity, number[]>> | undefined }) {
+  constructor(opts: { db: Database.Database; audit: AuditTrail; now: Clock; escalationFor?: (siteId: string) => Partial<Record<Severity, number[]>> | undefined }) {
     this.db = opts.db;
     this.sql = statementCache(opts.db);
     this.audit = opts.audit;

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
@@ -27,7 +28,7 @@ export interface ApiDeps {
   faces: FaceRegistry;
   metrics: Metrics;
   logger: Logger;
-  now: () => number;
+  now: Clock;
   scryptN: number;
   isShuttingDown: () => boolean;
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -18,7 +19,7 @@ export interface CheckContext {
   logger: Logger;
   metrics: Metrics;
   /** Wall clock (fake in tests). */
-  now: () => number;
+  now: Clock;
   dataDir: string;
   modelsDir?: string;
   /** Enrolled faces and the face-analysis worker pool (face verification). */

@@ -272,8 +272,8 @@ export class FacePool implements FaceAnalyzer {
     if (this.closed) return;
     this.closed = true;
     this.failQueued(new Error('face pool is closed'));
-    const deadline = Date.now() + 5_000;
-    while (this.slots.some((s) => s.job) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+    const deadline = performance.now() + 5_000;
+    while (this.slots.some((s) => s.job) && performance.now() < deadline) await new Promise((r) => setTimeout(r, 5));
     const slots = this.slots.splice(0);
     for (const s of slots) {
       s.job?.reject(new Error('face pool closed before the analysis finished'));

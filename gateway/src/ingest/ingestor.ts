@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/clock.ts';
 import type { Reason } from '../errors.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { LedgerRecord } from '../ledger/types.ts';
@@ -30,7 +31,7 @@ export interface IngestorDeps {
   registry: Registry;
   metrics: Metrics;
   logger: Logger;
-  now: () => number;
+  now: Clock;
 }
 
 /**

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type { Clock } from '../clock/clock.ts';
 import type { ServerResponse } from 'node:http';
 import type { AlertEvent, AlertStore } from '../alerts/alertStore.ts';
 import type { Ledger } from '../ledger/ledger.ts';
@@ -25,10 +26,10 @@ const MAX_BACKLOG_BYTES = 1024 * 1024;
 export class LiveHub {
   private readonly subs = new Set<Subscriber>();
   private readonly tickets = new Map<string, { token: Token; expires: number }>();
-  private readonly now: () => number;
+  private readonly now: Clock;
   dropped = 0;
 
-  constructor(ledger: Ledger, alerts: AlertStore, now: () => number) {
+  constructor(ledger: Ledger, alerts: AlertStore, now: Clock) {
     this.now = now;
     ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
     alerts.onEvent((e) => { if (this.subs.size) this.onAlert(e, alerts); });

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type { Clock } from '../clock/clock.ts';
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -34,7 +35,7 @@ export interface FaceRegistryOptions {
   audit: AuditTrail;
   metrics: Metrics;
   logger: Logger;
-  now: () => number;
+  now: Clock;
   modelsDir?: string;
   /** Pool threads; default: one per core (models/NOTES.md: one ORT thread per worker). */
   workers?: number;

@@ -5,6 +5,7 @@ import Database from 'better-sqlite3';
 import type { DeviceKind, KeyRole, Role, SiteBody, SiteSettings, TokenScope, WorkerBody } from '../../../schemas/src/api.ts';
 import { SitegateError } from '../errors.ts';
 import { cardFingerprint, hashSecret, installationKey, newSecret, tokenHash, verifySecret } from './secrets.ts';
+import type { Clock } from '../clock/clock.ts';
 
 export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
 export const DEFAULT_WORKDAYS = [1, 2, 3, 4, 5, 6];
@@ -77,9 +78,9 @@ export class Registry {
   /** deviceId → SHA-256 of the last secret that passed scrypt, so reconnect storms stay cheap. */
   private verified = new Map<string, string>();
   private tokensByHash = new Map<string, Token & { revoked: boolean }>();
-  private readonly now: () => number;
+  private readonly now: Clock;
 
-  constructor(dataDir: string, opts: { scryptN?: number; now?: () => number } = {}) {
+  constructor(dataDir: string, opts: { scryptN?: number; now: Clock }) {
     fs.mkdirSync(dataDir, { recursive: true });
     this.db = new Database(path.join(dataDir, 'state.db'));
     this.db.pragma('journal_mode = WAL');
@@ -87,7 +88,7 @@ export class Registry {
     this.db.exec(STATE_SCHEMA);
     this.cardKey = installationKey(dataDir, 'card-hmac.key');
     this.scryptN = opts.scryptN ?? 16384;
-    this.now = opts.now ?? Date.now;
+    this.now = opts.now;
     this.load();
   }
 

@@ -26,8 +26,8 @@ export interface SinkHarness {
 /** Registers the contract tests for one sink implementation in the calling test file. */
 export function sinkContract(name: string, makeSink: () => Promise<SinkHarness>): void {
   let h: SinkHarness;
-  // Event times: whole milliseconds in the recent past, one week shard for all of them.
-  const t0 = Math.floor(Date.now() / 1000) * 1000 - 3_600_000;
+  // Event times: fixed whole milliseconds in the past (no test reads today's date), one week shard for all of them.
+  const t0 = Date.parse('2026-11-02T08:00:00Z');
 
   beforeEach(async () => {
     h = await makeSink();

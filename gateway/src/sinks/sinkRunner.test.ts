@@ -41,7 +41,7 @@ const ts0 = Date.UTC(2026, 10, 2, 0, 0, 0);
 
 beforeEach(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-sinkrunner-'));
-  registry = new Registry(dir, { scryptN: 1024 });
+  registry = new Registry(dir, { scryptN: 1024, now: () => ts0 });
   ledger = await Ledger.open(dir);
 });
 
@@ -58,7 +58,7 @@ function reading(i: number, metrics: Record<string, number> = { pm10: i + 0.5 })
 }
 
 function start(sink: Sink, opts: Partial<SinkRunnerOptions> = {}): SinkRunner {
-  runner = new SinkRunner({ sink, ledger, registry, metrics: createMetrics(), logger: pino({ level: 'silent' }), flushMs: 1, ...opts });
+  runner = new SinkRunner({ sink, ledger, registry, metrics: createMetrics(), logger: pino({ level: 'silent' }), now: () => ts0, flushMs: 1, ...opts });
   runner.start();
   return runner;
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Clock } from '../clock/clock.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -12,6 +13,8 @@ export interface SinkRunnerOptions {
   registry: Registry;
   metrics: Metrics;
   logger: Logger;
+  /** Calendar clock (lag, dead-letter and cursor times). */
+  now: Clock;
   batchSize?: number;
   flushMs?: number;
   /** Retry back-off: full jitter between 0 and min(maxBackoffMs, minBackoffMs·2^attempt). */
@@ -85,7 +88,7 @@ export class SinkRunner {
     const oldest = lagRecords > 0 ? this.peekOldest() : undefined;
     return {
       name: this.name, cursor: this.cursor, lagRecords,
-      lagSeconds: oldest ? Math.max(0, (Date.now() - oldest.receivedAt) / 1000) : 0,
+      lagSeconds: oldest ? Math.max(0, (this.o.now() - oldest.receivedAt) / 1000) : 0,
       ...(this.lastError ? { lastError: this.lastError } : {}),
       healthy: !this.lastError, deadLetters: this.deadLetters,
     };
@@ -93,8 +96,8 @@ export class SinkRunner {
 
   /** Flushes what is committed (best effort, bounded by `timeoutMs`) and stops. */
   async stop(timeoutMs = 5000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.lastError && this.cursor < this.o.ledger.lastSeq && Date.now() < deadline) {
+    const deadline = performance.now() + timeoutMs;
+    while (!this.lastError && this.cursor < this.o.ledger.lastSeq && performance.now() < deadline) {
       this.wake();
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -234,7 +237,7 @@ export class SinkRunner {
     const db = this.o.registry.db;
     // Once per point: a batch retried after an interrupted split meets the same refusal again.
     if (db.prepare('SELECT 1 FROM dead_letters WHERE sink = ? AND seq = ? AND line = ?').get(this.name, seq, line)) return;
-    db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, seq, line, error, Date.now());
+    db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, seq, line, error, this.o.now());
     this.deadLetters++;
     this.o.metrics.sinkDeadLetters.inc({ sink: this.name });
     this.log.warn({ seq, error }, 'point refused by the database; kept as a dead letter');
@@ -243,7 +246,7 @@ export class SinkRunner {
   private advance(seq: number, n: number): void {
     this.cursor = seq;
     this.o.registry.db.prepare(`INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?)
-      ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(this.name, seq, Date.now());
+      ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(this.name, seq, this.o.now());
     this.log.trace({ cursor: seq, records: n }, 'batch confirmed');
   }
 
