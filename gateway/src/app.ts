@@ -28,6 +28,7 @@ import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
 import { InfluxV2Sink } from './sinks/influxV2.ts';
+import type { DeviceKindOf } from './sinks/points.ts';
 import type { Sink } from './sinks/sink.ts';
 import { SinkRunner } from './sinks/sinkRunner.ts';
 import { LiveState } from './state/liveState.ts';
@@ -65,16 +66,16 @@ export interface Gateway {
 
 const MiB = 1024 * 1024;
 
-function configuredSinks(config: Config): Sink[] {
+function configuredSinks(config: Config, deviceKind: DeviceKindOf): Sink[] {
   if (!config.SITEGATE_INFLUX_URL) return [];
   if (config.SITEGATE_INFLUX_DB) {
     return [new InfluxV1Sink({
-      url: config.SITEGATE_INFLUX_URL, db: config.SITEGATE_INFLUX_DB,
+      url: config.SITEGATE_INFLUX_URL, db: config.SITEGATE_INFLUX_DB, deviceKind,
       ...(config.SITEGATE_INFLUX_USERNAME ? { username: config.SITEGATE_INFLUX_USERNAME, password: config.SITEGATE_INFLUX_PASSWORD ?? '' } : {}),
     })];
   }
   return [new InfluxV2Sink({
-    url: config.SITEGATE_INFLUX_URL, token: config.SITEGATE_INFLUX_TOKEN!, org: config.SITEGATE_INFLUX_ORG!, bucket: config.SITEGATE_INFLUX_BUCKET!,
+    url: config.SITEGATE_INFLUX_URL, deviceKind, token: config.SITEGATE_INFLUX_TOKEN!, org: config.SITEGATE_INFLUX_ORG!, bucket: config.SITEGATE_INFLUX_BUCKET!,
   })];
 }
 
@@ -118,7 +119,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const live = new LiveState(ledger);
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
-  const sinks = [...configuredSinks(config), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
+  const sinks = [...configuredSinks(config, (deviceId) => registry.device(deviceId)?.kind), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
     sink, ledger, registry, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);

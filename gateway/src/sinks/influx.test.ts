@@ -12,7 +12,7 @@ import { freePort, influxdAvailable, rows, startInfluxd, type Influxd } from '..
 import { startInfluxV2Shim, type InfluxV2Shim } from '../../../test/support/influxV2Shim.ts';
 import { InfluxV1Sink } from './influxV1.ts';
 import { InfluxV2Sink } from './influxV2.ts';
-import { sinkContract, type SinkHarness } from './sinkContract.ts';
+import { record, sinkContract, type SinkHarness } from './sinkContract.ts';
 
 let influx: Influxd;
 let shim: InfluxV2Shim;
@@ -54,7 +54,7 @@ function harness(db: string, sink: SinkHarness['sink'], unreachable: SinkHarness
 describe('InfluxV1Sink (real influxd, v1 /write)', () => {
   sinkContract('influx-v1', async () => {
     const db = await freshDb();
-    return harness(db, new InfluxV1Sink({ url: influx.url, db }), () => new InfluxV1Sink({ url: `http://127.0.0.1:${closedPort}`, db }));
+    return harness(db, new InfluxV1Sink({ url: influx.url, db, deviceKind: () => 'sensor' }), () => new InfluxV1Sink({ url: `http://127.0.0.1:${closedPort}`, db }));
   });
 });
 
@@ -62,7 +62,7 @@ describe('InfluxV2Sink (v2 shim in front of the real influxd)', () => {
   sinkContract('influx-v2', async () => {
     const db = await freshDb();
     return harness(db,
-      new InfluxV2Sink({ url: shim.url, token: shim.token, org: shim.org, bucket: db }),
+      new InfluxV2Sink({ url: shim.url, token: shim.token, org: shim.org, bucket: db, deviceKind: () => 'sensor' }),
       () => new InfluxV2Sink({ url: `http://127.0.0.1:${closedPort}`, token: shim.token, org: shim.org, bucket: db }));
   });
 
@@ -70,12 +70,13 @@ describe('InfluxV2Sink (v2 shim in front of the real influxd)', () => {
     const db = await freshDb();
     const sink = new InfluxV2Sink({ url: shim.url, token: shim.token, org: shim.org, bucket: db });
     const before = shim.requests.length;
-    await sink.write([`reading,site=S1,device=D1 pm10=1.0 ${Date.now()}`]);
-    await sink.write(Array.from({ length: 100 }, (_, i) => `reading,site=S1,device=D1 pm10=${i}.5 ${Date.now() - 1000 - i}`));
+    const t0 = Date.parse('2026-11-02T08:00:00Z');
+    await sink.write([record('reading', t0, { metrics: { pm10: 1 } })]);
+    await sink.write(Array.from({ length: 100 }, (_, i) => record('reading', t0 - 1000 - i, { metrics: { pm10: i + 0.5 } })));
     expect(shim.requests.slice(before)).toEqual([{ bucket: db, gzip: false, status: 204 }, { bucket: db, gzip: true, status: 204 }]);
     const wrongToken = new InfluxV2Sink({ url: shim.url, token: 'wrong', org: shim.org, bucket: db });
     // 401 is not the points' fault: retried, never dead-lettered.
-    await expect(wrongToken.write([`reading,site=S1,device=D1 pm10=1.0 ${Date.now()}`])).rejects.toMatchObject({ kind: 'retryable', status: 401 });
+    await expect(wrongToken.write([record('reading', t0, { metrics: { pm10: 1 } })])).rejects.toMatchObject({ kind: 'retryable', status: 401 });
     await influx.query(`DROP DATABASE "${db}"`);
   });
 });

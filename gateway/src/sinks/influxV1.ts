@@ -1,3 +1,6 @@
+import type { StoredRecord } from '../ledger/types.ts';
+import { toLines } from './influxLineProtocol.ts';
+import type { DeviceKindOf } from './points.ts';
 import { classifyStatus, SinkError, type Sink } from './sink.ts';
 
 /** InfluxDB 1.x through its v1 `/write` API (precision ms). Also what 2.x/3.x offer as v1 compatibility. */
@@ -7,7 +10,8 @@ export class InfluxV1Sink implements Sink {
   private readonly pingUrl: string;
   private readonly headers: Record<string, string>;
 
-  constructor(opts: { url: string; db: string; username?: string; password?: string; timeoutMs?: number }) {
+  constructor(opts: { url: string; db: string; username?: string; password?: string; timeoutMs?: number; deviceKind?: DeviceKindOf }) {
+    this.deviceKind = opts.deviceKind ?? (() => undefined);
     const base = opts.url.replace(/\/$/, '');
     const q = new URLSearchParams({ db: opts.db, precision: 'ms' });
     this.writeUrl = `${base}/write?${q}`;
@@ -19,7 +23,14 @@ export class InfluxV1Sink implements Sink {
 
   private readonly timeoutMs: number;
 
-  async write(lines: string[]): Promise<void> {
+  private readonly deviceKind: DeviceKindOf;
+
+  render(record: StoredRecord): string {
+    return toLines([record], this.deviceKind).join('\n');
+  }
+
+  async write(records: StoredRecord[]): Promise<void> {
+    const lines = toLines(records, this.deviceKind);
     if (lines.length === 0) return;
     let res: Response;
     try {

@@ -1,4 +1,7 @@
 import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client';
+import type { StoredRecord } from '../ledger/types.ts';
+import { toLines } from './influxLineProtocol.ts';
+import type { DeviceKindOf } from './points.ts';
 import { classifyStatus, SinkError, type Sink } from './sink.ts';
 
 /**
@@ -14,13 +17,21 @@ export class InfluxV2Sink implements Sink {
   private readonly writePath: string;
   private readonly url: string;
 
-  constructor(opts: { url: string; token: string; org: string; bucket: string; timeoutMs?: number }) {
+  constructor(opts: { url: string; token: string; org: string; bucket: string; timeoutMs?: number; deviceKind?: DeviceKindOf }) {
+    this.deviceKind = opts.deviceKind ?? (() => undefined);
     this.url = opts.url.replace(/\/$/, '');
     this.transport = new InfluxDB({ url: this.url, token: opts.token, timeout: opts.timeoutMs ?? 10_000 }).transport;
     this.writePath = `/api/v2/write?${new URLSearchParams({ org: opts.org, bucket: opts.bucket, precision: 'ms' })}`;
   }
 
-  async write(lines: string[]): Promise<void> {
+  private readonly deviceKind: DeviceKindOf;
+
+  render(record: StoredRecord): string {
+    return toLines([record], this.deviceKind).join('\n');
+  }
+
+  async write(records: StoredRecord[]): Promise<void> {
+    const lines = toLines(records, this.deviceKind);
     if (lines.length === 0) return;
     try {
       await this.transport.request(this.writePath, lines.join('\n'), {

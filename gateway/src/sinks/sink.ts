@@ -1,13 +1,18 @@
+import type { StoredRecord } from '../ledger/types.ts';
+
 /**
- * A sink receives line-protocol points from the ledger and says plainly what happened to them:
- * written, refused as bad data (4xx: split to find the bad points, which go to dead letters), or
- * failed for now (5xx, network: retried with back-off). Each implementation passes the same
- * contract suite (sinks/sinkContract.ts).
+ * A sink receives committed ledger records and says plainly what happened to them: written,
+ * refused as bad data (4xx: the runner splits the batch to find the bad records, which go to dead
+ * letters), or failed for now (5xx, network: retried with back-off). What a record becomes is
+ * the sink's business (time-series sinks: contract §4 points, sinks/points.ts, in their own wire
+ * format). Each implementation passes the same contract suite (sinks/sinkContract.ts).
  */
 export interface Sink {
   readonly name: string;
-  /** Writes the points; resolves when the database confirmed them, or throws a SinkError. */
-  write(lines: string[]): Promise<void>;
+  /** Stores the records (those it has nothing to store for are skipped); resolves when the database confirmed them, or throws a SinkError. */
+  write(records: StoredRecord[]): Promise<void>;
+  /** A record as this sink sends it, kept with a dead letter so an operator sees what was refused. */
+  render(record: StoredRecord): string;
   /** Whether the database answers (for /readyz). */
   ping(): Promise<boolean>;
   close(): Promise<void>;

@@ -10,9 +10,10 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Ledger } from '../ledger/ledger.ts';
-import type { LedgerRecord } from '../ledger/types.ts';
+import type { LedgerRecord, StoredRecord } from '../ledger/types.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { Registry } from '../registry/registry.ts';
+import { toLines } from './influxLineProtocol.ts';
 import { SinkError, type Sink } from './sink.ts';
 import { SinkRunner, type SinkRunnerOptions } from './sinkRunner.ts';
 
@@ -22,11 +23,14 @@ class ScriptedSink implements Sink {
   readonly calls: string[][] = [];
   readonly stored: string[] = [];
   answer: (lines: string[], call: number) => Promise<void> | void = () => {};
-  async write(lines: string[]): Promise<void> {
+  /** The runner hands it records; the test scripts its answers by the records' line protocol. */
+  async write(records: StoredRecord[]): Promise<void> {
+    const lines = toLines(records, () => 'sensor');
     this.calls.push(lines);
     await this.answer(lines, this.calls.length);
     this.stored.push(...lines);
   }
+  render(record: StoredRecord): string { return toLines([record], () => 'sensor').join('\n'); }
   async ping(): Promise<boolean> { return true; }
   async close(): Promise<void> {}
 }

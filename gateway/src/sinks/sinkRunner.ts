@@ -4,7 +4,6 @@ import type { Ledger } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
-import { toLines } from './lineProtocol.ts';
 import { SinkError, type Sink } from './sink.ts';
 
 export interface SinkRunnerOptions {
@@ -187,60 +186,48 @@ export class SinkRunner {
   }
 
   private async writeBatch(batch: StoredRecord[]): Promise<void> {
-    const lines: string[] = [];
-    const seqOf: number[] = [];
-    for (const r of batch) {
-      for (const l of toLines(r, this.o.registry)) {
-        lines.push(l);
-        seqOf.push(r.seq);
-      }
-    }
     const progress = { done: 0 };
     try {
-      await this.writeSplitting(lines, seqOf, 0, progress);
+      await this.writeSplitting(batch, 0, progress);
     } catch (e) {
-      // A 5xx or network error in the middle of a split: the lines before it are confirmed or
+      // A 5xx or network error in the middle of a split: the records before it are confirmed or
       // dead-lettered, in order. Keep that progress, so the retry neither rewrites them nor
-      // dead-letters a point a second time.
-      const firstOpen = seqOf[progress.done];
-      if (progress.done > 0 && firstOpen !== undefined) {
-        const i = batch.findIndex((r) => r.seq === firstOpen);
-        if (i > 0) this.advance(batch[i - 1]!.seq, i);
-      }
+      // dead-letters a record a second time.
+      if (progress.done > 0) this.advance(batch[progress.done - 1]!.seq, progress.done);
       throw e;
     }
   }
 
   /**
-   * Bad data (4xx): halve the batch until the refused points are isolated; they go to dead letters.
-   * `progress.done` counts the leading lines that are settled (written or dead-lettered).
+   * Bad data (4xx): halve the batch until the refused records are isolated; they go to dead letters.
+   * `progress.done` counts the leading records that are settled (written or dead-lettered).
    */
-  private async writeSplitting(lines: string[], seqOf: number[], offset: number, progress: { done: number }): Promise<void> {
-    if (lines.length === 0) return;
+  private async writeSplitting(records: StoredRecord[], offset: number, progress: { done: number }): Promise<void> {
+    if (records.length === 0) return;
     try {
-      await this.o.sink.write(lines);
-      this.o.metrics.sinkWritten.inc({ sink: this.name }, lines.length);
+      await this.o.sink.write(records);
+      this.o.metrics.sinkWritten.inc({ sink: this.name }, records.length);
     } catch (e) {
       if (!(e instanceof SinkError) || e.kind !== 'bad_data') throw e;
-      if (lines.length === 1) {
-        this.deadLetter(seqOf[0]!, lines[0]!, e.message);
+      if (records.length === 1) {
+        this.deadLetter(records[0]!, e.message);
       } else {
-        const mid = lines.length >> 1;
-        await this.writeSplitting(lines.slice(0, mid), seqOf.slice(0, mid), offset, progress);
-        await this.writeSplitting(lines.slice(mid), seqOf.slice(mid), offset + mid, progress);
+        const mid = records.length >> 1;
+        await this.writeSplitting(records.slice(0, mid), offset, progress);
+        await this.writeSplitting(records.slice(mid), offset + mid, progress);
       }
     }
-    progress.done = offset + lines.length;
+    progress.done = offset + records.length;
   }
 
-  private deadLetter(seq: number, line: string, error: string): void {
+  private deadLetter(record: StoredRecord, error: string): void {
     const db = this.o.registry.db;
-    // Once per point: a batch retried after an interrupted split meets the same refusal again.
-    if (db.prepare('SELECT 1 FROM dead_letters WHERE sink = ? AND seq = ? AND line = ?').get(this.name, seq, line)) return;
-    db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, seq, line, error, this.o.now());
+    // Once per record: a batch retried after an interrupted split meets the same refusal again.
+    if (db.prepare('SELECT 1 FROM dead_letters WHERE sink = ? AND seq = ?').get(this.name, record.seq)) return;
+    db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, record.seq, this.o.sink.render(record), error, this.o.now());
     this.deadLetters++;
     this.o.metrics.sinkDeadLetters.inc({ sink: this.name });
-    this.log.warn({ seq, error }, 'point refused by the database; kept as a dead letter');
+    this.log.warn({ seq: record.seq, error }, 'record refused by the database; kept as a dead letter');
   }
 
   private advance(seq: number, n: number): void {
