@@ -8,11 +8,18 @@ export const KeyRole = z.enum([
 ]);
 export type KeyRole = z.infer<typeof KeyRole>;
 
-const Threshold = z.strictObject({
-  warning: z.number().optional(),
-  critical: z.number().optional(),
-  clearRatio: z.number().gt(0).max(1).optional(),
-});
+/** One metric's (or rule's) limits in site or device settings; the hazard rules take exactly this (checks/hazard/settings.ts). */
+export const Threshold = z
+  .strictObject({
+    warning: z.number().nonnegative().optional(),
+    critical: z.number().nonnegative().optional(),
+    /** Clear level = clearRatio × warning limit (domain.md: 0.9). */
+    clearRatio: z.number().gt(0).max(1).optional(),
+  })
+  .refine((t) => t.warning === undefined || t.critical === undefined || t.warning <= t.critical, {
+    message: 'warning must not be above critical',
+  });
+export type Threshold = z.infer<typeof Threshold>;
 
 /** Site settings: every key optional; unknown keys are rejected with a 400 naming them (domain.md). */
 export const SiteSettings = z.strictObject({

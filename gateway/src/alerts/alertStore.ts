@@ -3,11 +3,11 @@ import type { Clock } from '../clock/clock.ts';
 import type Database from 'better-sqlite3';
 import { statementCache } from '../util/statements.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
-import type { AlertKind, AlertSignal, AlertSubject, ClearSignal, RaiseSignal, Severity } from '../checks/types.ts';
+import type { AlertEventType, AlertKind, AlertState, AlertSignal, AlertSubject, ClearSignal, RaiseSignal, Severity } from '../checks/types.ts';
 import { SitegateError } from '../errors.ts';
 
-export type AlertState = 'open' | 'acked' | 'resolved' | 'cleared';
-export type AlertEventType = 'opened' | 'severity' | 'escalated' | 'acked' | 'resolved' | 'cleared' | 'withdrawn';
+export type { AlertState };
+export type { AlertEventType };
 
 export interface AlertRecord {
   id: string;

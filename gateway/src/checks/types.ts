@@ -1,26 +1,18 @@
+import type { z } from 'zod';
+import type { AlertHistoryEntry, AlertKind as AlertKindSchema, AlertState as AlertStateSchema, Severity as SeveritySchema } from '../../../schemas/src/alert.ts';
+
 /**
  * What a check hands to the alert store. A check never keeps alert lifecycle state of its own:
  * it says "this condition is true since `openedAt`" (raise) or "this condition ended" (clear),
  * and the alert store (gateway/src/alerts/) decides whether that opens a new alert, raises the
  * severity of an open one in place, or clears it (contract §5).
  */
-export type Severity = 'info' | 'warning' | 'critical';
-
-export type AlertKind =
-  | 'keystaff.absent'
-  | 'keystaff.attendance_low'
-  | 'keystaff.multi_site'
-  | 'checkin.face_mismatch'
-  | 'checkin.no_face'
-  | 'checkin.unknown_worker'
-  | 'wage.unpaid'
-  | 'wage.ghost'
-  | 'wage.card_mismatch'
-  | 'wage.shared_card'
-  | 'wage.underpaid'
-  | 'hazard.threshold'
-  | 'hazard.rate'
-  | 'device.offline';
+/** The catalogues are the zod enums of schemas/src/alert.ts (contract §5); these are their types. */
+export type Severity = z.infer<typeof SeveritySchema>;
+export type AlertKind = z.infer<typeof AlertKindSchema>;
+export type AlertState = z.infer<typeof AlertStateSchema>;
+/** What happened to an alert: one entry of its history. */
+export type AlertEventType = z.infer<typeof AlertHistoryEntry>['event'];
 
 export interface AlertSubject {
   workerId?: string;

@@ -3,6 +3,7 @@ import { DEFAULT_MIN_FACE_PX, DEFAULT_THRESHOLD, FACE_MODEL_ID, verdictFor } fro
 import type { Verdict } from '../../attendance/attendance.ts';
 import { readEvidence } from '../../ledger/evidence.ts';
 import type { LedgerRecord, StoredRecord } from '../../ledger/types.ts';
+import { DEFAULT_TIMEZONE } from '../../registry/registry.ts';
 import type { Check, CheckContext, CheckFactory } from '../check.ts';
 import { CheckProgress } from '../progress.ts';
 import type { RaiseSignal } from '../types.ts';
@@ -182,7 +183,7 @@ class FaceVerificationCheck implements FaceVerification {
   private alertFor(r: StoredRecord, o: FaceOutcome): RaiseSignal | undefined {
     if (o.verdict !== 'face_mismatch' && o.verdict !== 'no_face') return undefined;
     const site = this.ctx.registry.site(r.siteId);
-    const tz = site?.timezone ?? 'Asia/Shanghai';
+    const tz = site?.timezone ?? DEFAULT_TIMEZONE;
     const cal = SiteCalendar.of(tz);
     const b = r.body as { workerId: string; photoSha256?: string; terminalScore?: number };
     const day = cal.localDay(r.ts);

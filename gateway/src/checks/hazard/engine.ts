@@ -17,7 +17,7 @@
  * emits nothing, so replaying from a little before the snapshot neither misses nor repeats alerts.
  */
 import { z } from 'zod';
-import type { AlertSignal } from '../types.ts';
+import type { AlertKind, AlertSignal, Severity } from '../types.ts';
 import { DAY_MS, learntInterval } from './aggregates.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import {
@@ -70,11 +70,11 @@ export interface HazardEngineOptions {
 
 /** An alert as the readings held imply it (the alert store's view, once signals are applied). */
 export interface HazardAlert {
-  kind: 'hazard.threshold' | 'hazard.rate';
+  kind: Extract<AlertKind, `hazard.${string}`>;
   siteId: string;
   key: string;
   subject: { deviceId: string; metric: string };
-  severity: 'warning' | 'critical';
+  severity: Exclude<Severity, 'info'>;
   openedAt: number;
   clearedAt: number | null;
   evidence: Record<string, unknown>;

@@ -8,23 +8,16 @@
  * thresholds override site thresholds field by field; both override domain.md's defaults.
  */
 import { z } from 'zod';
+import { Threshold } from '../../../../schemas/src/api.ts';
 import { DEFAULT_CLEAR_RATIO, type HazardRule, type Limits } from './rule.ts';
 import { hazardRules } from './rules/registry.ts';
 
 /** contract.md "Identifiers". */
 const IDENTIFIER = /^[A-Za-z0-9_-]{1,64}$/;
 
-export const ThresholdOverride = z
-  .strictObject({
-    warning: z.number().nonnegative().optional(),
-    critical: z.number().nonnegative().optional(),
-    /** Clear level = clearRatio × warning limit (domain.md: 0.9). */
-    clearRatio: z.number().gt(0).max(1).optional(),
-  })
-  .refine((t) => t.warning === undefined || t.critical === undefined || t.warning <= t.critical, {
-    message: 'warning must not be above critical',
-  });
-export type ThresholdOverride = z.infer<typeof ThresholdOverride>;
+/** The limits a threshold key sets: the one schema the API and the rules share (schemas/src/api.ts). */
+export const ThresholdOverride = Threshold;
+export type ThresholdOverride = Threshold;
 
 /** Metric → its rules, from the registry. */
 export const RULES_BY_METRIC: ReadonlyMap<string, readonly HazardRule[]> = (() => {

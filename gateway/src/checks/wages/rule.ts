@@ -1,7 +1,7 @@
-import type { Severity } from '../types.ts';
+import type { AlertKind, Severity } from '../types.ts';
 import type { Payment, WageFacts } from './facts.ts';
 
-export type WageKind = 'wage.unpaid' | 'wage.ghost' | 'wage.card_mismatch' | 'wage.shared_card' | 'wage.underpaid';
+export type WageKind = Extract<AlertKind, `wage.${string}`>;
 
 /**
  * When a rule's findings can be told: `always` (facts of payments and registrations already made,
