@@ -2,6 +2,7 @@ import Database from 'better-sqlite3';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AuditTrail } from '../audit/auditTrail.ts';
 import type { RaiseSignal } from '../checks/types.ts';
+import { Transactions } from '../state/transactions.ts';
 import { AlertStore, type AlertEvent } from './alertStore.ts';
 
 const T0 = Date.parse('2026-09-01T02:00:00Z');
@@ -33,6 +34,32 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     expect(up).toMatchObject({ id: a.id, severity: 'critical', level: 1, state: 'open', openedAt: T0 });
     expect(store.apply(raise({ severity: 'warning' }))!.severity).toBe('critical');
     expect(events.map((e) => e.type)).toEqual(['opened', 'severity']);
+  });
+
+  it('tells listeners only after the commit: nothing from a transaction that rolls back, everything once one commits', () => {
+    const tx = Transactions.of(db);
+    expect(() => tx.run(() => {
+      store.apply(raise());
+      expect(events).toEqual([]); // not yet: the transaction is open
+      throw new Error('the cursor write failed');
+    })).toThrow('the cursor write failed');
+    expect(events).toEqual([]);
+    expect(store.list({ limit: 10 }).items).toEqual([]); // and the alert itself rolled back with it
+    const opened = tx.run(() => {
+      const a = store.apply(raise())!;
+      // A nested part that fails takes only its own event with it.
+      expect(() => tx.run(() => { store.apply({ type: 'clear', kind: 'hazard.threshold', siteId: 'S1', key: a.key, at: T0 + 1 }); throw new Error('inner'); })).toThrow('inner');
+      expect(events).toEqual([]);
+      return a;
+    });
+    expect(events.map((e) => [e.type, e.alert.id])).toEqual([['opened', opened.id]]);
+    expect(store.list({ limit: 10 }).items.map((a) => a.state)).toEqual(['open']);
+  });
+
+  it('refuses to change an alert inside a transaction that did not go through Transactions.run', () => {
+    expect(() => db.transaction(() => store.apply(raise()))()).toThrow(/not opened through Transactions.run/);
+    expect(events).toEqual([]);
+    expect(store.list({ limit: 10 }).items).toEqual([]);
   });
 
   it('clears when the condition ends, and the next occurrence opens a new alert', () => {

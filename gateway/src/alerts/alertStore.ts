@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock/clock.ts';
+import { Transactions } from '../state/transactions.ts';
 import type Database from 'better-sqlite3';
 import { statementCache } from '../util/statements.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
@@ -88,6 +89,7 @@ export class AlertStore {
   private readonly sql: (text: string) => Database.Statement;
 
   private readonly db: Database.Database;
+  private readonly tx: Transactions;
   private readonly audit: AuditTrail;
   private readonly now: Clock;
   private readonly listeners = new Set<(e: AlertEvent) => void>();
@@ -95,6 +97,7 @@ export class AlertStore {
 
   constructor(opts: { db: Database.Database; audit: AuditTrail; now: Clock; escalationFor?: (siteId: string) => Partial<Record<Severity, number[]>> | undefined }) {
     this.db = opts.db;
+    this.tx = Transactions.of(opts.db);
     this.sql = statementCache(opts.db);
     this.audit = opts.audit;
     this.now = opts.now;
@@ -224,7 +227,8 @@ export class AlertStore {
       ...(by ? { by } : {}), ...(note ? { note } : {}),
     }, at);
     const e: AlertEvent = { type, alert, at, ...(by ? { by } : {}), ...(note ? { note } : {}) };
-    for (const l of this.listeners) l(e);
+    // Listeners publish to the outside world: only once the change is committed (state/transactions.ts).
+    this.tx.afterCommit(() => { for (const l of this.listeners) l(e); });
   }
 
   history(id: string): AlertView['history'] {

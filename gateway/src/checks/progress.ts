@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Transactions } from '../state/transactions.ts';
 
 /**
  * Small durable counters a check keeps in state.db to restart where it stopped: a ledger cursor
@@ -32,8 +33,8 @@ export class CheckProgress {
     return new Map((this.allStmt.all(this.check) as { scope: string; value: number }[]).map((r) => [r.scope, r.value]));
   }
 
-  /** Runs `fn` in one SQLite transaction on the state database (alert changes + progress). */
+  /** Runs `fn` in one SQLite transaction on the state database (alert changes + progress); alert events go out after the commit. */
   atomically<T>(fn: () => T): T {
-    return this.db.transaction(fn)();
+    return Transactions.of(this.db).run(fn);
   }
 }

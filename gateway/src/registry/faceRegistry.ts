@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import type { Clock } from '../clock/clock.ts';
+import { Transactions } from '../state/transactions.ts';
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
@@ -138,7 +139,7 @@ export class FaceRegistry {
       siteId, workerId, embedding: result.embedding, photoSha256, modelId: result.modelId,
       faceSizePx: Math.round(result.face.sizePx), enrolledAt: this.o.now(),
     };
-    this.o.db.transaction(() => {
+    Transactions.of(this.o.db).run(() => {
       this.o.db.prepare(`INSERT INTO faces (site_id, worker_id, embedding, photo_sha256, model_id, face_px, enrolled_at) VALUES (?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(site_id, worker_id) DO UPDATE SET embedding = excluded.embedding, photo_sha256 = excluded.photo_sha256,
           model_id = excluded.model_id, face_px = excluded.face_px, enrolled_at = excluded.enrolled_at`)
@@ -147,7 +148,7 @@ export class FaceRegistry {
         siteId, workerId, photoSha256, modelId: enrolment.modelId, faceSizePx: enrolment.faceSizePx, by,
         ...(previous ? { replaces: previous.photoSha256 } : {}),
       }, enrolment.enrolledAt);
-    })();
+    });
     this.cache.set(`${siteId}/${workerId}`, enrolment);
     return { enrolment, created: !previous };
   }

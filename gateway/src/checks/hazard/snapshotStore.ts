@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { Transactions } from '../../state/transactions.ts';
 
 /**
  * Where the hazard check keeps what it needs to restart exactly (state.db, tables of its own):
@@ -40,17 +41,17 @@ export class HazardSnapshotStore {
 
   /** Writes the changed sites' documents and moves `snapshot_seq`, atomically. */
   save(seq: number, docs: { siteId: string; doc: string }[], at: number): void {
-    this.db.transaction(() => {
+    Transactions.of(this.db).run(() => {
       for (const d of docs) this.putDoc.run(d.siteId, d.doc, at);
       this.putSnapshotSeq.run(seq);
-    })();
+    });
   }
 
   /** Runs `apply` (alert-store changes) and records `seq` as applied, in one transaction. */
   inTransaction(seq: number, apply: () => void): void {
-    this.db.transaction(() => {
+    Transactions.of(this.db).run(() => {
       apply();
       this.putAppliedSeq.run(seq);
-    })();
+    });
   }
 }
