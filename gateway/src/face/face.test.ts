@@ -368,8 +368,8 @@ describe('FacePool', () => {
       expect((await p2.analyze(caller)).ok).toBe(true);
       expect(caller.equals(jpeg)).toBe(true); // the caller's buffer is not detached or modified
       // simulate a crash of the only worker (test-only access to internals)
-      const slots = (p2 as unknown as { slots: { worker: { terminate(): Promise<number> } }[] }).slots;
-      await slots[0].worker.terminate();
+      const slots = (p2 as unknown as { slots: { rpc: { worker: { terminate(): Promise<number> } } }[] }).slots;
+      await slots[0].rpc.worker.terminate();
       const r = await p2.analyze(jpeg); // queued until the replacement worker is ready
       expect(r.ok).toBe(true);
       expect(p2.stats()).toMatchObject({ workers: 1, queueDepth: 0 });
@@ -379,7 +379,7 @@ describe('FacePool', () => {
   });
 
   it('fails fast when the models cannot be loaded', async () => {
-    await expect(FacePool.create({ workers: 1, modelsDir: '/nonexistent/models' })).rejects.toThrow(/failed to load models/);
+    await expect(FacePool.create({ workers: 1, modelsDir: '/nonexistent/models' })).rejects.toThrow(/face worker could not start: .*nonexistent/);
     await expect(FaceEngine.load('/nonexistent/models')).rejects.toThrow();
   });
 

@@ -8,14 +8,13 @@
  *   dropped, callers simply wait. Back-pressure is the caller's business (see stats().queueDepth).
  * - A worker that crashes fails only its in-flight job and is replaced.
  *
- * Workers run TypeScript through util/startWorker.ts (worker threads do not inherit tsx's loader).
+ * Workers speak util/workerRpc.ts (ready, request ids, timeouts, death reported once).
  *
  * sharp and onnxruntime-node are loaded in the main thread before any worker starts: sharp's docs
  * require it (otherwise libvips can be unloaded when a worker exits and crash the process).
  */
 import os from 'node:os';
-import type { Worker } from 'node:worker_threads';
-import { startWorker } from '../util/startWorker.ts';
+import { RpcWorker } from '../util/workerRpc.ts';
 import sharp from 'sharp';
 import * as ort from 'onnxruntime-node';
 import {
@@ -30,7 +29,7 @@ import {
   type VerifyOptions,
   type VerifyResult,
 } from './faceEngine.ts';
-import type { FaceWorkerData, ToWorker } from './faceWorker.ts';
+import type { AnalyzeRequest, FaceWorkerData } from './faceWorker.ts';
 
 // Keep the native libraries referenced from the main thread (see header).
 void sharp.versions;
@@ -76,22 +75,13 @@ interface Job {
 }
 
 interface Slot {
-  worker: Worker;
-  ready: boolean;
+  rpc: RpcWorker<AnalyzeRequest, FaceAnalysis>;
   job: Job | null;
-  /** Watchdog of the current start or job: a worker that never answers is replaced. */
-  timer?: NodeJS.Timeout;
 }
 
 /** A worker that has not loaded its models, or not answered one photo, in this time is replaced. */
 const START_TIMEOUT_MS = 60_000;
 const JOB_TIMEOUT_MS = 60_000;
-
-type FromWorker =
-  | { type: 'ready' }
-  | { type: 'init_error'; message: string }
-  | { type: 'result'; id: number; result: FaceAnalysis }
-  | { type: 'error'; id: number; message: string };
 
 const WORKER_URL = new URL('./faceWorker.ts', import.meta.url);
 const MAX_CONSECUTIVE_SPAWN_FAILURES = 3;
@@ -128,67 +118,31 @@ export class FacePool implements FaceAnalyzer {
     return pool;
   }
 
-  private spawn(): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const worker = startWorker(WORKER_URL, this.data, { name: 'face' });
-      const slot: Slot = { worker, ready: false, job: null };
-      this.slots.push(slot);
-      let settled = false;
-      slot.timer = setTimeout(() => {
-        if (settled) return;
-        settled = true;
-        reject(new Error(`face worker did not load its models within ${START_TIMEOUT_MS / 1000} s`));
-        void worker.terminate(); // its exit counts as a failed start and is replaced
-      }, START_TIMEOUT_MS);
-      slot.timer.unref();
-      worker.on('message', (msg: FromWorker) => {
-        switch (msg.type) {
-          case 'ready':
-            clearTimeout(slot.timer);
-            slot.ready = true;
-            this.spawnFailures = 0;
-            settled = true;
-            resolve();
-            this.pump();
-            break;
-          case 'init_error':
-            settled = true;
-            reject(new Error(`face worker failed to load models: ${msg.message}`));
-            void worker.terminate();
-            break;
-          case 'result':
-          case 'error':
-            this.finish(slot, msg);
-            break;
-        }
+  /** One more worker: it must load its models within START_TIMEOUT_MS and answer each photo within JOB_TIMEOUT_MS, or it is replaced. */
+  private async spawn(): Promise<void> {
+    let rpc: RpcWorker<AnalyzeRequest, FaceAnalysis>;
+    try {
+      rpc = await RpcWorker.start<AnalyzeRequest, FaceAnalysis>(WORKER_URL, {
+        name: 'face', data: this.data, startTimeoutMs: START_TIMEOUT_MS, callTimeoutMs: JOB_TIMEOUT_MS,
       });
-      worker.on('error', (err) => {
-        if (!settled) {
-          settled = true;
-          reject(err);
-        }
-        this.onWorkerDeath(slot, err);
-      });
-      worker.on('exit', (code) => {
-        if (!settled) {
-          settled = true;
-          reject(new Error(`face worker exited during start (code ${code})`));
-        }
-        this.onWorkerDeath(slot, new Error(`face worker exited (code ${code})`));
-      });
-    });
+    } catch (err) {
+      this.onStartFailure(err as Error);
+      throw err;
+    }
+    if (this.closed) {
+      await rpc.close();
+      return;
+    }
+    const slot: Slot = { rpc, job: null };
+    this.slots.push(slot);
+    this.spawnFailures = 0;
+    rpc.onDeath((err) => this.onWorkerDeath(slot, err));
+    this.pump();
   }
 
-  private onWorkerDeath(slot: Slot, err: Error): void {
-    clearTimeout(slot.timer);
-    const idx = this.slots.indexOf(slot);
-    if (idx < 0) return; // already handled (error + exit both fire)
-    this.slots.splice(idx, 1);
-    const job = slot.job;
-    slot.job = null;
-    if (job) job.reject(new Error(`face analysis failed: ${err.message}`));
+  private onStartFailure(err: Error): void {
     if (this.closed) return;
-    if (!slot.ready) this.spawnFailures++;
+    this.spawnFailures++;
     if (this.spawnFailures >= MAX_CONSECUTIVE_SPAWN_FAILURES) {
       // Workers cannot even start: fail waiting callers instead of leaving them hanging forever.
       if (this.slots.length === 0) this.failQueued(new Error(`face workers keep failing to start: ${err.message}`));
@@ -197,42 +151,48 @@ export class FacePool implements FaceAnalyzer {
     this.spawn().catch(() => undefined);
   }
 
+  private onWorkerDeath(slot: Slot, err: Error): void {
+    const idx = this.slots.indexOf(slot);
+    if (idx < 0) return;
+    this.slots.splice(idx, 1);
+    const job = slot.job;
+    slot.job = null;
+    if (job) job.reject(new Error(`face analysis failed: ${err.message}`));
+    if (this.closed) return;
+    this.spawn().catch(() => undefined);
+  }
+
   private failQueued(err: Error): void {
     for (const job of this.queue.splice(0)) job.reject(err);
   }
 
-  private finish(slot: Slot, msg: Extract<FromWorker, { type: 'result' | 'error' }>): void {
-    clearTimeout(slot.timer);
-    const job = slot.job;
-    slot.job = null;
-    if (job && job.id === msg.id) {
-      const now = performance.now();
-      const ok = msg.type === 'result';
-      try {
-        this.opts.onLatency?.(now - job.enqueuedAt, { queuedMs: job.startedAt - job.enqueuedAt, runMs: now - job.startedAt, ok });
-      } catch {
-        /* observer errors must not break the pool */
-      }
-      if (msg.type === 'result') job.resolve(msg.result);
-      else job.reject(new Error(`face analysis failed: ${msg.message}`));
+  private finish(slot: Slot, job: Job, outcome: { result: FaceAnalysis } | { error: Error }): void {
+    if (slot.job === job) slot.job = null;
+    const now = performance.now();
+    const ok = 'result' in outcome;
+    try {
+      this.opts.onLatency?.(now - job.enqueuedAt, { queuedMs: job.startedAt - job.enqueuedAt, runMs: now - job.startedAt, ok });
+    } catch {
+      /* observer errors must not break the pool */
     }
+    if ('result' in outcome) job.resolve(outcome.result);
+    else job.reject(new Error(`face analysis failed: ${outcome.error.message}`));
     this.pump();
   }
 
   private pump(): void {
     for (const slot of this.slots) {
       if (this.queue.length === 0) return;
-      if (!slot.ready || slot.job) continue;
+      if (slot.job || !slot.rpc.alive) continue;
       const job = this.queue.shift()!;
       slot.job = job;
       job.startedAt = performance.now();
-      const msg: ToWorker = { type: 'analyze', id: job.id, jpeg: job.jpeg };
-      const worker = slot.worker;
-      // A stuck analysis (native code that never returns) fails its job and replaces the worker.
-      slot.timer = setTimeout(() => void worker.terminate(), JOB_TIMEOUT_MS);
-      slot.timer.unref();
-      // job.jpeg is the pool's own copy (see analyze), so its buffer can be transferred.
-      slot.worker.postMessage(msg, [job.jpeg.buffer as ArrayBuffer]);
+      // job.jpeg is the pool's own copy (see analyze), so its buffer can be transferred. A stuck
+      // analysis (native code that never returns) times out, fails its job and replaces the worker.
+      slot.rpc.call({ jpeg: job.jpeg }, [job.jpeg.buffer as ArrayBuffer]).then(
+        (result) => this.finish(slot, job, { result }),
+        (error: Error) => { if (slot.rpc.alive) this.finish(slot, job, { error }); },
+      );
     }
   }
 
@@ -279,19 +239,6 @@ export class FacePool implements FaceAnalyzer {
       s.job?.reject(new Error('face pool closed before the analysis finished'));
       s.job = null;
     }
-    await Promise.all(
-      slots.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            const t = setTimeout(() => void s.worker.terminate().finally(resolve), 2_000);
-            s.worker.once('exit', () => {
-              clearTimeout(t);
-              resolve();
-            });
-            if (s.ready) s.worker.postMessage({ type: 'close' } satisfies ToWorker);
-            else void s.worker.terminate();
-          }),
-      ),
-    );
+    await Promise.all(slots.map((s) => s.rpc.close()));
   }
 }

@@ -5,13 +5,11 @@
  * Started by FacePool through util/startWorker.ts, which registers tsx inside the worker (on Node 20
  * a worker thread does not inherit the parent's tsx loader hooks, under `npx tsx` or vitest).
  *
- * Protocol (parent → worker): { type: 'analyze', id, jpeg: Uint8Array } | { type: 'close' }
- *           (worker → parent): { type: 'ready' } | { type: 'init_error', message }
- *                              | { type: 'result', id, result: FaceAnalysis } | { type: 'error', id, message }
+ * Protocol: util/workerRpc.ts, one request `{ jpeg }` → a FaceAnalysis (its embedding transferred).
  */
 import os from 'node:os';
-import { parentPort, workerData } from 'node:worker_threads';
-import { FaceEngine, type FaceEngineOptions } from './faceEngine.ts';
+import { serveRpc, Transfer } from '../util/workerRpc.ts';
+import { FaceEngine, type FaceAnalysis, type FaceEngineOptions } from './faceEngine.ts';
 
 export interface FaceWorkerData {
   modelsDir: string;
@@ -20,40 +18,23 @@ export interface FaceWorkerData {
   niceness?: number;
 }
 
-export type ToWorker = { type: 'analyze'; id: number; jpeg: Uint8Array } | { type: 'close' };
+export interface AnalyzeRequest { jpeg: Uint8Array }
 
-async function main(): Promise<void> {
-  const port = parentPort;
-  if (!port) throw new Error('faceWorker must run in a worker thread');
-  const data = workerData as FaceWorkerData;
-  // On Linux a thread's nice value is its own (setpriority on the calling task), and threads it
-  // starts inherit it; elsewhere it would renice the whole process, so it is left alone there.
-  if (process.platform === 'linux' && data.niceness) {
-    try { os.setPriority(0, data.niceness); } catch { /* not permitted: run at normal priority */ }
-  }
-  let engine: FaceEngine;
-  try {
-    engine = await FaceEngine.load(data.modelsDir, data.engine);
-  } catch (err) {
-    port.postMessage({ type: 'init_error', message: err instanceof Error ? err.message : String(err) });
-    return;
-  }
-  port.on('message', (msg: ToWorker) => {
-    if (msg.type === 'close') {
-      void engine.close().finally(() => port.close());
-      return;
+let engine: FaceEngine;
+
+void serveRpc<AnalyzeRequest, FaceAnalysis, FaceWorkerData>({
+  async init(data) {
+    // On Linux a thread's nice value is its own (setpriority on the calling task), and threads it
+    // starts inherit it; elsewhere it would renice the whole process, so it is left alone there.
+    if (process.platform === 'linux' && data.niceness) {
+      try { os.setPriority(0, data.niceness); } catch { /* not permitted: run at normal priority */ }
     }
-    const jpeg = Buffer.from(msg.jpeg.buffer, msg.jpeg.byteOffset, msg.jpeg.byteLength);
-    engine.analyze(jpeg).then(
-      (result) => {
-        // Transfer the embedding's buffer instead of copying it.
-        const transfer = result.ok ? [result.embedding.buffer as ArrayBuffer] : [];
-        port.postMessage({ type: 'result', id: msg.id, result }, transfer);
-      },
-      (err: unknown) => port.postMessage({ type: 'error', id: msg.id, message: err instanceof Error ? err.message : String(err) }),
-    );
-  });
-  port.postMessage({ type: 'ready' });
-}
-
-void main();
+    engine = await FaceEngine.load(data.modelsDir, data.engine);
+  },
+  async handle({ jpeg }) {
+    const result = await engine.analyze(Buffer.from(jpeg.buffer, jpeg.byteOffset, jpeg.byteLength));
+    // Transfer the embedding's buffer instead of copying it.
+    return new Transfer(result, result.ok ? [result.embedding.buffer as ArrayBuffer] : []);
+  },
+  close: () => engine.close(),
+});

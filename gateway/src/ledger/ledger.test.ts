@@ -59,4 +59,24 @@ describe('Ledger group commit under a burst', () => {
     expect(groups.length).toBeLessThanOrEqual(2); // below the burst size nothing is split
     await ledger.close();
   });
+
+  it('fails stop when the writer thread dies: nothing in flight or after it is acknowledged, and the owner is told once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
+    dirs.push(dir);
+    const fatal: string[] = [];
+    const ledger = await Ledger.open(dir, { onFatal: (e) => fatal.push(e.message) });
+    await ledger.append(reading('d1', 'before', 1));
+    const writer = (ledger as unknown as { worker: { worker: { terminate(): Promise<number> } } }).worker.worker;
+    const inFlight = Array.from({ length: 20 }, (_, i) => ledger.append(reading('d1', `w${i}`, 2 + i)));
+    await writer.terminate();
+    const settled = await Promise.allSettled(inFlight);
+    // Those committed before the writer went are acknowledged; from the first failure on, none is.
+    const firstRejected = settled.findIndex((r) => r.status === 'rejected');
+    expect(firstRejected).toBeGreaterThanOrEqual(0);
+    expect(settled.slice(firstRejected).every((r) => r.status === 'rejected')).toBe(true);
+    await expect(ledger.append(reading('d1', 'after', 99))).rejects.toThrow(/exited|terminated/);
+    expect(fatal).toHaveLength(1);
+    expect(ledger.readAfter(0, 100).map((r) => r.msgId)).toEqual(['before', ...settled.slice(0, firstRejected).map((_, i) => `w${i}`)]);
+    await ledger.close();
+  });
 });

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { startWorker } from '../util/startWorker.ts';
+import { RpcWorker } from '../util/workerRpc.ts';
 import type { AppendReply, AppendRequest } from './ledgerWorker.ts';
 import type { AppendResult, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from './types.ts';
 
@@ -49,7 +48,7 @@ const toStored = (r: Row): StoredRecord => ({
 export class Ledger {
   readonly file: string;
   readonly evidenceDir: string;
-  private readonly worker: Worker;
+  private readonly worker: RpcWorker<AppendRequest, AppendReply>;
   private readonly reader: Database.Database;
   private pending: Pending[] = [];
   private pendingFiles: EvidenceFile[] = [];
@@ -64,7 +63,7 @@ export class Ledger {
   private committedSeq: number;
   private readonly commitListeners = new Set<(records: StoredRecord[]) => void>();
 
-  private constructor(file: string, evidenceDir: string, worker: Worker, reader: Database.Database, opts: LedgerOptions) {
+  private constructor(file: string, evidenceDir: string, worker: RpcWorker<AppendRequest, AppendReply>, reader: Database.Database, opts: LedgerOptions) {
     this.file = file;
     this.evidenceDir = evidenceDir;
     this.worker = worker;
@@ -73,13 +72,7 @@ export class Ledger {
     this.maxGroup = opts.maxGroup ?? 5000;
     this.burstGroup = opts.burstGroup ?? 500;
     this.committedSeq = (reader.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s;
-    worker.on('message', (m: AppendReply | { closed: true }) => {
-      if ('id' in m) this.settle(m);
-    });
-    worker.on('error', (e) => this.fail(e));
-    worker.on('exit', (code) => {
-      if (!this.closed) this.fail(new Error(`ledger writer exited with code ${code}`));
-    });
+    worker.onDeath((e) => this.fail(e));
   }
 
   static async open(dataDir: string, opts: LedgerOptions = {}): Promise<Ledger> {
@@ -87,14 +80,7 @@ export class Ledger {
     const file = path.join(dataDir, 'ledger.db');
     const evidenceDir = path.join(dataDir, 'evidence');
     fs.mkdirSync(evidenceDir, { recursive: true });
-    const worker = startWorker(new URL('./ledgerWorker.ts', import.meta.url), { dbFile: file, evidenceDir });
-    await new Promise<void>((resolve, reject) => {
-      const onMessage = (m: { ready?: boolean }) => { if (m.ready) { cleanup(); resolve(); } };
-      const onError = (e: Error) => { cleanup(); reject(e); };
-      const cleanup = () => { worker.off('message', onMessage); worker.off('error', onError); };
-      worker.on('message', onMessage);
-      worker.on('error', onError);
-    });
+    const worker = await RpcWorker.start<AppendRequest, AppendReply>(new URL('./ledgerWorker.ts', import.meta.url), { name: 'ledger', data: { dbFile: file, evidenceDir } });
     const reader = new Database(file, { readonly: true, fileMustExist: true });
     reader.pragma('busy_timeout = 5000');
     return new Ledger(file, evidenceDir, worker, reader, opts);
@@ -158,18 +144,20 @@ export class Ledger {
     this.pendingFiles = [];
     const id = this.nextId++;
     this.inflight.set(id, group);
-    const req: AppendRequest = { id, records: group.map((p) => p.record), files };
-    this.worker.postMessage(req);
+    this.worker.call({ records: group.map((p) => p.record), files }).then(
+      (reply) => this.settle(id, reply),
+      (err: Error) => {
+        const failed = this.inflight.get(id) ?? [];
+        this.inflight.delete(id);
+        this.fail(new Error(`ledger commit failed: ${err.message}`), failed);
+      },
+    );
   }
 
-  private settle(reply: AppendReply): void {
-    const group = this.inflight.get(reply.id);
+  private settle(id: number, reply: AppendReply): void {
+    const group = this.inflight.get(id);
     if (!group) return;
-    this.inflight.delete(reply.id);
-    if (reply.error || !reply.seqs) {
-      this.fail(new Error(`ledger commit failed: ${reply.error}`), group);
-      return;
-    }
+    this.inflight.delete(id);
     this.opts.onCommit?.({ records: group.length, commitMs: reply.commitMs, fileMs: reply.fileMs });
     const committed: StoredRecord[] = [];
     reply.seqs.forEach((seq, i) => {
@@ -265,12 +253,7 @@ export class Ledger {
     if (this.closed) return;
     await this.drained();
     this.closed = true;
-    await new Promise<void>((resolve) => {
-      const t = setTimeout(resolve, 2000);
-      this.worker.once('message', () => { clearTimeout(t); resolve(); });
-      this.worker.postMessage({ close: true });
-    });
-    await this.worker.terminate();
+    await this.worker.close();
     this.reader.close();
   }
 }

@@ -2,14 +2,15 @@
  * The ledger's single writer, on its own thread so that an fsync never stalls the broker or the
  * API: while one group commit is on disk, the main thread parses and validates the next group.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { persistEvidence } from './evidence.ts';
 import { LEDGER_SCHEMA } from './schema.ts';
 import type { EvidenceFile, LedgerRecord } from './types.ts';
+import { serveRpc } from '../util/workerRpc.ts';
 
-export interface AppendRequest { id: number; records: LedgerRecord[]; files: EvidenceFile[] }
-export interface AppendReply { id: number; seqs?: (number | null)[]; error?: string; commitMs: number; fileMs: number }
+export interface AppendRequest { records: LedgerRecord[]; files: EvidenceFile[] }
+export interface AppendReply { seqs: (number | null)[]; commitMs: number; fileMs: number }
 
 const { dbFile, evidenceDir } = workerData as { dbFile: string; evidenceDir: string };
 
@@ -41,27 +42,21 @@ const appendAll = db.transaction((records: LedgerRecord[]) =>
  */
 let broken: string | undefined;
 
-parentPort!.on('message', (req: AppendRequest | { close: true }) => {
-  if ('close' in req) {
+void serveRpc<AppendRequest, AppendReply>({
+  handle(req) {
+    if (broken) throw new Error(`an earlier group failed: ${broken}`);
+    const t0 = performance.now();
+    try {
+      persistEvidence(evidenceDir, req.files);
+      const t1 = performance.now();
+      const seqs = appendAll(req.records);
+      return { seqs, fileMs: t1 - t0, commitMs: performance.now() - t1 };
+    } catch (e) {
+      broken = (e as Error).message;
+      throw e;
+    }
+  },
+  close() {
     db.close();
-    parentPort!.postMessage({ closed: true });
-    return;
-  }
-  if (broken) {
-    parentPort!.postMessage({ id: req.id, error: `an earlier group failed: ${broken}`, fileMs: 0, commitMs: 0 } satisfies AppendReply);
-    return;
-  }
-  const t0 = performance.now();
-  let reply: AppendReply;
-  try {
-    persistEvidence(evidenceDir, req.files);
-    const t1 = performance.now();
-    const seqs = appendAll(req.records);
-    reply = { id: req.id, seqs, fileMs: t1 - t0, commitMs: performance.now() - t1 };
-  } catch (e) {
-    broken = (e as Error).message;
-    reply = { id: req.id, error: (e as Error).stack ?? String(e), fileMs: 0, commitMs: performance.now() - t0 };
-  }
-  parentPort!.postMessage(reply);
+  },
 });
-parentPort!.postMessage({ ready: true });
