@@ -31,6 +31,7 @@ import { InfluxV2Sink } from './sinks/influxV2.ts';
 import type { DeviceKindOf } from './sinks/points.ts';
 import type { Sink } from './sinks/sink.ts';
 import { SinkRunner } from './sinks/sinkRunner.ts';
+import { SinkStateStore } from './sinks/sinkState.ts';
 import { LiveState } from './state/liveState.ts';
 import { LiveHub } from './live/liveHub.ts';
 
@@ -119,8 +120,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const live = new LiveState(ledger);
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
+  const sinkState = new SinkStateStore(registry.db);
   const sinks = [...configuredSinks(config, (deviceId) => registry.device(deviceId)?.kind), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
-    sink, ledger, registry, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
+    sink, ledger, state: sinkState, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);
   const audit = new AuditTrail(registry.db);
@@ -152,7 +154,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks, liveHub, faces,
+    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, logger, now, alerts, audit, checks, liveHub, faces,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 

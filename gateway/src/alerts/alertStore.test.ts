@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openStateDb } from '../state/stateDb.ts';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AuditTrail } from '../audit/auditTrail.ts';
 import type { RaiseSignal } from '../checks/types.ts';
@@ -19,7 +20,7 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
   let events: AlertEvent[];
 
   beforeEach(() => {
-    db = new Database(':memory:');
+    db = openStateDb(':memory:');
     now = T0 + 60_000;
     audit = new AuditTrail(db);
     store = new AlertStore({ db, audit, now: () => now });
@@ -154,7 +155,7 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
 
 describe('audit trail inside a transaction that rolls back', () => {
   it('keeps the chain whole: the next entry links to the last one that committed', () => {
-    const db = new Database(':memory:');
+    const db = openStateDb(':memory:');
     const audit = new AuditTrail(db);
     audit.append('t.one', 's', { n: 1 }, 1);
     expect(() => db.transaction(() => { audit.append('t.two', 's', { n: 2 }, 2); throw new Error('abort'); })()).toThrow('abort');

@@ -49,16 +49,6 @@ const RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
 /** Escalation limits (三级督办, domain.md "Escalation"): seconds unacknowledged at level 1, then 2. */
 export const DEFAULT_ESCALATION_S: Record<Severity, number[]> = { critical: [1800, 7200], warning: [86_400, 259_200], info: [] };
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS alerts (
-  id TEXT PRIMARY KEY, site_id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL,
-  severity TEXT NOT NULL, level INTEGER NOT NULL, state TEXT NOT NULL, subject TEXT NOT NULL,
-  opened_at INTEGER NOT NULL, recorded_at INTEGER NOT NULL, message TEXT NOT NULL, evidence TEXT NOT NULL,
-  withdrawn INTEGER NOT NULL DEFAULT 0, level_since INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS alerts_by_opened ON alerts (opened_at, id);
-CREATE INDEX IF NOT EXISTS alerts_by_key ON alerts (key, opened_at);
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active_per_key ON alerts (key) WHERE state IN ('open', 'acked');
-`;
 
 const fromRow = (r: Record<string, unknown>): AlertRecord => ({
   id: r.id as string, siteId: r.site_id as string, kind: r.kind as AlertKind, key: r.key as string,
@@ -102,7 +92,6 @@ export class AlertStore {
     this.audit = opts.audit;
     this.now = opts.now;
     this.escalationFor = opts.escalationFor ?? (() => undefined);
-    this.db.exec(SCHEMA);
   }
 
   onEvent(listener: (e: AlertEvent) => void): () => void {

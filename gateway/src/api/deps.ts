@@ -11,6 +11,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { SinkRunner } from '../sinks/sinkRunner.ts';
+import type { SinkStateStore } from '../sinks/sinkState.ts';
 import type { LiveState } from '../state/liveState.ts';
 
 /** Everything the HTTP routes use, handed in as one object (style.md §7). */
@@ -21,6 +22,8 @@ export interface ApiDeps {
   broker: Broker;
   live: LiveState;
   sinks: SinkRunner[];
+  /** Sink cursors and dead letters. */
+  sinkState: SinkStateStore;
   alerts: AlertStore;
   liveHub: LiveHub;
   audit: AuditTrail;

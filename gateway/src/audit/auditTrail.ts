@@ -45,10 +45,6 @@ export class AuditTrail {
   constructor(db: Database.Database) {
     this.db = db;
     this.sql = statementCache(db);
-    db.exec(`CREATE TABLE IF NOT EXISTS audit_log (
-      seq INTEGER PRIMARY KEY, at INTEGER NOT NULL, type TEXT NOT NULL, subject TEXT NOT NULL,
-      data TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-      CREATE INDEX IF NOT EXISTS audit_by_subject ON audit_log (subject, seq);`);
     this.lastStmt = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
     this.insert = db.prepare('INSERT INTO audit_log (seq, at, type, subject, data, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)');
   }

@@ -13,8 +13,6 @@ export class CheckProgress {
   private readonly allStmt: Database.Statement;
 
   constructor(readonly db: Database.Database, private readonly check: string) {
-    db.exec(`CREATE TABLE IF NOT EXISTS check_progress (
-      check_name TEXT NOT NULL, scope TEXT NOT NULL, value INTEGER NOT NULL, PRIMARY KEY (check_name, scope))`);
     this.getStmt = db.prepare('SELECT value FROM check_progress WHERE check_name = ? AND scope = ?');
     this.putStmt = db.prepare(`INSERT INTO check_progress (check_name, scope, value) VALUES (?, ?, ?)
       ON CONFLICT(check_name, scope) DO UPDATE SET value = excluded.value`);

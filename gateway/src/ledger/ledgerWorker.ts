@@ -5,7 +5,8 @@
 import { workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { persistEvidence } from './evidence.ts';
-import { LEDGER_SCHEMA } from './schema.ts';
+import { migrate } from '../state/migrations.ts';
+import { LEDGER_MIGRATIONS } from './schema.ts';
 import type { EvidenceFile, LedgerRecord } from './types.ts';
 import { serveRpc } from '../util/workerRpc.ts';
 
@@ -19,7 +20,7 @@ db.pragma('journal_mode = WAL');
 // FULL: every commit fsyncs the WAL, so a PUBACK sent after it survives kill -9 and power loss.
 db.pragma('synchronous = FULL');
 db.pragma('busy_timeout = 5000');
-db.exec(LEDGER_SCHEMA);
+migrate(db, LEDGER_MIGRATIONS, 'ledger.db');
 
 const insert = db.prepare(
   `INSERT INTO records (dedupe_key, site_id, device_id, kind, msg_id, ts, received_at, body)

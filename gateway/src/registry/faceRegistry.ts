@@ -44,12 +44,6 @@ export interface FaceRegistryOptions {
   analyzer?: FaceAnalyzerHandle;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS faces (
-  site_id TEXT NOT NULL, worker_id TEXT NOT NULL, embedding BLOB NOT NULL, photo_sha256 TEXT NOT NULL,
-  model_id TEXT NOT NULL, face_px REAL NOT NULL, enrolled_at INTEGER NOT NULL,
-  PRIMARY KEY (site_id, worker_id));
-`;
 
 const toBlob = (e: Float32Array) => Buffer.from(e.buffer, e.byteOffset, e.byteLength);
 const fromBlob = (b: Buffer) => new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
@@ -68,7 +62,6 @@ export class FaceRegistry {
 
   constructor(o: FaceRegistryOptions) {
     this.o = o;
-    o.db.exec(SCHEMA);
   }
 
   /** The worker pool, started on first call (a failed start is retried on the next call). */

@@ -6,6 +6,7 @@ import type { DeviceKind, KeyRole, Role, SiteBody, SiteSettings, TokenScope, Wor
 import { SitegateError } from '../errors.ts';
 import { cardFingerprint, hashSecret, installationKey, newSecret, tokenHash, verifySecret } from './secrets.ts';
 import type { Clock } from '../clock/clock.ts';
+import { openStateDb } from '../state/stateDb.ts';
 
 export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
 export const DEFAULT_WORKDAYS = [1, 2, 3, 4, 5, 6];
@@ -47,22 +48,6 @@ export interface Token {
   label?: string;
 }
 
-const STATE_SCHEMA = `
-CREATE TABLE IF NOT EXISTS sites (site_id TEXT PRIMARY KEY, doc TEXT NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS workers (
-  site_id TEXT NOT NULL, worker_id TEXT NOT NULL, doc TEXT NOT NULL, card_hash TEXT, updated_at INTEGER NOT NULL,
-  PRIMARY KEY (site_id, worker_id));
-CREATE INDEX IF NOT EXISTS workers_by_card ON workers (card_hash) WHERE card_hash IS NOT NULL;
-CREATE TABLE IF NOT EXISTS devices (
-  device_id TEXT PRIMARY KEY, site_id TEXT NOT NULL, kind TEXT NOT NULL, interval_s REAL,
-  secret_hash TEXT NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS tokens (
-  id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL, scope TEXT, label TEXT,
-  expires_at INTEGER, revoked_at INTEGER, created_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS sink_cursors (sink TEXT PRIMARY KEY, seq INTEGER NOT NULL, updated_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-  id INTEGER PRIMARY KEY, sink TEXT NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, error TEXT NOT NULL, at INTEGER NOT NULL);
-`;
 
 /**
  * Sites, workers, devices and API tokens, plus small operational state (sink cursors, dead
@@ -80,12 +65,8 @@ export class Registry {
   private tokensByHash = new Map<string, Token & { revoked: boolean }>();
   private readonly now: Clock;
 
-  constructor(dataDir: string, opts: { scryptN?: number; now: Clock }) {
-    fs.mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(path.join(dataDir, 'state.db'));
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.exec(STATE_SCHEMA);
+  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: Database.Database }) {
+    this.db = opts.db ?? openStateDb(dataDir);
     this.cardKey = installationKey(dataDir, 'card-hmac.key');
     this.scryptN = opts.scryptN ?? 16384;
     this.now = opts.now;

@@ -16,6 +16,7 @@ import { Registry } from '../registry/registry.ts';
 import { toLines } from './influxLineProtocol.ts';
 import { SinkError, type Sink } from './sink.ts';
 import { SinkRunner, type SinkRunnerOptions } from './sinkRunner.ts';
+import { SinkStateStore } from './sinkState.ts';
 
 /** A sink whose answer to each write is decided by the test. */
 class ScriptedSink implements Sink {
@@ -62,7 +63,7 @@ function reading(i: number, metrics: Record<string, number> = { pm10: i + 0.5 })
 }
 
 function start(sink: Sink, opts: Partial<SinkRunnerOptions> = {}): SinkRunner {
-  runner = new SinkRunner({ sink, ledger, registry, metrics: createMetrics(), logger: pino({ level: 'silent' }), now: () => ts0, flushMs: 1, ...opts });
+  runner = new SinkRunner({ sink, ledger, state: new SinkStateStore(registry.db), metrics: createMetrics(), logger: pino({ level: 'silent' }), now: () => ts0, flushMs: 1, ...opts });
   runner.start();
   return runner;
 }

@@ -3,13 +3,14 @@ import type { Clock } from '../clock/clock.ts';
 import type { Ledger } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Registry } from '../registry/registry.ts';
 import { SinkError, type Sink } from './sink.ts';
+import type { SinkStateStore } from './sinkState.ts';
 
 export interface SinkRunnerOptions {
   sink: Sink;
   ledger: Ledger;
-  registry: Registry;
+  /** Cursor and dead letters (state.db). */
+  state: SinkStateStore;
   metrics: Metrics;
   logger: Logger;
   /** Calendar clock (lag, dead-letter and cursor times). */
@@ -56,9 +57,8 @@ export class SinkRunner {
   constructor(opts: SinkRunnerOptions) {
     this.o = { batchSize: 5000, flushMs: 500, minBackoffMs: 250, maxBackoffMs: 30_000, maxTail: 100_000, random: Math.random, ...opts };
     this.log = opts.logger.child({ sink: opts.sink.name });
-    const row = opts.registry.db.prepare('SELECT seq FROM sink_cursors WHERE sink = ?').get(opts.sink.name) as { seq: number } | undefined;
-    this.cursor = row?.seq ?? 0;
-    this.deadLetters = (opts.registry.db.prepare('SELECT COUNT(*) AS n FROM dead_letters WHERE sink = ?').get(opts.sink.name) as { n: number }).n;
+    this.cursor = opts.state.cursor(opts.sink.name);
+    this.deadLetters = opts.state.deadLetterCount(opts.sink.name);
     this.tailFrom = opts.ledger.lastSeq + 1;
     this.unsubscribe = opts.ledger.onCommitted((records) => {
       if (this.tail.length + records.length > this.o.maxTail) {
@@ -221,10 +221,7 @@ export class SinkRunner {
   }
 
   private deadLetter(record: StoredRecord, error: string): void {
-    const db = this.o.registry.db;
-    // Once per record: a batch retried after an interrupted split meets the same refusal again.
-    if (db.prepare('SELECT 1 FROM dead_letters WHERE sink = ? AND seq = ?').get(this.name, record.seq)) return;
-    db.prepare('INSERT INTO dead_letters (sink, seq, line, error, at) VALUES (?, ?, ?, ?, ?)').run(this.name, record.seq, this.o.sink.render(record), error, this.o.now());
+    if (!this.o.state.addDeadLetter(this.name, record.seq, this.o.sink.render(record), error, this.o.now())) return;
     this.deadLetters++;
     this.o.metrics.sinkDeadLetters.inc({ sink: this.name });
     this.log.warn({ seq: record.seq, error }, 'record refused by the database; kept as a dead letter');
@@ -232,8 +229,7 @@ export class SinkRunner {
 
   private advance(seq: number, n: number): void {
     this.cursor = seq;
-    this.o.registry.db.prepare(`INSERT INTO sink_cursors (sink, seq, updated_at) VALUES (?, ?, ?)
-      ON CONFLICT(sink) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`).run(this.name, seq, this.o.now());
+    this.o.state.saveCursor(this.name, seq, this.o.now());
     this.log.trace({ cursor: seq, records: n }, 'batch confirmed');
   }
 

@@ -49,8 +49,7 @@ export function statusRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         response: { 200: z.object({ items: z.array(DeadLetter) }), ...errors },
       },
     }, async (req) => {
-      const rows = deps.registry.db.prepare('SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?').all(req.query.limit) as { id: number; sink: string; seq: number; line: string; error: string; at: number }[];
-      return { items: rows.map((r) => ({ ...r, at: iso(r.at) })) };
+      return { items: deps.sinkState.deadLetters(req.query.limit).map((r) => ({ ...r, at: iso(r.at) })) };
     });
   };
 }

@@ -18,11 +18,6 @@ export class HazardSnapshotStore {
   private readonly putAppliedSeq: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
-    db.exec(`
-      CREATE TABLE IF NOT EXISTS hazard_snapshots (site_id TEXT PRIMARY KEY, doc TEXT NOT NULL, taken_at INTEGER NOT NULL);
-      CREATE TABLE IF NOT EXISTS hazard_cursor (
-        id INTEGER PRIMARY KEY CHECK (id = 1), snapshot_seq INTEGER NOT NULL, applied_seq INTEGER NOT NULL);
-      INSERT OR IGNORE INTO hazard_cursor (id, snapshot_seq, applied_seq) VALUES (1, 0, 0);`);
     this.putDoc = db.prepare(`INSERT INTO hazard_snapshots (site_id, doc, taken_at) VALUES (?, ?, ?)
       ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, taken_at = excluded.taken_at`);
     this.putSnapshotSeq = db.prepare('UPDATE hazard_cursor SET snapshot_seq = ? WHERE id = 1');
