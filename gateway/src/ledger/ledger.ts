@@ -25,6 +25,12 @@ export interface LedgerOptions {
   burstGroup?: number;
 }
 
+/** The reads the month reports are computed from: the ledger itself, or a reader on another thread (reportReader.ts). */
+export interface LedgerReads {
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): StoredRecord[];
+  paymentsOf(siteId: string, period: string): StoredRecord[];
+}
+
 interface Row {
   seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
   msg_id: string; ts: number; received_at: number; body: string;
@@ -39,6 +45,35 @@ const toStored = (r: Row): StoredRecord => ({
 });
 
 /**
+ * The indexed report reads on one read-only connection (the main thread's, or the report
+ * reader's on its own thread). The expressions match the expression indexes of schema.ts
+ * exactly, so SQLite uses them.
+ */
+export class LedgerQueries implements LedgerReads {
+  private readonly siteKind: Database.Statement;
+  private readonly payments: Database.Statement;
+  private readonly photo: Database.Statement;
+
+  constructor(db: Database.Database) {
+    this.siteKind = db.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq');
+    this.payments = db.prepare("SELECT * FROM records WHERE site_id = ? AND kind = 'wage_payment' AND json_extract(body, '$.period') = ? ORDER BY ts, seq");
+    this.photo = db.prepare("SELECT 1 FROM records WHERE site_id = ? AND kind = 'checkin' AND json_extract(body, '$.photoSha256') = ? LIMIT 1");
+  }
+
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
+    return (this.siteKind.all(siteId, kind, from, to) as Row[]).map(toStored);
+  }
+
+  paymentsOf(siteId: string, period: string): StoredRecord[] {
+    return (this.payments.all(siteId, period) as Row[]).map(toStored);
+  }
+
+  hasCheckinPhoto(siteId: string, sha256: string): boolean {
+    return this.photo.get(siteId, sha256) !== undefined;
+  }
+}
+
+/**
  * Durable, deduplicating, append-only store of accepted messages (better-sqlite3, WAL).
  *
  * Group commit: appends made while a commit is on disk wait in `pending` and go to the writer
@@ -46,11 +81,12 @@ const toStored = (r: Row): StoredRecord => ({
  * only after its transaction committed — callers acknowledge to devices after that
  * (MQTT-4.3.2: the receiver "MUST respond with a PUBACK … having accepted ownership").
  */
-export class Ledger {
+export class Ledger implements LedgerReads {
   readonly file: string;
   readonly evidenceDir: string;
   private readonly worker: Worker;
   private readonly reader: Database.Database;
+  private readonly queries: LedgerQueries;
   private pending: Pending[] = [];
   private pendingFiles: EvidenceFile[] = [];
   private inflight: Map<number, Pending[]> = new Map();
@@ -69,6 +105,7 @@ export class Ledger {
     this.evidenceDir = evidenceDir;
     this.worker = worker;
     this.reader = reader;
+    this.queries = new LedgerQueries(reader);
     this.opts = opts;
     this.maxGroup = opts.maxGroup ?? 5000;
     this.burstGroup = opts.burstGroup ?? 500;
@@ -207,17 +244,17 @@ export class Ledger {
 
   /** Records of a site and kind with event time in [from, to), by event time. */
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
-    return (this.stmt('siteKind').all(siteId, kind, from, to) as Row[]).map(toStored);
+    return this.queries.bySiteKind(siteId, kind, from, to);
   }
 
-  /**
-   * Records of a site and kind whose body field `field` (a top-level key) equals `value`, by event
-   * time: a payment period, a photo hash. Uses the (site, kind, ts) index, then filters bodies.
-   */
-  bySiteKindField(siteId: string, kind: Exclude<RecordKind, 'reading'>, field: string, value: string | number, limit = -1): StoredRecord[] {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(field)) throw new Error(`invalid body field ${field}`);
-    return (this.reader.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= 0 AND json_extract(body, ?) = ? ORDER BY ts, seq LIMIT ?')
-      .all(siteId, kind, `$.${field}`, value, limit) as Row[]).map(toStored);
+  /** The wage payments of a site for a period (`YYYY-MM`), by paidAt: by the period index, not a scan of the site's payments. */
+  paymentsOf(siteId: string, period: string): StoredRecord[] {
+    return this.queries.paymentsOf(siteId, period);
+  }
+
+  /** Whether a check-in of the site refers to a photo: by the photo index, not a scan of the site's check-ins. */
+  hasCheckinPhoto(siteId: string, sha256: string): boolean {
+    return this.queries.hasCheckinPhoto(siteId, sha256);
   }
 
   /** Iterates every record of the given kinds in seq order without loading them all. */
@@ -232,16 +269,9 @@ export class Ledger {
   }
 
   private stmts = new Map<string, Database.Statement>();
-  private stmt(name: 'after' | 'siteKind'): Database.Statement {
+  private stmt(name: 'after'): Database.Statement {
     let s = this.stmts.get(name);
-    if (!s) {
-      s = this.reader.prepare(
-        name === 'after'
-          ? 'SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?'
-          : 'SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq',
-      );
-      this.stmts.set(name, s);
-    }
+    if (!s) this.stmts.set(name, (s = this.reader.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?')));
     return s;
   }
 

@@ -67,7 +67,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     }, async (req, reply) => {
       const { siteId, sha256 } = req.params;
       // A hash of another site's photo is answered as unknown: existence does not leak across scopes.
-      if (deps.ledger.bySiteKindField(siteId, 'checkin', 'photoSha256', sha256, 1).length === 0) throw new SitegateError('not_found', `no check-in photo ${sha256} at site ${siteId}`);
+      if (!deps.ledger.hasCheckinPhoto(siteId, sha256)) throw new SitegateError('not_found', `no check-in photo ${sha256} at site ${siteId}`);
       const bytes = readEvidence(deps.ledger.evidenceDir, sha256);
       if (!bytes) throw new SitegateError('not_found', `photo ${sha256} is referenced but not stored`);
       if (crypto.createHash('sha256').update(bytes).digest('hex') !== sha256) {
