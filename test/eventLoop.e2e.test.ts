@@ -75,6 +75,12 @@ describe('a month of history on the event loop', () => {
     const att = await g.api('GET', `/sites/${SITE}/attendance?month=2026-10`);
     expect(att.json.workers.find((w: any) => w.workerId === historyKeyStaffId(0)).days).toContain('2026-10-31');
     expect(latencies.length).toBeGreaterThan(10);
+    // The delay is measured and exported: /readyz (no token) and the Prometheus gauges.
+    const ready = await g.api('GET', '/readyz', undefined, { token: null });
+    expect(ready.json.eventLoop).toMatchObject({ p99Ms: expect.any(Number), maxMs: expect.any(Number), maxEverMs: expect.any(Number) });
+    const metrics = await g.api('GET', '/metrics');
+    expect(metrics.text).toMatch(/^sitegate_event_loop_delay_max_seconds \d/m);
+    expect(metrics.text).toMatch(/^sitegate_event_loop_delay_p99_seconds \d/m);
     expect(Math.max(...latencies), `PUBACK latencies (ms): ${latencies.map((l) => l.toFixed(0)).join(' ')}`).toBeLessThan(200);
   });
 });

@@ -21,6 +21,7 @@ import { alertsTopic } from './ingest/topics.ts';
 import { Ingestor } from './ingest/ingestor.ts';
 import { Ledger } from './ledger/ledger.ts';
 import { createLogger } from './observability/logger.ts';
+import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
@@ -101,6 +102,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const now = deps.now ?? Date.now;
   const logger = deps.logger ?? createLogger(config.SITEGATE_LOG_LEVEL);
   const metrics = createMetrics();
+  const loop = new EventLoopMonitor();
   fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
   const registry = new Registry(config.SITEGATE_DATA_DIR, { scryptN: config.SITEGATE_SECRET_SCRYPT_N, now });
   let fatal: Error | null = null;
@@ -150,7 +152,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, metrics, logger, now, alerts, audit, checks, liveHub, faces,
+    registry, ledger, ingestor, broker, live, sinks, metrics, loop, logger, now, alerts, audit, checks, liveHub, faces,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -209,6 +211,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await Promise.all(sinks.map((s) => s.close()));
       await ledger.close();
       registry.close();
+      loop.stop();
       logger.info('sitegate stopped');
     },
   };

@@ -6,6 +6,7 @@ import type { CheckRunner } from '../checks/checkRunner.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
 import type { LiveHub } from '../live/liveHub.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import type { EventLoopMonitor } from '../observability/eventLoop.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
@@ -26,6 +27,7 @@ export interface ApiDeps {
   checks: CheckRunner;
   faces: FaceRegistry;
   metrics: Metrics;
+  loop: EventLoopMonitor;
   logger: Logger;
   now: () => number;
   scryptN: number;
