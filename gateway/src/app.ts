@@ -20,6 +20,7 @@ import type { CheckFactory } from './checks/check.ts';
 import { alertsTopic } from './ingest/topics.ts';
 import { Ingestor } from './ingest/ingestor.ts';
 import { Ledger } from './ledger/ledger.ts';
+import { ReportReader } from './ledger/reportReader.ts';
 import { createLogger } from './observability/logger.ts';
 import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
@@ -117,6 +118,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     },
   });
   const live = new LiveState(ledger);
+  const reports = new ReportReader(ledger.file, registry);
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
   const sinks = [...configuredSinks(config), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
@@ -133,7 +135,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   });
   const checks = new CheckRunner({
-    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces,
+    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces, reports,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
@@ -152,7 +154,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, metrics, loop, logger, now, alerts, audit, checks, liveHub, faces,
+    registry, ledger, ingestor, broker, live, sinks, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -207,6 +209,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       clearInterval(escalation);
       await checks.stop();
       await faces.close();
+      await reports.close();
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.close()));
       await ledger.close();

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { AlertStore } from '../alerts/alertStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -21,6 +22,8 @@ export interface CheckContext {
   now: () => number;
   dataDir: string;
   modelsDir?: string;
+  /** Month-wide reads on their own thread (monthly decisions); without it they run inline (unit tests). */
+  reports?: ReportReader;
   /** Enrolled faces and the face-analysis worker pool (face verification). */
   faces?: FaceRegistry;
 }
