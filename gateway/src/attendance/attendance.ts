@@ -63,6 +63,13 @@ export function checkinFacts(ledger: LedgerReads, siteId: string, from: number, 
   return ledger.bySiteKind(siteId, 'checkin', from, to).map((r) => toFact(r, verdicts.get(r.dedupeKey)));
 }
 
+/** One worker's check-ins of a site in [from, to), with verdicts: by the worker index, not the site's month. */
+export function workerCheckinFacts(ledger: LedgerReads, siteId: string, workerId: string, from: number, to: number): CheckinFact[] {
+  const verdicts = new Map<string, StoredRecord>();
+  for (const v of ledger.byWorker(siteId, 'verdict', workerId, from, to)) verdicts.set(v.body.checkinKey as string, v);
+  return ledger.byWorker(siteId, 'checkin', workerId, from, to).map((r) => toFact(r, verdicts.get(r.dedupeKey)));
+}
+
 export function toFact(r: StoredRecord, verdict?: StoredRecord): CheckinFact {
   const b = r.body as Record<string, unknown>;
   const v = verdict?.body as { verdict?: Verdict; similarity?: number } | undefined;

@@ -1,4 +1,4 @@
-import { checkinFacts, countsAsPresence, hoursOnSite, WorkCalendar, type CheckinFact, type Verdict } from '../attendance/attendance.ts';
+import { checkinFacts, countsAsPresence, workerCheckinFacts, hoursOnSite, WorkCalendar, type CheckinFact, type Verdict } from '../attendance/attendance.ts';
 import type { SiteCalendar } from '../calendar/siteCalendar.ts';
 import type { LedgerReads } from '../ledger/ledger.ts';
 import type { Site } from '../registry/registry.ts';
@@ -115,6 +115,7 @@ export function monthCheckins(ledger: LedgerReads, site: Site, month: string): {
 }
 
 export function workerEvidence(ledger: LedgerReads, site: Site, workerId: string, month: string): WorkerEvidence {
-  const { cal, facts } = monthCheckins(ledger, site, month);
-  return buildWorkerEvidence(site, cal, workerId, month, facts);
+  const wc = new WorkCalendar(site);
+  const [from, to] = wc.monthRange(month);
+  return buildWorkerEvidence(site, wc.cal, workerId, month, workerCheckinFacts(ledger, site.siteId, workerId, from, to));
 }

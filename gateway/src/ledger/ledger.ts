@@ -29,6 +29,8 @@ export interface LedgerOptions {
 export interface LedgerReads {
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): StoredRecord[];
   paymentsOf(siteId: string, period: string): StoredRecord[];
+  /** One worker's check-ins or verdicts at a site with event time in [from, to), by event time. */
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[];
 }
 
 interface Row {
@@ -53,10 +55,13 @@ export class LedgerQueries implements LedgerReads {
   private readonly siteKind: Database.Statement;
   private readonly payments: Database.Statement;
   private readonly photo: Database.Statement;
+  private readonly worker: Record<'checkin' | 'verdict', Database.Statement>;
 
   constructor(db: Database.Database) {
     this.siteKind = db.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq');
     this.payments = db.prepare("SELECT * FROM records WHERE site_id = ? AND kind = 'wage_payment' AND json_extract(body, '$.period') = ? ORDER BY ts, seq");
+    const byWorker = (kind: string) => db.prepare(`SELECT * FROM records WHERE site_id = ? AND kind = '${kind}' AND json_extract(body, '$.workerId') = ? AND ts >= ? AND ts < ? ORDER BY ts, seq`);
+    this.worker = { checkin: byWorker('checkin'), verdict: byWorker('verdict') };
     this.photo = db.prepare("SELECT 1 FROM records WHERE site_id = ? AND kind = 'checkin' AND json_extract(body, '$.photoSha256') = ? LIMIT 1");
   }
 
@@ -70,6 +75,10 @@ export class LedgerQueries implements LedgerReads {
 
   hasCheckinPhoto(siteId: string, sha256: string): boolean {
     return this.photo.get(siteId, sha256) !== undefined;
+  }
+
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[] {
+    return (this.worker[kind].all(siteId, workerId, from, to) as Row[]).map(toStored);
   }
 }
 
@@ -250,6 +259,10 @@ export class Ledger implements LedgerReads {
   /** The wage payments of a site for a period (`YYYY-MM`), by paidAt: by the period index, not a scan of the site's payments. */
   paymentsOf(siteId: string, period: string): StoredRecord[] {
     return this.queries.paymentsOf(siteId, period);
+  }
+
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[] {
+    return this.queries.byWorker(siteId, kind, workerId, from, to);
   }
 
   /** Whether a check-in of the site refers to a photo: by the photo index, not a scan of the site's check-ins. */
