@@ -21,7 +21,9 @@ import type { CheckFactory } from './checks/check.ts';
 import { alertsTopic } from './ingest/topics.ts';
 import { Ingestor } from './ingest/ingestor.ts';
 import { Ledger } from './ledger/ledger.ts';
+import { ReportReader } from './ledger/reportReader.ts';
 import { createLogger } from './observability/logger.ts';
+import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
@@ -104,6 +106,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const now = deps.now ?? systemClock;
   const logger = deps.logger ?? createLogger(config.SITEGATE_LOG_LEVEL);
   const metrics = createMetrics();
+  const loop = new EventLoopMonitor();
   fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
   const registry = new Registry(config.SITEGATE_DATA_DIR, { scryptN: config.SITEGATE_SECRET_SCRYPT_N, now });
   let fatal: Error | null = null;
@@ -118,6 +121,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     },
   });
   const live = new LiveState(ledger);
+  const reports = new ReportReader(ledger.file, registry);
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
   const sinkState = new SinkStateStore(registry.db);
@@ -135,7 +139,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   });
   const checks = new CheckRunner({
-    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces,
+    registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces, reports,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
@@ -154,7 +158,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, logger, now, alerts, audit, checks, liveHub, faces,
+    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -209,10 +213,12 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       clearInterval(escalation);
       await checks.stop();
       await faces.close();
+      await reports.close();
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.close()));
       await ledger.close();
       registry.close();
+      loop.stop();
       logger.info('sitegate stopped');
     },
   };

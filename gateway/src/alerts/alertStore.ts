@@ -195,12 +195,14 @@ export class AlertStore {
   /** Moves every open alert unacknowledged beyond its level's limit up one level (max 3). */
   escalateDue(now = this.now()): AlertRecord[] {
     const out: AlertRecord[] = [];
-    const rows = this.sql("SELECT * FROM alerts WHERE state = 'open' AND level < 3 AND withdrawn = 0").all() as Record<string, unknown>[];
+    // The timer columns only: subjects and evidence are parsed for the alerts that escalate, not for every open one.
+    const rows = this.sql("SELECT id, site_id, severity, level, level_since FROM alerts WHERE state = 'open' AND level < 3 AND withdrawn = 0")
+      .all() as { id: string; site_id: string; severity: Severity; level: number; level_since: number }[];
     for (const row of rows) {
-      const a = fromRow(row);
-      const limits = this.escalationFor(a.siteId)?.[a.severity] ?? DEFAULT_ESCALATION_S[a.severity];
-      const limitS = limits[a.level - 1];
-      if (limitS === undefined || now - a.levelSince < limitS * 1000) continue;
+      const limits = this.escalationFor(row.site_id)?.[row.severity] ?? DEFAULT_ESCALATION_S[row.severity];
+      const limitS = limits[row.level - 1];
+      if (limitS === undefined || now - row.level_since < limitS * 1000) continue;
+      const a = this.get(row.id)!;
       this.sql('UPDATE alerts SET level = ?, level_since = ? WHERE id = ?').run(a.level + 1, now, a.id);
       const updated = { ...a, level: a.level + 1, levelSince: now };
       this.emit('escalated', updated, now, 'gateway', `not acknowledged within ${limitS} s at level ${a.level}`);

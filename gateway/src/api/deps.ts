@@ -7,6 +7,8 @@ import type { CheckRunner } from '../checks/checkRunner.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
 import type { LiveHub } from '../live/liveHub.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import type { ReportReader } from '../ledger/reportReader.ts';
+import type { EventLoopMonitor } from '../observability/eventLoop.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
@@ -30,6 +32,9 @@ export interface ApiDeps {
   checks: CheckRunner;
   faces: FaceRegistry;
   metrics: Metrics;
+  loop: EventLoopMonitor;
+  /** Month-wide reports, computed off the event loop. */
+  reports: ReportReader;
   logger: Logger;
   now: Clock;
   scryptN: number;

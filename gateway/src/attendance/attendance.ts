@@ -1,6 +1,6 @@
 import type { KeyRole } from '../../../schemas/src/api.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 
@@ -56,11 +56,18 @@ export class WorkCalendar {
 }
 
 /** Check-ins of a site with event time in [from, to), by event time, each with its latest verdict. */
-export function checkinFacts(ledger: Ledger, siteId: string, from: number, to: number): CheckinFact[] {
+export function checkinFacts(ledger: LedgerReads, siteId: string, from: number, to: number): CheckinFact[] {
   const verdicts = new Map<string, StoredRecord>();
   // Verdicts are stamped with their check-in's event time, so the same range finds them.
   for (const v of ledger.bySiteKind(siteId, 'verdict', from, to)) verdicts.set(v.body.checkinKey as string, v);
   return ledger.bySiteKind(siteId, 'checkin', from, to).map((r) => toFact(r, verdicts.get(r.dedupeKey)));
+}
+
+/** One worker's check-ins of a site in [from, to), with verdicts: by the worker index, not the site's month. */
+export function workerCheckinFacts(ledger: LedgerReads, siteId: string, workerId: string, from: number, to: number): CheckinFact[] {
+  const verdicts = new Map<string, StoredRecord>();
+  for (const v of ledger.byWorker(siteId, 'verdict', workerId, from, to)) verdicts.set(v.body.checkinKey as string, v);
+  return ledger.byWorker(siteId, 'checkin', workerId, from, to).map((r) => toFact(r, verdicts.get(r.dedupeKey)));
 }
 
 export function toFact(r: StoredRecord, verdict?: StoredRecord): CheckinFact {
@@ -145,7 +152,7 @@ export interface MonthAttendance {
 }
 
 /** Contract §2 `GET /sites/{siteId}/attendance?month=`: every registered worker, zero days included. */
-export function monthAttendance(registry: Registry, ledger: Ledger, site: Site, month: string): MonthAttendance {
+export function monthAttendance(registry: Pick<Registry, 'listWorkers'>, ledger: LedgerReads, site: Site, month: string): MonthAttendance {
   const wc = new WorkCalendar(site);
   const [from, to] = wc.monthRange(month);
   const working = new Set(wc.workingDays(month));

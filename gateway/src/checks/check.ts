@@ -3,6 +3,7 @@ import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Ledger } from '../ledger/ledger.ts';
+import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -22,6 +23,8 @@ export interface CheckContext {
   now: Clock;
   dataDir: string;
   modelsDir?: string;
+  /** Month-wide reads on their own thread (monthly decisions); without it they run inline (unit tests). */
+  reports?: ReportReader;
   /** Enrolled faces and the face-analysis worker pool (face verification). */
   faces?: FaceRegistry;
 }

@@ -24,7 +24,7 @@ export abstract class MonthlyDecisionCheck implements Check {
   /** The latest month whose deadline the watermark has passed. */
   protected abstract latestDue(site: Site, watermark: number): string;
   /** Decides (site, month); `revisit` when late records of an already-decided month arrived. */
-  protected abstract decide(site: Site, month: string, watermark: number, revisit: boolean): void;
+  protected abstract decide(site: Site, month: string, watermark: number, revisit: boolean): Promise<void> | void;
 
   onRecords(records: StoredRecord[]): void {
     for (const r of records) {
@@ -33,26 +33,48 @@ export abstract class MonthlyDecisionCheck implements Check {
       if (!site) continue;
       const month = this.monthOf(r, site);
       if (month === undefined || month > through) continue;
-      let s = this.dirty.get(r.siteId);
-      if (!s) this.dirty.set(r.siteId, (s = new Set()));
-      s.add(month);
+      this.markDirty(r.siteId, month);
     }
   }
 
-  tick(now: number): void {
+  private ticking: Promise<void> | null = null;
+
+  /** One tick at a time: a decision may wait for the report thread, and the next tick must see its outcome. */
+  async tick(now: number): Promise<void> {
+    while (this.ticking) await this.ticking;
+    this.ticking = this.decideDue(now).finally(() => { this.ticking = null; });
+    return this.ticking;
+  }
+
+  private async decideDue(now: number): Promise<void> {
     for (const site of this.ctx.registry.listSites()) {
       const watermark = this.ctx.live.siteWatermark(site, now);
       if (watermark === undefined) continue;
       const latest = this.latestDue(site, watermark);
-      const redo = this.dirty.get(site.siteId);
+      const redo = [...(this.dirty.get(site.siteId) ?? [])].map((m) => [m, true] as const);
       this.dirty.delete(site.siteId);
-      for (const month of redo ?? []) this.decide(site, month, watermark, true);
       const through = this.decidedThrough.get(site.siteId);
-      if (through && latest <= through) continue;
-      for (let m = through ? SiteCalendar.addMonths(through, 1) : SiteCalendar.addMonths(latest, 1 - LOOKBACK_MONTHS); m <= latest; m = SiteCalendar.addMonths(m, 1)) {
-        this.decide(site, m, watermark, false);
+      const fresh: (readonly [string, boolean])[] = [];
+      if (!through || latest > through) {
+        for (let m = through ? SiteCalendar.addMonths(through, 1) : SiteCalendar.addMonths(latest, 1 - LOOKBACK_MONTHS); m <= latest; m = SiteCalendar.addMonths(m, 1)) fresh.push([m, false]);
+        // Marked before deciding: a decision waits for the report thread, and records of these
+        // months arriving meanwhile must make them dirty (decided again), not be missed.
+        this.decidedThrough.set(site.siteId, latest);
       }
-      this.decidedThrough.set(site.siteId, latest);
+      for (const [month, revisit] of [...redo, ...fresh]) {
+        try {
+          await this.decide(site, month, watermark, revisit);
+        } catch (err) {
+          this.markDirty(site.siteId, month); // decided again at the next tick
+          throw err;
+        }
+      }
     }
+  }
+
+  private markDirty(siteId: string, month: string): void {
+    let s = this.dirty.get(siteId);
+    if (!s) this.dirty.set(siteId, (s = new Set()));
+    s.add(month);
   }
 }

@@ -5,6 +5,7 @@ import { MonthlyDecisionCheck } from '../checks/monthlyDecisions.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Site } from '../registry/registry.ts';
 import { DIGEST_FORMAT } from './digest.ts';
+import type { MonthDigests } from '../ledger/reportReader.ts';
 import { buildWorkerEvidence, monthCheckins } from './workerEvidence.ts';
 
 export const DIGEST_ENTRY = 'evidence.month_closed';
@@ -58,35 +59,37 @@ export class EvidenceMonthClose extends MonthlyDecisionCheck {
     return SiteCalendar.addMonths(SiteCalendar.of(site.timezone).localMonth(watermark), -1);
   }
 
-  protected decide(site: Site, month: string, watermark: number): void {
-    this.record(site, month, watermark);
+  protected decide(site: Site, month: string, watermark: number): Promise<void> {
+    return this.record(site, month, watermark);
   }
 
   /** Records (site, month) unless the latest entry already holds the same roots; skips months with no check-in at all. */
-  private record(site: Site, month: string, watermark: number): void {
-    const { audit, ledger, registry } = this.ctx;
+  private async record(site: Site, month: string, watermark: number): Promise<void> {
+    const { audit, registry } = this.ctx;
     const subject = digestSubject(site.siteId, month);
+    const workerIds = registry.listWorkers(site.siteId).map((w) => w.workerId).sort((a, b) => (a < b ? -1 : 1));
+    // Every worker's month is read and hashed on the report thread: never month-wide on the event loop.
+    const { checkins, digests } = await this.digests(site, month, workerIds);
     const entries = audit.bySubject(subject);
     const last = entries[entries.length - 1]?.data as unknown as ClosedEntry | undefined;
-    const { cal, facts } = monthCheckins(ledger, site, month);
-    if (!last && facts.length === 0) return;
-    const byWorker = new Map<string, typeof facts>();
-    for (const f of facts) {
-      let l = byWorker.get(f.workerId);
-      if (!l) byWorker.set(f.workerId, (l = []));
-      l.push(f);
-    }
+    if (!last && checkins === 0) return;
     const workers: ClosedEntry['workers'] = {};
-    for (const w of registry.listWorkers(site.siteId).sort((a, b) => (a.workerId < b.workerId ? -1 : 1))) {
-      const e = buildWorkerEvidence(site, cal, w.workerId, month, byWorker.get(w.workerId) ?? []);
-      workers[w.workerId] = e.digest;
-    }
+    for (const id of workerIds) workers[id] = digests[id]!;
+    const cal = SiteCalendar.of(site.timezone);
     if (last && Object.keys(workers).length === Object.keys(last.workers).length
       && Object.entries(workers).every(([id, d]) => last.workers[id]?.root === d.root)) return;
     const closedAt = new Date(cal.startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`)).toISOString();
     const revision = (last?.revision ?? 0) + 1;
     audit.append(DIGEST_ENTRY, subject, { siteId: site.siteId, month, format: DIGEST_FORMAT, closedAt, watermark: new Date(watermark).toISOString(), revision, workers }, this.ctx.now());
     this.ctx.logger.info({ siteId: site.siteId, month, revision, workers: Object.keys(workers).length }, 'evidence digests recorded in the audit trail');
+  }
+
+  private async digests(site: Site, month: string, workerIds: string[]): Promise<MonthDigests> {
+    if (this.ctx.reports) return this.ctx.reports.monthDigests(site, month, workerIds);
+    const { cal, facts } = monthCheckins(this.ctx.ledger, site, month);
+    const digests: MonthDigests['digests'] = {};
+    for (const id of workerIds) digests[id] = buildWorkerEvidence(site, cal, id, month, facts).digest;
+    return { checkins: facts.length, digests };
   }
 }
 

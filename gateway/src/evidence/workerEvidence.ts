@@ -1,6 +1,6 @@
-import { checkinFacts, countsAsPresence, hoursOnSite, WorkCalendar, type CheckinFact, type Verdict } from '../attendance/attendance.ts';
+import { checkinFacts, countsAsPresence, workerCheckinFacts, hoursOnSite, WorkCalendar, type CheckinFact, type Verdict } from '../attendance/attendance.ts';
 import type { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledger.ts';
 import type { Site } from '../registry/registry.ts';
 import { DigestChain } from './digest.ts';
 
@@ -108,13 +108,14 @@ export function buildWorkerEvidence(site: Site, cal: SiteCalendar, workerId: str
 }
 
 /** Every check-in of the site in the month (with verdicts), read once for one worker or many. */
-export function monthCheckins(ledger: Ledger, site: Site, month: string): { cal: SiteCalendar; facts: CheckinFact[] } {
+export function monthCheckins(ledger: LedgerReads, site: Site, month: string): { cal: SiteCalendar; facts: CheckinFact[] } {
   const wc = new WorkCalendar(site);
   const [from, to] = wc.monthRange(month);
   return { cal: wc.cal, facts: checkinFacts(ledger, site.siteId, from, to) };
 }
 
-export function workerEvidence(ledger: Ledger, site: Site, workerId: string, month: string): WorkerEvidence {
-  const { cal, facts } = monthCheckins(ledger, site, month);
-  return buildWorkerEvidence(site, cal, workerId, month, facts);
+export function workerEvidence(ledger: LedgerReads, site: Site, workerId: string, month: string): WorkerEvidence {
+  const wc = new WorkCalendar(site);
+  const [from, to] = wc.monthRange(month);
+  return buildWorkerEvidence(site, wc.cal, workerId, month, workerCheckinFacts(ledger, site.siteId, workerId, from, to));
 }

@@ -24,6 +24,14 @@ export interface LedgerOptions {
   burstGroup?: number;
 }
 
+/** The reads the month reports are computed from: the ledger itself, or a reader on another thread (reportReader.ts). */
+export interface LedgerReads {
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): StoredRecord[];
+  paymentsOf(siteId: string, period: string): StoredRecord[];
+  /** One worker's check-ins or verdicts at a site with event time in [from, to), by event time. */
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[];
+}
+
 interface Row {
   seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
   msg_id: string; ts: number; received_at: number; body: string;
@@ -38,6 +46,42 @@ const toStored = (r: Row): StoredRecord => ({
 });
 
 /**
+ * The indexed report reads on one read-only connection (the main thread's, or the report
+ * reader's on its own thread). The expressions match the expression indexes of schema.ts
+ * exactly, so SQLite uses them.
+ */
+export class LedgerQueries implements LedgerReads {
+  private readonly siteKind: Database.Statement;
+  private readonly payments: Database.Statement;
+  private readonly photo: Database.Statement;
+  private readonly worker: Record<'checkin' | 'verdict', Database.Statement>;
+
+  constructor(db: Database.Database) {
+    this.siteKind = db.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq');
+    this.payments = db.prepare("SELECT * FROM records WHERE site_id = ? AND kind = 'wage_payment' AND json_extract(body, '$.period') = ? ORDER BY ts, seq");
+    const byWorker = (kind: string) => db.prepare(`SELECT * FROM records WHERE site_id = ? AND kind = '${kind}' AND json_extract(body, '$.workerId') = ? AND ts >= ? AND ts < ? ORDER BY ts, seq`);
+    this.worker = { checkin: byWorker('checkin'), verdict: byWorker('verdict') };
+    this.photo = db.prepare("SELECT 1 FROM records WHERE site_id = ? AND kind = 'checkin' AND json_extract(body, '$.photoSha256') = ? LIMIT 1");
+  }
+
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
+    return (this.siteKind.all(siteId, kind, from, to) as Row[]).map(toStored);
+  }
+
+  paymentsOf(siteId: string, period: string): StoredRecord[] {
+    return (this.payments.all(siteId, period) as Row[]).map(toStored);
+  }
+
+  hasCheckinPhoto(siteId: string, sha256: string): boolean {
+    return this.photo.get(siteId, sha256) !== undefined;
+  }
+
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[] {
+    return (this.worker[kind].all(siteId, workerId, from, to) as Row[]).map(toStored);
+  }
+}
+
+/**
  * Durable, deduplicating, append-only store of accepted messages (better-sqlite3, WAL).
  *
  * Group commit: appends made while a commit is on disk wait in `pending` and go to the writer
@@ -45,11 +89,12 @@ const toStored = (r: Row): StoredRecord => ({
  * only after its transaction committed — callers acknowledge to devices after that
  * (MQTT-4.3.2: the receiver "MUST respond with a PUBACK … having accepted ownership").
  */
-export class Ledger {
+export class Ledger implements LedgerReads {
   readonly file: string;
   readonly evidenceDir: string;
   private readonly worker: RpcWorker<AppendRequest, AppendReply>;
   private readonly reader: Database.Database;
+  private readonly queries: LedgerQueries;
   private pending: Pending[] = [];
   private pendingFiles: EvidenceFile[] = [];
   private inflight: Map<number, Pending[]> = new Map();
@@ -68,6 +113,7 @@ export class Ledger {
     this.evidenceDir = evidenceDir;
     this.worker = worker;
     this.reader = reader;
+    this.queries = new LedgerQueries(reader);
     this.opts = opts;
     this.maxGroup = opts.maxGroup ?? 5000;
     this.burstGroup = opts.burstGroup ?? 500;
@@ -195,17 +241,21 @@ export class Ledger {
 
   /** Records of a site and kind with event time in [from, to), by event time. */
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
-    return (this.stmt('siteKind').all(siteId, kind, from, to) as Row[]).map(toStored);
+    return this.queries.bySiteKind(siteId, kind, from, to);
   }
 
-  /**
-   * Records of a site and kind whose body field `field` (a top-level key) equals `value`, by event
-   * time: a payment period, a photo hash. Uses the (site, kind, ts) index, then filters bodies.
-   */
-  bySiteKindField(siteId: string, kind: Exclude<RecordKind, 'reading'>, field: string, value: string | number, limit = -1): StoredRecord[] {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(field)) throw new Error(`invalid body field ${field}`);
-    return (this.reader.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= 0 AND json_extract(body, ?) = ? ORDER BY ts, seq LIMIT ?')
-      .all(siteId, kind, `$.${field}`, value, limit) as Row[]).map(toStored);
+  /** The wage payments of a site for a period (`YYYY-MM`), by paidAt: by the period index, not a scan of the site's payments. */
+  paymentsOf(siteId: string, period: string): StoredRecord[] {
+    return this.queries.paymentsOf(siteId, period);
+  }
+
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[] {
+    return this.queries.byWorker(siteId, kind, workerId, from, to);
+  }
+
+  /** Whether a check-in of the site refers to a photo: by the photo index, not a scan of the site's check-ins. */
+  hasCheckinPhoto(siteId: string, sha256: string): boolean {
+    return this.queries.hasCheckinPhoto(siteId, sha256);
   }
 
   /** Iterates every record of the given kinds in seq order without loading them all. */
@@ -220,16 +270,9 @@ export class Ledger {
   }
 
   private stmts = new Map<string, Database.Statement>();
-  private stmt(name: 'after' | 'siteKind'): Database.Statement {
+  private stmt(name: 'after'): Database.Statement {
     let s = this.stmts.get(name);
-    if (!s) {
-      s = this.reader.prepare(
-        name === 'after'
-          ? 'SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?'
-          : 'SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq',
-      );
-      this.stmts.set(name, s);
-    }
+    if (!s) this.stmts.set(name, (s = this.reader.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?')));
     return s;
   }
 

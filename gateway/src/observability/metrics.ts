@@ -33,6 +33,8 @@ export function createMetrics() {
     faceQueueDepth: g('sitegate_face_queue_depth', 'Face check-ins waiting for verification (check backlog + photos queued for a pool worker)'),
     faceAnalysisSeconds: h('sitegate_face_analysis_seconds', 'Face analysis per photo in the worker pool, queue wait included', [0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1, 2, 5, 10], ['outcome']),
     faceCheckinSeconds: h('sitegate_face_checkin_seconds', 'Face check-in receipt to durable verdict', [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60]),
+    loopDelayP99: g('sitegate_event_loop_delay_p99_seconds', 'Event-loop delay, 99th percentile over the last window (perf_hooks.monitorEventLoopDelay)'),
+    loopDelayMax: g('sitegate_event_loop_delay_max_seconds', 'Event-loop delay, maximum over the last window: the longest a PUBACK or /healthz waited behind synchronous work'),
     faceVerdicts: c('sitegate_face_verdicts_total', 'Face check-in verdicts, by verdict', ['verdict']),
   };
 }

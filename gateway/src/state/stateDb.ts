@@ -52,6 +52,14 @@ CREATE TABLE IF NOT EXISTS hazard_cursor (
 INSERT OR IGNORE INTO hazard_cursor (id, snapshot_seq, applied_seq) VALUES (1, 0, 0);
 `,
   },
+  {
+    version: 2,
+    name: 'open alerts by level (escalation) and active alerts by site (counts), instead of scanning every alert',
+    up: `
+CREATE INDEX IF NOT EXISTS alerts_open_by_level ON alerts (level) WHERE state = 'open' AND withdrawn = 0;
+CREATE INDEX IF NOT EXISTS alerts_active_by_site ON alerts (site_id) WHERE state IN ('open', 'acked') AND withdrawn = 0;
+`,
+  },
 ];
 
 /** Opens (creating when missing) and migrates the state database; `:memory:` for unit tests. */

@@ -2,7 +2,6 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Attendance } from '../../../../schemas/src/api.ts';
 import { ErrorBody, Id, Month } from '../../../../schemas/src/common.ts';
-import { monthAttendance } from '../../attendance/attendance.ts';
 import type { ApiDeps } from '../deps.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
@@ -21,6 +20,6 @@ export function attendanceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         params: z.object({ siteId: Id }), querystring: z.object({ month: Month }),
         response: { 200: Attendance, ...errors },
       },
-    }, async (req) => monthAttendance(deps.registry, deps.ledger, deps.registry.site(req.params.siteId)!, req.query.month));
+    }, async (req) => deps.reports.attendance(deps.registry.site(req.params.siteId)!, req.query.month));
   };
 }

@@ -7,7 +7,7 @@ import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import { toCsv } from '../../evidence/csv.ts';
 import { DIGEST_ALGORITHM, DIGEST_FORMAT, DIGEST_GENESIS } from '../../evidence/digest.ts';
 import { recordedDigest } from '../../evidence/monthClose.ts';
-import { EVIDENCE_COLUMNS, workerEvidence } from '../../evidence/workerEvidence.ts';
+import { EVIDENCE_COLUMNS } from '../../evidence/workerEvidence.ts';
 import { SitegateError } from '../../errors.ts';
 import { readEvidence } from '../../ledger/evidence.ts';
 import type { ApiDeps } from '../deps.ts';
@@ -34,7 +34,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const site = deps.registry.site(siteId)!;
       if (!deps.registry.worker(siteId, workerId)) throw new SitegateError('not_found', `no worker ${workerId} at site ${siteId}`);
       const { month, format } = req.query;
-      const e = workerEvidence(deps.ledger, site, workerId, month);
+      const e = await deps.reports.evidence(site, workerId, month);
       const recorded = recordedDigest(deps.audit, siteId, month, workerId);
       const watermark = deps.live.siteWatermark(site, deps.now());
       const closed = watermark !== undefined && watermark >= SiteCalendar.of(site.timezone).startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`);
@@ -67,7 +67,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     }, async (req, reply) => {
       const { siteId, sha256 } = req.params;
       // A hash of another site's photo is answered as unknown: existence does not leak across scopes.
-      if (deps.ledger.bySiteKindField(siteId, 'checkin', 'photoSha256', sha256, 1).length === 0) throw new SitegateError('not_found', `no check-in photo ${sha256} at site ${siteId}`);
+      if (!deps.ledger.hasCheckinPhoto(siteId, sha256)) throw new SitegateError('not_found', `no check-in photo ${sha256} at site ${siteId}`);
       const bytes = readEvidence(deps.ledger.evidenceDir, sha256);
       if (!bytes) throw new SitegateError('not_found', `photo ${sha256} is referenced but not stored`);
       if (crypto.createHash('sha256').update(bytes).digest('hex') !== sha256) {

@@ -18,6 +18,7 @@ export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
     return reply.status(ready ? 200 : 503).send({
       status: ready ? 'ready' : 'shutting_down',
       ledger: { lastSeq: deps.ledger.lastSeq, backlog: deps.ledger.backlog },
+      eventLoop: deps.loop.read(),
       // A sink that is down does not make the gateway unready: the ledger spools for it.
       sinks,
     });
@@ -26,6 +27,9 @@ export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
   app.get('/metrics', { config: { access: 'admin' }, schema: { hide: true } }, async (_req, reply) => {
     deps.metrics.ledgerBacklog.set(deps.ledger.backlog);
     deps.metrics.ledgerLastSeq.set(deps.ledger.lastSeq);
+    const loop = deps.loop.read();
+    deps.metrics.loopDelayP99.set(loop.p99Ms / 1000);
+    deps.metrics.loopDelayMax.set(loop.maxMs / 1000);
     for (const s of deps.sinks) {
       const st = s.state();
       deps.metrics.sinkLagRecords.set({ sink: st.name }, st.lagRecords);

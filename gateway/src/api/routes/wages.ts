@@ -2,7 +2,6 @@ import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { WageCheck } from '../../../../schemas/src/audit.ts';
 import { ErrorBody, Id, Month } from '../../../../schemas/src/common.ts';
-import { wageCheckReport } from '../../checks/wages/findings.ts';
 import type { ApiDeps } from '../deps.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
@@ -31,7 +30,7 @@ export function wageRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const now = deps.now();
       const watermark = deps.live.siteWatermark(site, now);
       const asOf = Math.max(now, watermark ?? -Infinity);
-      const r = wageCheckReport(deps.registry, deps.ledger, site, req.query.month, asOf);
+      const r = await deps.reports.wageCheck(site, req.query.month, asOf);
       return {
         siteId: r.siteId, month: r.month, timezone: r.timezone, asOf: iso(r.asOf), periodEnd: iso(r.periodEnd), dueAt: iso(r.dueAt),
         due: r.pending.length === 0, settings: r.settings, decided: r.decided, pending: r.pending, findings: r.findings,

@@ -1,6 +1,7 @@
 import type { KeyRole } from '../../../../schemas/src/api.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
-import { checkinFacts, countsAsPresence, WorkCalendar, type CheckinFact } from '../../attendance/attendance.ts';
+import { countsAsPresence, WorkCalendar } from '../../attendance/attendance.ts';
+import { CheckinDays } from '../../attendance/checkinDays.ts';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Site } from '../../registry/registry.ts';
 import type { Check, CheckContext, CheckFactory } from '../check.ts';
@@ -59,10 +60,13 @@ export class KeyStaffCheck implements Check {
   private savedAt = -Infinity;
   private scannedThrough = 0;
   private readonly views = new Map<string, SiteView>();
+  /** Check-ins per site and local day, kept from the records this check sees (no month-wide reads). */
+  private readonly days: CheckinDays;
 
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
     this.progress = new CheckProgress(ctx.registry.db, KEY_STAFF);
+    this.days = new CheckinDays(ctx.ledger, (siteId) => this.calendar(siteId));
   }
 
   start(): void {
@@ -101,6 +105,7 @@ export class KeyStaffCheck implements Check {
 
   private apply(records: StoredRecord[]): void {
     if (records.length === 0) return;
+    this.days.apply(records);
     const now = this.ctx.now();
     this.progress.atomically(() => {
       // A site's decisions start at its first device message (minus the lateness): nothing is
@@ -177,11 +182,10 @@ export class KeyStaffCheck implements Check {
     const { siteId } = view.site;
     const keyStaff = this.ctx.registry.listWorkers(siteId).filter((w) => w.keyRole && (!onlyWorker || w.workerId === onlyWorker));
     if (keyStaff.length === 0) return;
-    const facts = checkinFacts(this.ctx.ledger, siteId, view.wc.cal.startOfDay(day), cutoff + 1);
     for (const w of keyStaff) {
       const desired = absentSignal({
         siteId, workerId: w.workerId, keyRole: w.keyRole!, day, cutoffHour: view.s.cutoffHour, cutoff,
-        checkins: facts.filter((f) => f.workerId === w.workerId),
+        checkins: this.days.worker(siteId, view.wc.cal, day, w.workerId).filter((f) => f.ts <= cutoff),
       });
       this.reconcile('keystaff.absent', siteId, alertKeys.absent(siteId, w.workerId, day), desired);
     }
@@ -200,10 +204,9 @@ export class KeyStaffCheck implements Check {
     const decidedDays = SiteCalendar.daysOfMonth(month).filter((d) => d <= throughDay);
     if (decidedDays.length === 0) return;
     const endOfDay = (d: string) => cal.startOfDay(nextDay(d));
-    const facts = checkinFacts(this.ctx.ledger, siteId, cal.startOfDay(`${month}-01`), endOfDay(decidedDays[decidedDays.length - 1]!));
     const workingDays = view.wc.workingDays(month);
     for (const w of keyStaff) {
-      const presentDays = new Set(facts.filter((f) => f.workerId === w.workerId && countsAsPresence(f)).map((f) => cal.localDay(f.ts)));
+      const presentDays = new Set(decidedDays.filter((d) => this.days.worker(siteId, cal, d, w.workerId).some(countsAsPresence)));
       const desired = attendanceLowSignal({
         siteId, workerId: w.workerId, keyRole: w.keyRole!, month, workingDays, decidedDays, presentDays, minRate: view.s.minRate, endOfDay,
       });
@@ -262,8 +265,7 @@ export class KeyStaffCheck implements Check {
       const cal = this.calendar(s.siteId);
       if (!cal) continue;
       // A face check-in counts once its verdict is in: a proxy check-in at the other site is not presence.
-      const facts: CheckinFact[] = checkinFacts(this.ctx.ledger, s.siteId, cal.startOfDay(day), cal.startOfDay(nextDay(day)))
-        .filter((f) => f.workerId === workerId && countsAsPresence(f) && !f.awaitingVerdict);
+      const facts = this.days.worker(s.siteId, cal, day, workerId).filter((f) => countsAsPresence(f) && !f.awaitingVerdict);
       if (facts.length) firstCheckin.set(s.siteId, Math.min(...facts.map((f) => f.ts)));
     }
     const signals = new Map(multiSiteSignals({ workerId, day, sites, firstCheckin }).map((sig) => [sig.siteId, sig]));

@@ -1,6 +1,6 @@
 import { checkinFacts, presence } from '../../attendance/attendance.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
-import type { Ledger } from '../../ledger/ledger.ts';
+import type { LedgerReads } from '../../ledger/ledger.ts';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Registry, Site } from '../../registry/registry.ts';
 import { periodRange, wageDueAt, wageSettings, type WageSettings } from './settings.ts';
@@ -61,7 +61,7 @@ export function toPayment(r: StoredRecord): Payment {
 }
 
 /** Gathers the facts of (site, period) from the registry and the ledger, as known now. */
-export function wageFacts(registry: Registry, ledger: Ledger, site: Site, period: string): WageFacts {
+export function wageFacts(registry: Pick<Registry, 'listWorkers' | 'listSites'>, ledger: LedgerReads, site: Site, period: string): WageFacts {
   const cal = SiteCalendar.of(site.timezone);
   const settings = wageSettings(site);
   const [periodStart, periodEnd] = periodRange(cal, period);
@@ -71,7 +71,7 @@ export function wageFacts(registry: Registry, ledger: Ledger, site: Site, period
   const workers = new Map(registry.listWorkers(site.siteId).filter((w) => !w.keyRole).map((w) => [w.workerId, holder(w)]));
   const present = presence(checkinFacts(ledger, site.siteId, periodStart, periodEnd), cal);
   const daysPresent = new Map([...workers.keys()].map((id) => [id, present.get(id)?.days ?? []]));
-  const payments = ledger.bySiteKindField(site.siteId, 'wage_payment', 'period', period).map(toPayment).filter((p) => workers.has(p.workerId));
+  const payments = ledger.paymentsOf(site.siteId, period).map(toPayment).filter((p) => workers.has(p.workerId));
   // One pass over every registered worker of the installation (a card may be shared across sites).
   const cards = new Set([...payments.map((p) => p.cardHash), ...[...workers.values()].flatMap((w) => (w.cardHash ? [w.cardHash] : []))]);
   const cardHolders = new Map<string, CardHolder[]>([...cards].map((h) => [h, []]));

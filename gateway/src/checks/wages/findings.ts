@@ -1,4 +1,4 @@
-import type { Ledger } from '../../ledger/ledger.ts';
+import type { LedgerReads } from '../../ledger/ledger.ts';
 import type { Registry, Site } from '../../registry/registry.ts';
 import { wageFacts, type WageFacts } from './facts.ts';
 import type { WageFinding, WageKind, WageRule } from './rule.ts';
@@ -40,7 +40,7 @@ export interface WageCheckReport extends WageDecision {
 }
 
 /** Findings of (site, month) from the ledger as known now, decided at `asOf`: the one computation behind the API and the alerts. */
-export function wageCheckReport(registry: Registry, ledger: Ledger, site: Site, month: string, asOf: number): WageCheckReport {
+export function wageCheckReport(registry: Pick<Registry, 'listWorkers' | 'listSites'>, ledger: LedgerReads, site: Site, month: string, asOf: number): WageCheckReport {
   const f = wageFacts(registry, ledger, site, month);
   return { siteId: site.siteId, month, timezone: site.timezone, asOf, periodEnd: f.periodEnd, dueAt: f.dueAt, settings: f.settings, ...decideWageFindings(f, asOf) };
 }

@@ -34,9 +34,10 @@ export class WageCheck extends MonthlyDecisionCheck {
     return latestDuePeriod(SiteCalendar.of(site.timezone), watermark, wageSettings(site).wageDueMonths);
   }
 
-  protected decide(site: Site, period: string, asOf: number, revisit: boolean): void {
-    const { alerts, registry, ledger } = this.ctx;
-    const report = wageCheckReport(registry, ledger, site, period, asOf);
+  protected async decide(site: Site, period: string, asOf: number, revisit: boolean): Promise<void> {
+    const { alerts, registry, ledger, reports } = this.ctx;
+    // A period's check-ins and payments are read on the report thread: never month-wide on the event loop.
+    const report = reports ? await reports.wageCheck(site, period, asOf) : wageCheckReport(registry, ledger, site, period, asOf);
     const raised = new Set<string>();
     for (const f of report.findings) {
       const key = wageAlertKey(f.kind, site.siteId, f.workerId, period);
