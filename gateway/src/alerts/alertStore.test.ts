@@ -63,6 +63,29 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     expect(store.list({ limit: 10 }).items).toEqual([]);
   });
 
+  it('reconcile raises a condition exactly once, whatever its state since; exclusive facts withdraw what they no longer support', () => {
+    const a = store.reconcile(raise().key, raise(), { exclusive: false })!;
+    expect(store.reconcile(raise().key, raise(), { exclusive: false })!.id).toBe(a.id); // a replay: on record
+    store.resolve(a.id, 'inspector');
+    expect(store.reconcile(raise().key, raise(), { exclusive: false })!.id).toBe(a.id); // resolved by a person: not raised again
+    // Not exclusive: a later occurrence under the same key is a new alert; the first stands.
+    const later = store.reconcile(raise().key, raise({ openedAt: T0 + 7_200_000 }), { exclusive: false })!;
+    expect(later.id).not.toBe(a.id);
+    expect(store.get(a.id)!.withdrawn).toBe(false);
+    // Exclusive: the facts now place the condition elsewhere → the one on record is withdrawn, the new one raised.
+    const key = 'keystaff.absent:S1:W1:2026-09-01';
+    const absent = (openedAt: number): RaiseSignal => raise({ kind: 'keystaff.absent', key, subject: { workerId: 'W1' }, openedAt });
+    const first = store.reconcile(key, absent(T0), { exclusive: true })!;
+    const moved = store.reconcile(key, absent(T0 + 60_000), { exclusive: true })!;
+    expect(moved.id).not.toBe(first.id);
+    expect(store.get(first.id)).toMatchObject({ withdrawn: true, state: 'cleared' });
+    // …and facts that support nothing withdraw the last one.
+    expect(store.reconcile(key, null, { exclusive: true, reason: 'checked in after all' })).toBeUndefined();
+    expect(store.get(moved.id)!.withdrawn).toBe(true);
+    expect(events.filter((e) => e.alert.key === key).map((e) => e.type)).toEqual(['opened', 'withdrawn', 'opened', 'withdrawn']);
+    expect(() => store.reconcile('other', raise(), { exclusive: false })).toThrow(/given a signal for/);
+  });
+
   it('clears when the condition ends, and the next occurrence opens a new alert', () => {
     const a = store.apply(raise())!;
     store.apply({ type: 'clear', kind: 'hazard.threshold', siteId: 'S1', key: a.key, at: T0 + 3_600_000 });

@@ -108,9 +108,31 @@ export class AlertStore {
     return r ? fromRow(r) : undefined;
   }
 
-  /** Whether any alert (in any state, withdrawn included) was ever raised under `key`: idempotent one-shot decisions across restarts. */
-  hasAny(key: string): boolean {
-    return this.sql('SELECT 1 FROM alerts WHERE key = ? LIMIT 1').get(key) !== undefined;
+  /**
+   * The one way a check makes the store agree with its facts for one key (contract §5 "Keys"),
+   * idempotent across restarts, replays and late data, so no check keeps its own "raised once":
+   * - `desired` is raised unless an alert of this key that opened at the same event time is on
+   *   record in any state (a resolved one is not raised again; a withdrawn one does not count);
+   * - `exclusive` says the facts decide the whole key (a day's absence, a period's wage finding):
+   *   the latest alert of the key that opened at another time — or any, when nothing is desired —
+   *   is withdrawn, with `reason`, because later data showed it did not hold.
+   * Conditions that come and go under one key (a face mismatch, a device going offline) are not
+   * exclusive: earlier occurrences stand.
+   */
+  reconcile(key: string, desired: RaiseSignal | null, o: { exclusive: boolean; reason?: string }): AlertRecord | undefined {
+    if (desired && desired.key !== key) throw new Error(`reconcile(${key}) given a signal for ${desired.key}`);
+    if (o.exclusive) {
+      const last = this.lastOfKey(key);
+      if (last && last.openedAt !== desired?.openedAt) {
+        this.clear({
+          type: 'clear', kind: last.kind, siteId: last.siteId, key, at: desired?.openedAt ?? last.openedAt, retracts: last.openedAt,
+          evidence: { reason: o.reason ?? (desired ? 'condition_moved' : 'disproved_by_later_data') },
+        });
+      }
+    }
+    if (!desired) return undefined;
+    const onRecord = this.sql('SELECT * FROM alerts WHERE key = ? AND opened_at = ? AND withdrawn = 0 ORDER BY recorded_at DESC LIMIT 1').get(key, desired.openedAt) as Record<string, unknown> | undefined;
+    return onRecord ? fromRow(onRecord) : this.raise(desired);
   }
 
   get(id: string): AlertRecord | undefined {
@@ -118,11 +140,7 @@ export class AlertStore {
     return r ? fromRow(r) : undefined;
   }
 
-  /**
-   * The latest alert of a key in any state (resolved and cleared included, withdrawn ones not):
-   * lets a check that re-derives its decisions (restart, late data) tell whether a condition is
-   * already on record, so it neither repeats nor misses an alert.
-   */
+  /** The latest alert of a key in any state (resolved and cleared included, withdrawn ones not). */
   lastOfKey(key: string): AlertRecord | undefined {
     const r = this.sql('SELECT * FROM alerts WHERE key = ? AND withdrawn = 0 ORDER BY opened_at DESC, recorded_at DESC LIMIT 1').get(key) as Record<string, unknown> | undefined;
     return r ? fromRow(r) : undefined;

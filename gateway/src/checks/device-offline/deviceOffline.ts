@@ -207,11 +207,9 @@ export class DeviceOfflineCheck implements Check {
 
   /** Raises unless the store already holds this very alert (a restart: raised before, maybe since resolved by a person). */
   private raise(deviceId: string, h: Heard, signal: RaiseSignal, now: number): void {
-    const same = this.ctx.alerts.list({ siteIds: [h.siteId], kind: 'device.offline', since: signal.openedAt, limit: 1000 }).items
-      .some((a) => a.key === signal.key && a.openedAt === signal.openedAt);
-    if (!same) this.ctx.alerts.apply(signal);
+    this.ctx.alerts.reconcile(signal.key, signal, { exclusive: false });
     h.offline = { openedAt: signal.openedAt, recordedAt: now };
-    this.log.debug({ deviceId, openedAt: signal.openedAt, reason: signal.evidence.reason, repeat: same }, 'device offline');
+    this.log.debug({ deviceId, openedAt: signal.openedAt, reason: signal.evidence.reason }, 'device offline');
   }
 }
 

@@ -142,7 +142,7 @@ class FaceVerificationCheck implements FaceVerification {
     // Alert first, verdict second: a crash in between re-verifies on restart, and the alert
     // store keeps one alert per key, so nothing is lost and nothing doubles.
     const signal = this.alertFor(r, outcome);
-    if (signal && this.ctx.alerts.lastOfKey(signal.key)?.openedAt !== signal.openedAt) this.ctx.alerts.apply(signal);
+    if (signal) this.ctx.alerts.reconcile(signal.key, signal, { exclusive: false });
     const verdict: LedgerRecord = {
       siteId: r.siteId, deviceId: r.deviceId, kind: 'verdict', msgId: `verdict:${r.msgId}`, dedupeKey: `verdict:${r.dedupeKey}`,
       ts: r.ts, receivedAt: this.ctx.now(),

@@ -187,7 +187,7 @@ export class KeyStaffCheck implements Check {
         siteId, workerId: w.workerId, keyRole: w.keyRole!, day, cutoffHour: view.s.cutoffHour, cutoff,
         checkins: this.days.worker(siteId, view.wc.cal, day, w.workerId).filter((f) => f.ts <= cutoff),
       });
-      this.reconcile('keystaff.absent', siteId, alertKeys.absent(siteId, w.workerId, day), desired);
+      this.ctx.alerts.reconcile(alertKeys.absent(siteId, w.workerId, day), desired ?? null, { exclusive: true });
     }
   }
 
@@ -210,7 +210,7 @@ export class KeyStaffCheck implements Check {
       const desired = attendanceLowSignal({
         siteId, workerId: w.workerId, keyRole: w.keyRole!, month, workingDays, decidedDays, presentDays, minRate: view.s.minRate, endOfDay,
       });
-      this.reconcile('keystaff.attendance_low', siteId, alertKeys.attendanceLow(siteId, w.workerId, month), desired);
+      this.ctx.alerts.reconcile(alertKeys.attendanceLow(siteId, w.workerId, month), desired ?? null, { exclusive: true });
     }
   }
 
@@ -269,23 +269,7 @@ export class KeyStaffCheck implements Check {
       if (facts.length) firstCheckin.set(s.siteId, Math.min(...facts.map((f) => f.ts)));
     }
     const signals = new Map(multiSiteSignals({ workerId, day, sites, firstCheckin }).map((sig) => [sig.siteId, sig]));
-    for (const s of sites) this.reconcile('keystaff.multi_site', s.siteId, alertKeys.multiSite(s.siteId, workerId, day), signals.get(s.siteId));
-  }
-
-  /**
-   * Makes the alert store agree with a decision: raise the alert the facts imply unless an alert of
-   * that key opened at that time is already on record (in any state, so a resolved one is not
-   * raised again), and withdraw one on record that the facts no longer support.
-   */
-  private reconcile(kind: AlertKind, siteId: string, key: string, desired: RaiseSignal | undefined): void {
-    const last = this.ctx.alerts.lastOfKey(key);
-    if (last && last.openedAt !== desired?.openedAt) {
-      this.ctx.alerts.apply({
-        type: 'clear', kind, siteId, key, at: desired?.openedAt ?? last.openedAt, retracts: last.openedAt,
-        evidence: { reason: desired ? 'condition_moved' : 'disproved_by_later_data' },
-      });
-    }
-    if (desired && last?.openedAt !== desired.openedAt) this.ctx.alerts.apply(desired);
+    for (const s of sites) this.ctx.alerts.reconcile(alertKeys.multiSite(s.siteId, workerId, day), signals.get(s.siteId) ?? null, { exclusive: true });
   }
 
   // — registry views —

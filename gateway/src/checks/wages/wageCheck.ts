@@ -11,6 +11,8 @@ import { latestDuePeriod, wageSettings } from './settings.ts';
 /** Contract §5 "Keys": `wage.*` is site + worker + period. */
 export const wageAlertKey = (kind: WageKind, siteId: string, workerId: string, period: string) => `${kind}:${siteId}:${workerId}:${period}`;
 
+const WITHDRAWN = 'data that arrived later shows the finding did not hold at the due date';
+
 const SEVERITY = new Map(WAGE_RULES.map((r) => [r.kind, r.severity]));
 
 /**
@@ -42,22 +44,17 @@ export class WageCheck extends MonthlyDecisionCheck {
     for (const f of report.findings) {
       const key = wageAlertKey(f.kind, site.siteId, f.workerId, period);
       raised.add(key);
-      if (alerts.hasAny(key)) continue;
-      alerts.apply({
+      alerts.reconcile(key, {
         type: 'raise', kind: f.kind, siteId: site.siteId, key, severity: SEVERITY.get(f.kind)!,
         subject: { workerId: f.workerId, ...(f.with ? { with: f.with } : {}) },
         openedAt: report.dueAt, message: f.message, evidence: evidenceOf(f, period, report),
-      });
+      }, { exclusive: true, reason: WITHDRAWN });
     }
     if (!revisit) return;
     for (const w of registry.listWorkers(site.siteId)) {
       for (const kind of SEVERITY.keys()) {
         const key = wageAlertKey(kind, site.siteId, w.workerId, period);
-        if (raised.has(key)) continue;
-        const a = alerts.active(key);
-        if (a && a.openedAt === report.dueAt) {
-          alerts.apply({ type: 'clear', kind, siteId: site.siteId, key, at: report.dueAt, retracts: a.openedAt, evidence: { reason: 'data that arrived later shows the finding did not hold at the due date', period } });
-        }
+        if (!raised.has(key)) alerts.reconcile(key, null, { exclusive: true, reason: WITHDRAWN });
       }
     }
   }
