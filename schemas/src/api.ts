@@ -8,6 +8,12 @@ export const KeyRole = z.enum([
 ]);
 export type KeyRole = z.infer<typeof KeyRole>;
 
+/** Per-device ingest rate (issue 15): above it a device's connection is read more slowly, never refused. */
+const IngestRate = z.strictObject({
+  readingsPerS: z.number().positive().optional(),
+  burst: z.number().positive().optional(),
+});
+
 const Threshold = z.strictObject({
   warning: z.number().optional(),
   critical: z.number().optional(),
@@ -27,7 +33,9 @@ export const SiteSettings = z.strictObject({
   devices: z.record(Id, z.strictObject({
     thresholds: z.record(z.string(), Threshold).optional(),
     intervalS: z.number().positive().optional(),
+    ingestRate: IngestRate.optional(),
   })).optional(),
+  ingestRate: IngestRate.optional(),
   offlineAfterS: z.strictObject({
     sensor: z.number().positive().optional(),
     camera: z.number().positive().optional(),
