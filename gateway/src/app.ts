@@ -195,8 +195,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
       const httpPort = (http.server.address() as { port: number }).port;
       const { port: mqttPort, wsPort } = await broker.listen({ host: config.SITEGATE_MQTT_HOST, port: config.SITEGATE_MQTT_PORT, wsPort: config.SITEGATE_MQTT_WS_PORT });
-      await checks.start(ledger);
+      // Ingest and sinks never wait for the checks' restore and replay (issue 15): the checks catch
+      // up behind, and /readyz says how far behind they are.
       for (const s of sinks) s.start();
+      void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
     },

@@ -8,6 +8,12 @@ export const KeyRole = z.enum([
 ]);
 export type KeyRole = z.infer<typeof KeyRole>;
 
+/** Per-device ingest rate (issue 15): above it a device's connection is read more slowly, never refused. */
+const IngestRate = z.strictObject({
+  readingsPerS: z.number().positive().optional(),
+  burst: z.number().positive().optional(),
+});
+
 /** One metric's (or rule's) limits in site or device settings; the hazard rules take exactly this (checks/hazard/settings.ts). */
 export const Threshold = z
   .strictObject({
@@ -34,7 +40,9 @@ export const SiteSettings = z.strictObject({
   devices: z.record(Id, z.strictObject({
     thresholds: z.record(z.string(), Threshold).optional(),
     intervalS: z.number().positive().optional(),
+    ingestRate: IngestRate.optional(),
   })).optional(),
+  ingestRate: IngestRate.optional(),
   offlineAfterS: z.strictObject({
     sensor: z.number().positive().optional(),
     camera: z.number().positive().optional(),

@@ -4,6 +4,8 @@
  * series holds its steady-state window. Then the same engine fed readings that arrive up to
  * 10 minutes late (the default allowed lateness), shuffled, to price re-evaluation. Then the whole
  * pipeline with rules on vs off (test/bench/rules.ts; `pipeline: false` or HAZARD_BENCH_PIPELINE=0 skips it).
+ * Then sample density (issue 15): one noise + dust device at 1 s and at 1 ms event-time spacing,
+ * 100,000 readings each: the per-reading cost and the rule state held should not depend on it.
  *
  *   npx tsx test/bench/hazard.ts
  */
@@ -23,6 +25,8 @@ export interface HazardBenchOptions {
   hours?: number;
   /** Devices in the late-arrival part. */
   lateDevices?: number;
+  /** Readings per device in the spacing part (default 100,000). */
+  spacingReadings?: number;
   /** Also measure the full pipeline with rules on vs off (default: yes). */
   pipeline?: boolean;
   log?: (line: string) => void;
@@ -104,6 +108,8 @@ export async function runHazardBench(options: HazardBenchOptions = {}): Promise<
   for (const q of queue) late.ingest(q.r);
   const lateSeconds = Number(process.hrtime.bigint() - lateStarted) / 1e9;
 
+  const spacing = spacingBench(options.spacingReadings ?? Number(process.env.HAZARD_BENCH_SPACING_READINGS ?? 100_000));
+
   const pipeline = (options.pipeline ?? process.env.HAZARD_BENCH_PIPELINE !== '0')
     ? Object.fromEntries(Object.entries(await runRulesBench(options.log ? { log: options.log } : {})).map(([k, v]) => [`pipeline.${k}`, v]))
     : {};
@@ -122,12 +128,56 @@ export async function runHazardBench(options: HazardBenchOptions = {}): Promise<
     lateOutOfOrderShare: Math.round((late.stats().outOfOrder / late.stats().samples) * 1000) / 1000,
     lateReadingsPerSecond: Math.round(queue.length / lateSeconds),
     lateEvaluationsPerReading: Math.round((late.stats().evaluations / queue.length) * 100) / 100,
+    ...spacing,
     ...pipeline,
   };
 }
 
+/**
+ * Per-reading cost at 1 s and at 1 ms event-time spacing: 4 devices of noise, pm10 and pm2_5 (the
+ * windowed rules, whose cost used to grow with the samples in a window), noise loud enough at night
+ * to raise alerts. The devices are registered at 1 s (a logger misconfigured, or replaying a backlog
+ * with a bad clock, sends faster than it says), so the windows count as filled from the start.
+ * Best of 3 rounds of `readings` per device.
+ */
+function spacingBench(readings: number): Record<string, number> {
+  const out: Record<string, number> = {};
+  const night = Date.parse('2026-09-01T23:00:00+08:00');
+  for (const [name, stepMs] of [['1s', 1000], ['1ms', 1]] as const) {
+    let best = Infinity;
+    let bytes = 0;
+    let signals = 0;
+    for (let round = 0; round < 3; round++) {
+      const random = mulberry32(7);
+      const engine = new HazardEngine({ timezone: 'Asia/Shanghai' });
+      const started = process.hrtime.bigint();
+      signals = 0;
+      for (let i = 0; i < readings; i++) {
+        for (let d = 0; d < 4; d++) {
+          const r: HazardReading = {
+            siteId: 'S-BENCH',
+            deviceId: `FAST-${d}`,
+            ts: night + i * stepMs,
+            metrics: { noise_dba: 48 + random() * 10, pm10: 100 + random() * 80, pm2_5: 50 + random() * 40 },
+          };
+          signals += engine.ingest(r, { intervalS: 1 }).length;
+        }
+      }
+      const us = Number(process.hrtime.bigint() - started) / 1e3 / (readings * 4);
+      best = Math.min(best, us);
+      bytes = JSON.stringify(engine.snapshot()).length;
+      if (engine.stats().readings !== readings * 4) throw new Error('spacing bench: readings lost');
+    }
+    out[`spacing${name}.usPerReading`] = Math.round(best * 100) / 100;
+    out[`spacing${name}.snapshotBytesPerDevice`] = Math.round(bytes / 4);
+    out[`spacing${name}.signals`] = signals;
+  }
+  out['spacing.costRatio1msTo1s'] = Math.round((out['spacing1ms.usPerReading'] / out['spacing1s.usPerReading']) * 100) / 100;
+  return out;
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await runHazardBench();
+  const result = await runHazardBench(process.env.HAZARD_BENCH_SPACING_ONLY === '1' ? { devices: 1, hours: 0.1, lateDevices: 1, pipeline: false } : {});
   console.log(
     `hazard: ${result.readingsPerSecond.toLocaleString('en')} readings/s ` +
       `(${result.samplesPerSecond.toLocaleString('en')} metric samples/s) through all default rules, ` +

@@ -41,7 +41,7 @@ export function tempDir(prefix = 'sitegate-test-'): string {
  * throw-away data directory. scrypt is cheaper than production (N=1024) to keep suites fast;
  * the hashing code path is the same.
  */
-export async function startGateway(env: Record<string, string> = {}, deps: GatewayDeps = {}, dataDir = tempDir()): Promise<TestGateway> {
+export async function startGateway(env: Record<string, string> = {}, deps: GatewayDeps = {}, dataDir = tempDir(), opts: { waitForChecks?: boolean } = {}): Promise<TestGateway> {
   // The WebSocket port cannot be 0 (0 turns it off), so it is picked free beforehand; another
   // test file may take it in between, so a start that finds its port in use is tried again.
   let gw: Gateway | undefined;
@@ -61,6 +61,9 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
     }
   }
   const { httpPort, mqttPort, wsPort } = ports;
+  // listen() does not wait for the checks' restore and replay (ingest never does); these tests
+  // look at checks right after a start, so they wait for it here.
+  if (opts.waitForChecks !== false) await gw!.checks.started();
   const started = gw!;
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   const clients: mqtt.MqttClient[] = [];

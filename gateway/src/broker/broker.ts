@@ -9,6 +9,7 @@ import { deviceTopic, isInboundChannel, parseDeviceTopic } from '../ingest/topic
 import type { Metrics } from '../observability/metrics.ts';
 import type { Device, Registry, Token } from '../registry/registry.ts';
 import { siteInScope } from './access.ts';
+import { DEFAULT_RATE_LIMIT, DeviceRateLimit, type RateLimit } from './deviceRateLimit.ts';
 
 type Identity = { type: 'device'; device: Device; log: Logger } | { type: 'token'; token: Token; log: Logger };
 
@@ -39,6 +40,7 @@ export class Broker {
   readonly aedes: Aedes;
   private readonly deps: BrokerDeps;
   private readonly rejected = new WeakSet<object>();
+  private readonly rateLimit = new DeviceRateLimit();
   private tcp?: net.Server;
   private ws?: { http: http.Server; wss: WebSocketServer };
   readonly connectedDevices = new Set<string>();
@@ -173,7 +175,17 @@ export class Broker {
     this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }).then(
       (report) => {
         this.report(client, packet, report);
-        cb(null);
+        const wait = this.rateLimit.take(t.deviceId, Math.max(1, report.accepted + report.duplicate + report.rejected), this.rateOf(id.device));
+        if (wait === 0) return cb(null);
+        // Above its rate: the next packets of this connection are read (and this PUBACK sent) later.
+        this.deps.metrics.deviceThrottled.inc({ device: t.deviceId });
+        this.deps.metrics.deviceThrottledSeconds.inc({ device: t.deviceId }, wait / 1000);
+        const conn = client.conn as { pause?: () => void; resume?: () => void } | undefined;
+        conn?.pause?.();
+        setTimeout(() => {
+          conn?.resume?.();
+          cb(null);
+        }, wait).unref();
       },
       // Not durable: no PUBACK. Closing the connection makes the device resend (MQTT-4.4.0-1).
       (err) => {
@@ -181,6 +193,17 @@ export class Broker {
         cb(err);
       },
     );
+  }
+
+  /** The device's ingest rate: its own setting, else its site's, else the default (deviceRateLimit.ts). */
+  private rateOf(device: Device): RateLimit {
+    const settings = this.deps.registry.site(device.siteId)?.settings;
+    const own = settings?.devices?.[device.deviceId]?.ingestRate;
+    const site = settings?.ingestRate;
+    return {
+      readingsPerS: own?.readingsPerS ?? site?.readingsPerS ?? DEFAULT_RATE_LIMIT.readingsPerS,
+      burst: own?.burst ?? site?.burst ?? DEFAULT_RATE_LIMIT.burst,
+    };
   }
 
   /** Sends each rejection to the device's `…/errors` topic; keeps wholly rejected messages from subscribers. */

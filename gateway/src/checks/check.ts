@@ -44,6 +44,11 @@ export interface Check {
    * when it has, so that the runner's idle() still means "every committed record is processed".
    */
   drained?(): Promise<void>;
+  /**
+   * For a check that evaluates records after onRecords returned or replays at start: the last
+   * ledger seq whose effects it has applied (/readyz reports how far behind it is).
+   */
+  processedThrough?(): number;
   /** Called every few seconds with the wall clock (watermarks, deadlines, liveness). */
   tick?(now: number): Promise<void> | void;
   stop?(): Promise<void> | void;

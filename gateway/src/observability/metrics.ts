@@ -20,6 +20,8 @@ export function createMetrics() {
     aclRefusals: c('sitegate_acl_refusals_total', 'Publishes or subscriptions outside a client\'s topics', ['reason', 'action']),
     authFailures: c('sitegate_auth_failures_total', 'Failed MQTT or API authentications', ['transport']),
     mqttClients: g('sitegate_mqtt_clients', 'Connected MQTT clients'),
+    deviceThrottled: c('sitegate_device_throttled_total', 'Publishes after which a device above its ingest rate was read more slowly', ['device']),
+    deviceThrottledSeconds: c('sitegate_device_throttled_seconds_total', 'Time a device above its ingest rate waited before its connection was read again', ['device']),
     ledgerBacklog: g('sitegate_ledger_backlog', 'Records waiting for or in a group commit (queue depth)'),
     ledgerCommitSeconds: h('sitegate_ledger_commit_seconds', 'Group commit duration including fsync', [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1]),
     ledgerGroupSize: h('sitegate_ledger_group_size', 'Records per group commit (one fsync each)', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]),

@@ -19,6 +19,8 @@ export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
       status: ready ? 'ready' : 'shutting_down',
       ledger: { lastSeq: deps.ledger.lastSeq, backlog: deps.ledger.backlog },
       eventLoop: deps.loop.read(),
+      // The checks catch up behind ingest (they never hold it up): how far behind they are.
+      checks: deps.checks.state(),
       // A sink that is down does not make the gateway unready: the ledger spools for it.
       sinks,
     });

@@ -30,7 +30,9 @@ export function registryRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     }, async (req, reply) => {
       // Threshold keys must name a metric's rule (domain.md "Site settings": unknown keys are a 400).
       const s = req.body.settings;
-      const hazard = HazardSettings.safeParse({ ...(s?.thresholds ? { thresholds: s.thresholds } : {}), ...(s?.devices ? { devices: s.devices } : {}) });
+      // (A device's ingestRate is the broker's, not the hazard rules'.)
+      const devices = s?.devices && Object.fromEntries(Object.entries(s.devices).map(([id, { ingestRate: _rate, ...d }]) => [id, d]));
+      const hazard = HazardSettings.safeParse({ ...(s?.thresholds ? { thresholds: s.thresholds } : {}), ...(devices ? { devices } : {}) });
       if (!hazard.success) {
         const issues = hazard.error.issues.map((i) => `settings.${i.path.join('.')}: ${i.message}`);
         throw new SitegateError('bad_request', issues.join('; '), issues);

@@ -36,7 +36,7 @@ import {
   type TrackState,
   type Transition,
 } from './history.ts';
-import { round, type HazardRule, type Limits, type ObserveContext, type Observation } from './rule.ts';
+import { round, type HazardRule, type Limits, type ObserveContext, type Observation, type RuleMemo } from './rule.ts';
 import { HazardSettings, RULES_BY_METRIC, resolveLimits } from './settings.ts';
 import { Series } from './series.ts';
 
@@ -104,6 +104,7 @@ interface Track {
   readonly evidence: (obs: Observation) => Record<string, unknown>;
   readonly target: SignalTarget;
   limits: Limits | undefined;
+  readonly memo: RuleMemo;
   transitions: Transition[];
   /** State after all transitions. */
   state: TrackState;
@@ -143,6 +144,12 @@ const UNITS: Record<string, string> = {
 class Context implements ObserveContext {
   ts!: Float64Array;
   v!: Float64Array;
+  n: Float64Array | null = null;
+  sum: Float64Array | null = null;
+  energy: Float64Array | null = null;
+  max: Float64Array | null = null;
+  version = 0;
+  memo!: RuleMemo;
   first = 0;
   end = 0;
   j = 0;
@@ -207,14 +214,14 @@ export class HazardEngine {
       const value = reading.metrics[metric];
       if (typeof value !== 'number' || !Number.isFinite(value) || !RULES_BY_METRIC.has(metric)) continue;
       const series = this.series(dev, metric);
-      const { outcome, index } = series.data.insert(ts, value);
+      const { outcome, index, from } = series.data.insert(ts, value);
       if (outcome === 'unchanged') {
         this.counters.unchanged++;
         continue;
       }
       this.counters.samples++;
       if (index < series.data.end - 1) this.counters.outOfOrder++;
-      for (const track of series.tracks) this.reevaluate(dev, series, track, index, registeredMs, out);
+      for (const track of series.tracks) this.reevaluate(dev, series, track, index, from, registeredMs, out);
       const cutoff = dev.latest - LATE_HORIZON_MS - series.lookbackMs;
       series.data.evictBefore(cutoff, KEEP_OLDER);
       for (const track of series.tracks) prune(track, cutoff);
@@ -339,12 +346,15 @@ export class HazardEngine {
   /**
    * Re-runs the rule's fold from sample k (just placed) until its state is again the one it had,
    * once past every sample whose evaluation reads sample k; splices the new transitions in.
+   * `from`: the earliest time whose transitions the new sample may change (a bucket's time before
+   * it took the sample; series.ts).
    */
   private reevaluate(
     dev: DeviceState,
     series: SeriesState,
     track: Track,
     k: number,
+    from: number,
     registeredMs: number | undefined,
     out: AlertSignal[],
   ): void {
@@ -354,7 +364,8 @@ export class HazardEngine {
     const tk = ts[k];
     const old = track.transitions;
     let p0 = old.length;
-    while (p0 > 0 && old[p0 - 1].at >= tk) p0--;
+    const since = Math.min(tk, from);
+    while (p0 > 0 && old[p0 - 1].at >= since) p0--;
     const state = this.state;
     if (p0 === old.length) copyState(track.state, state);
     else copyState(stateAfter(old, p0), state);
@@ -365,6 +376,12 @@ export class HazardEngine {
     const ctx = this.context;
     ctx.ts = ts;
     ctx.v = data.v;
+    ctx.n = data.n;
+    ctx.sum = data.sum;
+    ctx.energy = data.energy;
+    ctx.max = data.max;
+    ctx.version = data.version;
+    ctx.memo = track.memo;
     ctx.first = data.first;
     ctx.end = end;
     ctx.metric = series.metric;
@@ -411,6 +428,7 @@ function newTrack(dev: DeviceState, metric: string, rule: HazardRule): Track {
     rule,
     evidence: (obs) => rule.evidence(obs, track.limits as Limits),
     limits: undefined,
+    memo: {},
     transitions: [],
     state: closedState(),
     target: {
@@ -477,6 +495,10 @@ export const HazardSnapshot = z.object({
           metric: z.string(),
           ts: z.array(z.number()),
           v: z.array(z.number()),
+          n: z.array(z.number()).optional(),
+          sum: z.array(z.number()).optional(),
+          energy: z.array(z.number()).optional(),
+          max: z.array(z.number()).optional(),
           tracks: z.array(z.object({ rule: z.string(), transitions: z.array(SnapshotTransition) })),
         }),
       ),

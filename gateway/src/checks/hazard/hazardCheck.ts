@@ -46,6 +46,14 @@ export interface HazardCheckOptions {
   snapshotEveryReadings?: number;
   /** Ledger records read per step of the replay at start. */
   replayChunk?: number;
+  /**
+   * Readings replayed at start after which a snapshot is taken (default 50,000): a start that is
+   * killed after replaying this many has moved the snapshot on, so a crash loop cannot make each
+   * start replay more than the last (issue 15).
+   */
+  replaySnapshotEvery?: number;
+  /** Records waiting for the worker beyond which `onRecords` makes the runner wait (default 40,000). */
+  maxInbox?: number;
 }
 
 interface SiteConfig {
@@ -72,6 +80,13 @@ export class HazardCheck implements Check {
   private readonly snapshotEveryMs: number;
   private readonly snapshotEveryReadings: number;
   private readonly replayChunk: number;
+  private readonly replaySnapshotEvery: number;
+  private readonly maxInbox: number;
+  /** Set by stop(): the replay and the pump end where they are; records are no longer taken. */
+  private stopping = false;
+  private replaying = false;
+  /** onRecords callers waiting for room in the inbox (back-pressure). */
+  private roomWaiters: (() => void)[] = [];
   /** Sites whose engine exists on the worker, with the settings it was given. */
   private readonly sites = new Map<string, SiteConfig>();
   private worker: Worker | undefined;
@@ -101,6 +116,8 @@ export class HazardCheck implements Check {
     this.snapshotEveryMs = options.snapshotEveryMs ?? 5 * 60_000;
     this.snapshotEveryReadings = options.snapshotEveryReadings ?? 200_000;
     this.replayChunk = options.replayChunk ?? 5000;
+    this.replaySnapshotEvery = options.replaySnapshotEvery ?? 50_000;
+    this.maxInbox = options.maxInbox ?? 2 * MAX_BATCH;
     this.lastSnapshotAt = ctx.now();
   }
 
@@ -120,11 +137,20 @@ export class HazardCheck implements Check {
    * Takes the records and returns at once: the readings go to the worker in the background, and
    * records that arrive while it is busy are sent together next (fewer, larger messages under
    * load). `drained()` resolves when all of them are evaluated and their alerts applied.
+   * Back-pressure: while the inbox holds `maxInbox` records the returned promise waits for room,
+   * so the runner holds the rest (or leaves it in the ledger) instead of this inbox growing.
    */
-  onRecords(records: StoredRecord[]): void {
+  onRecords(records: StoredRecord[]): Promise<void> | void {
+    if (this.stopping) return;
     this.inbox.push(records);
     this.inboxSize += records.length;
     this.pump();
+    if (this.inboxSize >= this.maxInbox) return new Promise((resolve) => this.roomWaiters.push(resolve));
+  }
+
+  /** Last ledger seq the engines have evaluated (alerts of records up to it are applied). */
+  processedThrough(): number {
+    return this.processedSeq;
   }
 
   async drained(): Promise<void> {
@@ -137,7 +163,16 @@ export class HazardCheck implements Check {
     if (this.readingsSinceSnapshot > 0 && now - this.lastSnapshotAt >= this.snapshotEveryMs) return this.snapshot().then(() => undefined);
   }
 
+  /**
+   * Stops where it is (issue 15: a stop never waits for the backlog): the batch on the worker
+   * finishes, a snapshot saves the engines as of the last record they evaluated, and everything
+   * after it — the inbox, the rest of a replay — is replayed from the ledger at the next start.
+   */
   stop(): Promise<void> {
+    this.stopping = true;
+    this.inbox = [];
+    this.inboxSize = 0;
+    this.releaseRoom();
     return this.serial(async () => {
       if (this.worker && !this.failed) await this.takeSnapshot();
       const worker = this.worker;
@@ -151,8 +186,8 @@ export class HazardCheck implements Check {
     return this.serial(() => this.takeSnapshot());
   }
 
-  stats(): typeof this.counters & { processedSeq: number; appliedSeq: number; sites: number } {
-    return { ...this.counters, processedSeq: this.processedSeq, appliedSeq: this.appliedSeq, sites: this.sites.size };
+  stats(): typeof this.counters & { processedSeq: number; appliedSeq: number; sites: number; replaying: boolean; inbox: number } {
+    return { ...this.counters, processedSeq: this.processedSeq, appliedSeq: this.appliedSeq, sites: this.sites.size, replaying: this.replaying, inbox: this.inboxSize };
   }
 
   /** The engines' own counters (readings, samples, late, evaluations …), summed over sites. */
@@ -180,8 +215,12 @@ export class HazardCheck implements Check {
     return cached.intervalS;
   }
 
+  private releaseRoom(): void {
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
+  }
+
   private pump(): void {
-    if (this.pumping || this.inbox.length === 0) return;
+    if (this.pumping || this.stopping || this.inbox.length === 0) return;
     this.pumping = this.serial(async () => {
       try {
         if (this.failed) await this.restore(); // the worker died: rebuild it from the snapshot and the ledger
@@ -198,6 +237,7 @@ export class HazardCheck implements Check {
     }).finally(() => {
       this.pumping = null;
       if (!this.failed) this.pump(); // after a failure, tick() rebuilds and resumes
+      if (this.inboxSize < this.maxInbox || this.stopping) this.releaseRoom();
     });
   }
 
@@ -219,6 +259,7 @@ export class HazardCheck implements Check {
       const all = this.inbox.length === 1 ? this.inbox[0]! : this.inbox.flat();
       this.inbox = [];
       this.inboxSize = 0;
+      this.releaseRoom();
       return all;
     }
     const out: StoredRecord[] = [];
@@ -228,6 +269,7 @@ export class HazardCheck implements Check {
     }
     if (out.length === 0) out.push(...this.inbox.shift()!);
     this.inboxSize -= out.length;
+    if (this.inboxSize < this.maxInbox) this.releaseRoom();
     return out;
   }
 
@@ -263,12 +305,25 @@ export class HazardCheck implements Check {
     this.processedSeq = snapshotSeq;
     this.appliedSeq = appliedSeq;
     const t0 = performance.now();
-    for (;;) {
-      const chunk = this.ctx.ledger.readAfter(this.processedSeq, this.replayChunk, ['reading']);
-      if (chunk.length === 0) break;
-      await this.process(chunk, true);
+    const replayedBefore = this.counters.replayed;
+    let sinceSnapshot = 0;
+    this.replaying = true;
+    try {
+      while (!this.stopping) {
+        const chunk = this.ctx.ledger.readAfter(this.processedSeq, this.replayChunk, ['reading']);
+        if (chunk.length === 0) break;
+        await this.process(chunk, true);
+        sinceSnapshot += chunk.length;
+        // By replay length, not by a process's lifetime: see replaySnapshotEvery.
+        if (sinceSnapshot >= this.replaySnapshotEvery && !this.stopping) {
+          await this.takeSnapshot();
+          sinceSnapshot = 0;
+        }
+      }
+    } finally {
+      this.replaying = false;
     }
-    this.log.info({ snapshotSeq, appliedSeq, replayed: this.counters.replayed, ms: Math.round(performance.now() - t0) }, 'hazard rules restored');
+    this.log.info({ snapshotSeq, appliedSeq, replayed: this.counters.replayed - replayedBefore, stopped: this.stopping, ms: Math.round(performance.now() - t0) }, 'hazard rules restored');
   }
 
   private async spawn(): Promise<void> {

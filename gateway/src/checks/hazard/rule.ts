@@ -5,7 +5,7 @@
  * under rules/ and one line in rules/registry.ts.
  */
 import type { AlertKind } from '../types.ts';
-import type { Samples } from './aggregates.ts';
+import type { Samples, SlidingWindow } from './aggregates.ts';
 import type { SiteCalendar } from '../../calendar/siteCalendar.ts';
 
 /** 0: within limits; 1: beyond warning; 2: beyond critical. */
@@ -31,9 +31,18 @@ export interface Limits {
   source: string;
 }
 
+/** What a rule may keep between evaluations of one series (derived state: never snapshotted). */
+export interface RuleMemo {
+  window?: SlidingWindow;
+}
+
 export interface ObserveContext extends Samples {
   /** The sample being evaluated (physical index). */
   readonly j: number;
+  /** Changes when entries before the newest change or move (series.ts): memos start over. */
+  readonly version: number;
+  /** This rule's memo for this series. */
+  readonly memo: RuleMemo;
   readonly metric: string;
   readonly limits: Limits;
   readonly calendar: SiteCalendar;

@@ -3,7 +3,7 @@
  * at each sample (domain.md "Windows slide"), fired only once the window holds at least `minFill`
  * of its expected samples (window ÷ interval; domain.md: half).
  */
-import { leq, maximum, mean, windowStart, type Samples } from './aggregates.ts';
+import { SlidingWindow, windowStart, type WindowAggregate } from './aggregates.ts';
 import type { NoisePeriod } from '../../calendar/siteCalendar.ts';
 import {
   clearLevel,
@@ -16,13 +16,7 @@ import {
   type Observation,
 } from './rule.ts';
 
-export type WindowAggregate = 'mean' | 'leq' | 'max';
-
-const AGGREGATES: Record<WindowAggregate, (s: Samples, lo: number, j: number) => number> = {
-  mean,
-  leq,
-  max: maximum,
-};
+export type { WindowAggregate };
 
 export interface WindowedRuleSpec {
   id: string;
@@ -37,7 +31,6 @@ export interface WindowedRuleSpec {
 }
 
 export function windowedRule(spec: WindowedRuleSpec): HazardRule {
-  const aggregate = AGGREGATES[spec.aggregate];
   return {
     id: spec.id,
     kind: 'hazard.threshold',
@@ -56,7 +49,8 @@ export function windowedRule(spec: WindowedRuleSpec): HazardRule {
         notBefore = at.start;
       }
       const lo = windowStart(ctx, ctx.j, spec.windowMs, notBefore);
-      const samples = ctx.j - lo + 1;
+      const window = (ctx.memo.window ??= new SlidingWindow(spec.aggregate));
+      const { value, samples } = window.at(ctx, lo, ctx.j, ctx.version);
       let expectedSamples: number | undefined;
       if (spec.minFill > 0) {
         const interval = ctx.intervalMs();
@@ -64,7 +58,6 @@ export function windowedRule(spec: WindowedRuleSpec): HazardRule {
         expectedSamples = spec.windowMs / interval;
         if (samples < spec.minFill * expectedSamples) return undefined;
       }
-      const value = aggregate(ctx, lo, ctx.j);
       return {
         level: levelOf(value, ctx.limits),
         below: value < clearLevel(ctx.limits),

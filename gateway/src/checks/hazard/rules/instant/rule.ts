@@ -2,8 +2,11 @@
  * Instant limits: each sample on its own (domain.md "Hazards"). Fires on the first sample beyond
  * the critical limit, and on two consecutive samples beyond the warning limit (one stray sample
  * above warning is noise, not a hazard); clears on two consecutive samples below the clear level.
- * "Consecutive" is in event-time order of the device's samples of that metric.
+ * "Consecutive" is in event-time order of the device's samples of that metric. A fast device's
+ * second of samples (series.ts, one bucket a second) counts as one sample at its maximum, so a
+ * spike is never averaged away: two consecutive seconds beyond the warning limit open a warning.
  */
+import { maxAt } from '../../aggregates.ts';
 import { clearLevel, levelOf, round, type HazardRule, type Level, type LimitDefaults } from '../../rule.ts';
 
 const CRANE = 'monitoring practice; the limiter cuts at 110 % [Prac]';
@@ -28,11 +31,11 @@ export const instant: HazardRule = {
   lookbackMs: 0,
   reachMs: 0,
   observe(ctx) {
-    const value = ctx.v[ctx.j];
+    const value = maxAt(ctx, ctx.j);
     const { warning, critical } = ctx.limits;
     const clear = clearLevel(ctx.limits);
     if (ctx.j === ctx.first) return { level: critical !== undefined && value > critical ? 2 : 0, below: false, value, samples: 1 };
-    const previous = ctx.v[ctx.j - 1];
+    const previous = maxAt(ctx, ctx.j - 1);
     let level: Level = 0;
     if (critical !== undefined && value > critical) level = 2;
     else if (levelOf(value, ctx.limits) === 1 && previous > (warning as number)) level = 1;

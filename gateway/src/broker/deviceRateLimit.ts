@@ -1,0 +1,52 @@
+/**
+ * Per-device ingest rate limit that slows, never refuses (issue 15; EMQX's publish limiter works the
+ * same way): above its rate a device's connection is read more slowly — its next packets are not
+ * taken and its QoS 1 PUBACKs come later — so a QoS 1 device simply waits, and nothing it sent is
+ * lost. Refusing would lose data: a rejected message is still PUBACKed (contract §1), so an edge
+ * agent draining its backlog would drop it. One device above its rate therefore cannot take the
+ * ledger, the checks or the cores from the others.
+ *
+ * A token bucket per device counted in readings (a telemetry batch of n readings costs n; any other
+ * message 1): `readingsPerS` refill, `burst` capacity. Defaults are generous for real sensors (one
+ * reading a second or slower; an edge agent's backlog drains at 200/s) and configurable per site and
+ * per device (`settings.ingestRate`, `settings.devices[id].ingestRate`).
+ */
+export interface RateLimit {
+  readingsPerS: number;
+  burst: number;
+}
+
+export const DEFAULT_RATE_LIMIT: RateLimit = { readingsPerS: 200, burst: 2000 };
+
+interface Bucket {
+  tokens: number;
+  at: number;
+}
+
+export class DeviceRateLimit {
+  private readonly buckets = new Map<string, Bucket>();
+
+  /** `clock`: monotonic ms (performance.now): durations only, never calendar time. */
+  constructor(private readonly clock: () => number = () => performance.now()) {}
+
+  /**
+   * Takes `cost` readings from the device's bucket; returns how long (ms) to wait before reading
+   * its connection again: 0 within its rate.
+   */
+  take(deviceId: string, cost: number, limit: RateLimit): number {
+    const now = this.clock();
+    let b = this.buckets.get(deviceId);
+    if (b === undefined) {
+      b = { tokens: limit.burst, at: now };
+      this.buckets.set(deviceId, b);
+    }
+    b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.readingsPerS);
+    b.at = now;
+    b.tokens -= cost;
+    return b.tokens >= 0 ? 0 : (-b.tokens / limit.readingsPerS) * 1000;
+  }
+
+  forget(deviceId: string): void {
+    this.buckets.delete(deviceId);
+  }
+}
