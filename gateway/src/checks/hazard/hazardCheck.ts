@@ -25,12 +25,11 @@
  * judged it live. (A change of a device's registered interval is not snapshotted: a replay across
  * one judges the replayed readings by the new interval.)
  */
-import type { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Site } from '../../registry/registry.ts';
 import { DEFAULT_TIMEZONE } from '../../registry/registry.ts';
-import { startWorker } from '../../util/startWorker.ts';
+import { RpcWorker } from '../../util/workerRpc.ts';
 import type { Check, CheckContext, CheckFactory } from '../check.ts';
 import type { AlertSignal } from '../types.ts';
 import type { HazardStats } from './engine.ts';
@@ -70,7 +69,6 @@ const MAX_BATCH = 20_000;
 const GATHER_UP_TO = 1000;
 const GATHER_MS = 5;
 
-type Request = HazardRequest extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export class HazardCheck implements Check {
   readonly name = 'hazard';
@@ -89,9 +87,7 @@ export class HazardCheck implements Check {
   private roomWaiters: (() => void)[] = [];
   /** Sites whose engine exists on the worker, with the settings it was given. */
   private readonly sites = new Map<string, SiteConfig>();
-  private worker: Worker | undefined;
-  private calls = new Map<number, { resolve: (r: HazardReply) => void; reject: (e: Error) => void }>();
-  private nextId = 1;
+  private worker: RpcWorker<HazardRequest, HazardReply> | undefined;
   /** Every interaction with the worker runs in this chain, one at a time. */
   private chain: Promise<unknown> = Promise.resolve();
   private failed: Error | undefined;
@@ -197,7 +193,7 @@ export class HazardCheck implements Check {
 
   /** Event-loop utilisation of the worker thread (busy ms since it started): what the rules cost off the main thread. */
   workerBusyMs(): number {
-    return this.worker?.performance.eventLoopUtilization().active ?? 0;
+    return this.worker?.worker.performance.eventLoopUtilization().active ?? 0;
   }
 
   /** Memory of the worker thread that holds the engines (heap + typed arrays), in bytes. */
@@ -327,41 +323,20 @@ export class HazardCheck implements Check {
   }
 
   private async spawn(): Promise<void> {
-    const worker = startWorker(new URL('./hazardWorker.ts', import.meta.url));
-    worker.unref();
+    const worker = await RpcWorker.start<HazardRequest, HazardReply>(new URL('./hazardWorker.ts', import.meta.url), { name: 'hazard' });
+    worker.worker.unref();
     this.worker = worker;
-    const fail = (err: Error) => {
+    worker.onDeath((err) => {
       if (this.worker !== worker) return;
       this.failed = err;
       this.log.error({ err }, 'hazard worker failed; it is rebuilt from the last snapshot on the next batch');
-      for (const c of this.calls.values()) c.reject(err);
-      this.calls.clear();
-    };
-    await new Promise<void>((resolve, reject) => {
-      const onReady = (m: { ready?: boolean }) => { if (m.ready) { worker.off('error', reject); resolve(); } };
-      worker.once('message', onReady);
-      worker.once('error', reject);
     });
-    worker.on('message', (reply: HazardReply) => {
-      const c = this.calls.get(reply.id);
-      if (!c) return;
-      this.calls.delete(reply.id);
-      if (reply.type === 'error') c.reject(new Error(reply.message));
-      else c.resolve(reply);
-    });
-    worker.on('error', fail);
-    worker.on('exit', (code) => fail(new Error(`hazard worker exited with code ${code}`)));
   }
 
-  private call(req: Request): Promise<HazardReply> {
+  private call(req: HazardRequest): Promise<HazardReply> {
     const worker = this.worker;
     if (!worker || this.failed) return Promise.reject(this.failed ?? new Error('hazard worker not started'));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.calls.set(id, { resolve, reject });
-      const transfer = req.type === 'ingest' ? [req.readings.head.buffer, req.readings.values.buffer] : [];
-      worker.postMessage({ ...req, id } as HazardRequest, transfer);
-    });
+    return worker.call(req, req.type === 'ingest' ? [req.readings.head.buffer, req.readings.values.buffer] : []);
   }
 
   private async process(records: StoredRecord[], replaying: boolean): Promise<void> {

@@ -5,8 +5,8 @@
  * a time, so the engines always hold exactly the readings the main thread has been told about.
  */
 import { getHeapStatistics } from 'node:v8';
-import { parentPort } from 'node:worker_threads';
 import type { AlertSignal } from '../types.ts';
+import { serveRpc } from '../../util/workerRpc.ts';
 import { HazardEngine, type HazardStats } from './engine.ts';
 import { unpackReadings, type PackedReadings } from './readingBatch.ts';
 import type { HazardSettings } from './settings.ts';
@@ -14,22 +14,21 @@ import type { HazardSettings } from './settings.ts';
 
 export type HazardRequest =
   /** Creates a site's engine (from a snapshot document when given) or applies new settings / time zone. */
-  | { id: number; type: 'site'; siteId: string; timezone: string; settings?: HazardSettings; doc?: string }
-  | { id: number; type: 'ingest'; readings: PackedReadings }
+  | { type: 'site'; siteId: string; timezone: string; settings?: HazardSettings; doc?: string }
+  | { type: 'ingest'; readings: PackedReadings }
   /** Snapshot documents (JSON text) of the sites that took readings since the last snapshot. */
-  | { id: number; type: 'snapshot' }
-  | { id: number; type: 'stats' }
+  | { type: 'snapshot' }
+  | { type: 'stats' }
   /** This thread's heap and external (typed-array) memory in bytes, after a GC when --expose-gc is on. */
-  | { id: number; type: 'memory' };
+  | { type: 'memory' };
 
 export type HazardReply =
-  | { id: number; type: 'site' }
+  | { type: 'site' }
   /** `failed`: readings the engine threw on (skipped, so one bad reading cannot stall the rules). */
-  | { id: number; type: 'ingest'; signals: { seq: number; signals: AlertSignal[] }[]; failed?: { count: number; first: string } }
-  | { id: number; type: 'snapshot'; docs: { siteId: string; doc: string }[] }
-  | { id: number; type: 'stats'; stats: HazardStats }
-  | { id: number; type: 'memory'; bytes: number }
-  | { id: number; type: 'error'; message: string };
+  | { type: 'ingest'; signals: { seq: number; signals: AlertSignal[] }[]; failed?: { count: number; first: string } }
+  | { type: 'snapshot'; docs: { siteId: string; doc: string }[] }
+  | { type: 'stats'; stats: HazardStats }
+  | { type: 'memory'; bytes: number };
 
 const sites = new Map<string, { engine: HazardEngine; timezone: string; dirty: boolean }>();
 
@@ -50,7 +49,7 @@ function handle(req: HazardRequest): HazardReply {
         s.engine.setSettings(req.settings);
         s.dirty = true;
       }
-      return { id: req.id, type: 'site' };
+      return { type: 'site' };
     }
     case 'ingest': {
       const out: { seq: number; signals: AlertSignal[] }[] = [];
@@ -67,7 +66,7 @@ function handle(req: HazardRequest): HazardReply {
           else failed = { count: 1, first: `seq ${r.seq} (${r.deviceId}): ${(err as Error).stack ?? String(err)}` };
         }
       }
-      return { id: req.id, type: 'ingest', signals: out, ...(failed ? { failed } : {}) };
+      return { type: 'ingest', signals: out, ...(failed ? { failed } : {}) };
     }
     case 'snapshot': {
       const docs: { siteId: string; doc: string }[] = [];
@@ -76,7 +75,7 @@ function handle(req: HazardRequest): HazardReply {
         docs.push({ siteId, doc: JSON.stringify(s.engine.snapshot()) });
         s.dirty = false;
       }
-      return { id: req.id, type: 'snapshot', docs };
+      return { type: 'snapshot', docs };
     }
     case 'stats': {
       const stats: HazardStats = { readings: 0, samples: 0, late: 0, unchanged: 0, outOfOrder: 0, evaluations: 0, signals: 0, retracted: 0 };
@@ -84,23 +83,14 @@ function handle(req: HazardRequest): HazardReply {
         const one = s.engine.stats();
         for (const k of Object.keys(stats) as (keyof HazardStats)[]) stats[k] += one[k];
       }
-      return { id: req.id, type: 'stats', stats };
+      return { type: 'stats', stats };
     }
     case 'memory': {
       (globalThis as { gc?: () => void }).gc?.();
       const h = getHeapStatistics();
-      return { id: req.id, type: 'memory', bytes: h.used_heap_size + h.external_memory };
+      return { type: 'memory', bytes: h.used_heap_size + h.external_memory };
     }
   }
 }
 
-parentPort!.on('message', (req: HazardRequest) => {
-  let reply: HazardReply;
-  try {
-    reply = handle(req);
-  } catch (err) {
-    reply = { id: req.id, type: 'error', message: (err as Error).stack ?? String(err) };
-  }
-  parentPort!.postMessage(reply);
-});
-parentPort!.postMessage({ ready: true });
+void serveRpc<HazardRequest, HazardReply>({ handle });
