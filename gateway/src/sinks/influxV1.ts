@@ -1,17 +1,16 @@
-import type { StoredRecord } from '../ledger/types.ts';
-import { toLines } from './influxLineProtocol.ts';
+import { InfluxSink } from './influxSink.ts';
 import type { DeviceKindOf } from './points.ts';
-import { classifyStatus, SinkError, type Sink } from './sink.ts';
+import { classifyStatus, SinkError } from './sink.ts';
 
 /** InfluxDB 1.x through its v1 `/write` API (precision ms). Also what 2.x/3.x offer as v1 compatibility. */
-export class InfluxV1Sink implements Sink {
+export class InfluxV1Sink extends InfluxSink {
   readonly name = 'influx-v1';
   private readonly writeUrl: string;
   private readonly pingUrl: string;
   private readonly headers: Record<string, string>;
 
   constructor(opts: { url: string; db: string; username?: string; password?: string; timeoutMs?: number; deviceKind?: DeviceKindOf }) {
-    this.deviceKind = opts.deviceKind ?? (() => undefined);
+    super(opts.deviceKind);
     const base = opts.url.replace(/\/$/, '');
     const q = new URLSearchParams({ db: opts.db, precision: 'ms' });
     this.writeUrl = `${base}/write?${q}`;
@@ -23,18 +22,10 @@ export class InfluxV1Sink implements Sink {
 
   private readonly timeoutMs: number;
 
-  private readonly deviceKind: DeviceKindOf;
-
-  render(record: StoredRecord): string {
-    return toLines([record], this.deviceKind).join('\n');
-  }
-
-  async write(records: StoredRecord[]): Promise<void> {
-    const lines = toLines(records, this.deviceKind);
-    if (lines.length === 0) return;
+  protected async send(body: string): Promise<void> {
     let res: Response;
     try {
-      res = await fetch(this.writeUrl, { method: 'POST', headers: this.headers, body: lines.join('\n'), signal: AbortSignal.timeout(this.timeoutMs) });
+      res = await fetch(this.writeUrl, { method: 'POST', headers: this.headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
     } catch (e) {
       throw new SinkError('retryable', `influx v1 write: ${(e as Error).cause ?? (e as Error).message}`);
     }

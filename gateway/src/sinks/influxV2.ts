@@ -1,8 +1,7 @@
 import { HttpError, InfluxDB, type Transport } from '@influxdata/influxdb-client';
-import type { StoredRecord } from '../ledger/types.ts';
-import { toLines } from './influxLineProtocol.ts';
+import { InfluxSink } from './influxSink.ts';
 import type { DeviceKindOf } from './points.ts';
-import { classifyStatus, SinkError, type Sink } from './sink.ts';
+import { classifyStatus, SinkError } from './sink.ts';
 
 /**
  * InfluxDB 2.x / 3.x `/api/v2/write` through the official client's transport (token auth, gzip
@@ -11,30 +10,22 @@ import { classifyStatus, SinkError, type Sink } from './sink.ts';
  * retries on its own, while here the ledger is the spool and the SinkRunner owns batching, retry
  * and the cursor. So one `write` is exactly one request, confirmed exactly when it resolves.
  */
-export class InfluxV2Sink implements Sink {
+export class InfluxV2Sink extends InfluxSink {
   readonly name = 'influx-v2';
   private readonly transport: Transport;
   private readonly writePath: string;
   private readonly url: string;
 
   constructor(opts: { url: string; token: string; org: string; bucket: string; timeoutMs?: number; deviceKind?: DeviceKindOf }) {
-    this.deviceKind = opts.deviceKind ?? (() => undefined);
+    super(opts.deviceKind);
     this.url = opts.url.replace(/\/$/, '');
     this.transport = new InfluxDB({ url: this.url, token: opts.token, timeout: opts.timeoutMs ?? 10_000 }).transport;
     this.writePath = `/api/v2/write?${new URLSearchParams({ org: opts.org, bucket: opts.bucket, precision: 'ms' })}`;
   }
 
-  private readonly deviceKind: DeviceKindOf;
-
-  render(record: StoredRecord): string {
-    return toLines([record], this.deviceKind).join('\n');
-  }
-
-  async write(records: StoredRecord[]): Promise<void> {
-    const lines = toLines(records, this.deviceKind);
-    if (lines.length === 0) return;
+  protected async send(body: string): Promise<void> {
     try {
-      await this.transport.request(this.writePath, lines.join('\n'), {
+      await this.transport.request(this.writePath, body, {
         method: 'POST',
         headers: { 'content-type': 'text/plain; charset=utf-8', accept: 'application/json' },
         gzipThreshold: 1000,
