@@ -32,13 +32,21 @@ suite() {
   local label="$1"; shift
   local report; report="$(mktemp -t sitegate-vitest-XXXXXX.json)"
   echo "== suite: ${label}"
+  local timing; timing="$(mktemp -t sitegate-vitest-XXXXXX.json)"
   "$@" npx vitest run --reporter=default --reporter=json --outputFile.json="$report" || status=1
+  # Tight latency bounds, measured alone (vitest.timing.config.ts).
+  "$@" npx vitest run -c vitest.timing.config.ts --reporter=default --reporter=json --outputFile.json="$timing" || status=1
   local counts
   counts="$(node -e '
-    const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
-    console.log(r.numPassedTests, r.numFailedTests || r.numFailedTestSuites); // a suite that failed to load has no failed tests
-  ' "$report" 2>/dev/null || echo "0 1")"
-  rm -f "$report"
+    let passed = 0, failed = 0;
+    for (const f of process.argv.slice(1)) {
+      const r = JSON.parse(require("fs").readFileSync(f, "utf8"));
+      passed += r.numPassedTests;
+      failed += r.numFailedTests || r.numFailedTestSuites; // a suite that failed to load has no failed tests
+    }
+    console.log(passed, failed);
+  ' "$report" "$timing" 2>/dev/null || echo "0 1")"
+  rm -f "$report" "$timing"
   echo "${label}: ${counts% *} passed, ${counts#* } failed"
   passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
 }

@@ -1,9 +1,8 @@
 import { checkinFacts, toFact, type CheckinFact, type Verdict } from './attendance.ts';
-import type { SiteCalendar } from '../calendar/siteCalendar.ts';
+import { SiteCalendar } from '../calendar/siteCalendar.ts';
 import type { LedgerReads } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 
-const DAY = 86_400_000;
 
 /** One local day of a site: its check-ins with their latest verdicts, by dedupe key and by worker. */
 interface DayFacts {
@@ -66,7 +65,7 @@ export class CheckinDays {
     }
     d = { facts: new Map(), byWorker: new Map() };
     const from = cal.startOfDay(day);
-    const to = cal.startOfDay(new Date(Date.parse(`${day}T00:00:00Z`) + DAY).toISOString().slice(0, 10));
+    const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
     for (const f of checkinFacts(this.ledger, siteId, from, to)) add(d, f);
     this.days.set(k, d);
     while (this.days.size > this.maxDays) this.days.delete(this.days.keys().next().value!);

@@ -131,6 +131,12 @@ export class SiteCalendar {
     return wd === 0 ? 7 : wd;
   }
 
+  /** The calendar date `n` days after `YYYY-MM-DD` (before, for negative `n`): date arithmetic, no time zone involved. */
+  static addDays(day: string, n: number): string {
+    const [y, m, d] = day.split('-').map(Number) as [number, number, number];
+    return new Date(Date.UTC(y, m - 1, d + n)).toISOString().slice(0, 10);
+  }
+
   /** The month after `YYYY-MM`, `n` months on. */
   static addMonths(month: string, n: number): string {
     const [y, m] = month.split('-').map(Number) as [number, number];

@@ -17,7 +17,6 @@ export const KEY_STAFF = 'keystaff';
 
 /** Device messages: they move a site's watermark (domain.md "Time-triggered decisions"). */
 const DEVICE_KINDS = new Set(['checkin', 'reading', 'status', 'snapshot']);
-const DAY = 86_400_000;
 
 /** workerId → every site where that person is registered, with the key role held there. */
 type StaffIndex = Map<string, { siteId: string; keyRole?: KeyRole }[]>;
@@ -160,13 +159,13 @@ export class KeyStaffCheck implements Check {
     if (to === undefined || to <= from) return;
     const cal = view.wc.cal;
     let crossed = false;
-    for (let day = cal.localDay(from); day <= cal.localDay(to); day = nextDay(day)) {
+    for (let day = cal.localDay(from); day <= cal.localDay(to); day = SiteCalendar.addDays(day, 1)) {
       const cutoff = cal.atHour(day, view.s.cutoffHour);
       if (cutoff > from && cutoff <= to && view.wc.isWorkingDay(day)) {
         this.decideAbsent(view, day, cutoff);
         crossed = true;
       }
-      const end = cal.startOfDay(nextDay(day));
+      const end = cal.startOfDay(SiteCalendar.addDays(day, 1));
       if (end > from && end <= to) {
         this.decideMonth(view, day.slice(0, 7), day);
         crossed = true;
@@ -203,7 +202,7 @@ export class KeyStaffCheck implements Check {
     if (since === undefined || cal.localDay(since) > `${month}-01`) return;
     const decidedDays = SiteCalendar.daysOfMonth(month).filter((d) => d <= throughDay);
     if (decidedDays.length === 0) return;
-    const endOfDay = (d: string) => cal.startOfDay(nextDay(d));
+    const endOfDay = (d: string) => cal.startOfDay(SiteCalendar.addDays(d, 1));
     const workingDays = view.wc.workingDays(month);
     for (const w of keyStaff) {
       const presentDays = new Set(decidedDays.filter((d) => this.days.worker(siteId, cal, d, w.workerId).some(countsAsPresence)));
@@ -255,7 +254,7 @@ export class KeyStaffCheck implements Check {
     const cutoff = cal.atHour(day, view.s.cutoffHour);
     const watchedFrom = (this.since.get(siteId) ?? Infinity) - view.s.latenessMs;
     if (ts <= cutoff && cutoff > watchedFrom && cutoff <= decided && view.wc.isWorkingDay(day)) this.decideAbsent(view, day, cutoff, workerId);
-    const lastEnded = prevDay(cal.localDay(decided));
+    const lastEnded = SiteCalendar.addDays(cal.localDay(decided), -1);
     if (day <= lastEnded) this.decideMonth(view, day.slice(0, 7), lastEnded, workerId);
   }
 
@@ -297,13 +296,4 @@ export class KeyStaffCheck implements Check {
     }
     return out;
   }
-}
-
-/** The calendar date after `YYYY-MM-DD`. */
-export function nextDay(day: string): string {
-  return new Date(Date.parse(`${day}T00:00:00Z`) + DAY).toISOString().slice(0, 10);
-}
-
-export function prevDay(day: string): string {
-  return new Date(Date.parse(`${day}T00:00:00Z`) - DAY).toISOString().slice(0, 10);
 }
