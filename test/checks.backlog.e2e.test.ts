@@ -60,6 +60,24 @@ describe('checks behind ingest', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
+  it('a check that throws is logged and counted per check and phase; the others, ingest and the runner go on', async () => {
+    const seen: number[] = [];
+    const throwing: CheckFactory = () => ({ name: 'throwing', onRecords() { throw new Error('bad rule'); }, tick() { throw new Error('bad tick'); } });
+    const counting: CheckFactory = () => ({ name: 'counting', onRecords(records) { for (const r of records) seen.push(r.seq); } });
+    g = await startGateway({}, { checks: [throwing, counting] });
+    const secret = await g.device(SITE, 'ENV-4');
+    const c = await g.connect('ENV-4', secret);
+    for (let i = 0; i < 3; i++) await c.publishAsync(`sites/${SITE}/devices/ENV-4/telemetry`, JSON.stringify({ id: `f${i}`, ts: T0 + i * 1000, metrics: { pm10: 80 } }), { qos: 1 });
+    await g.gw.checks.tick(T0);
+    expect(seen.length).toBeGreaterThanOrEqual(3);
+    const state = g.gw.checks.state().checks;
+    expect(state.throwing!.failures).toBeGreaterThanOrEqual(2);
+    expect(state.counting!.failures).toBe(0);
+    const metrics = (await g.api('GET', '/metrics')).text;
+    expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="records"\} [1-9]/m);
+    expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="tick"\} 1/m);
+  });
+
   it('back-pressure: at most maxQueued records held, the rest read back from the ledger, each delivered once in order', async () => {
     const seen: number[] = [];
     let open!: () => void;

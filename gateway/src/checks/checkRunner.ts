@@ -26,8 +26,8 @@ export interface CheckRunnerState {
   /** Records held in memory, and whether the rest are read back from the ledger. */
   queued: number;
   readingBack: boolean;
-  /** Checks that say how far they are (e.g. hazard, evaluating on a worker and replaying at start). */
-  checks: Record<string, { processedSeq: number; lagRecords: number }>;
+  /** Per check: failures so far, and how far it is when it says (e.g. hazard, evaluating on a worker and replaying at start). */
+  checks: Record<string, { failures: number; processedSeq?: number; lagRecords?: number }>;
 }
 
 /**
@@ -60,6 +60,7 @@ export class CheckRunner {
   private ledger?: Ledger;
   private unsubscribe?: () => void;
   private stopped = false;
+  private readonly failures = new Map<string, number>();
 
   constructor(private readonly ctx: CheckContext, factories: CheckFactory[], options: CheckRunnerOptions | number = {}) {
     const o = typeof options === 'number' ? { tickMs: options } : options;
@@ -90,7 +91,7 @@ export class CheckRunner {
         try {
           await c.start?.();
         } catch (err) {
-          this.log.error({ err, check: c.name }, 'check failed to start');
+          this.failed(c, 'start', err);
         }
       }
     })().finally(() => {
@@ -115,12 +116,11 @@ export class CheckRunner {
       lagRecords: Math.max(0, lastSeq - this.deliveredSeq),
       queued: this.queued,
       readingBack: this.readingBack,
-      checks: Object.fromEntries(
-        this.checks.flatMap((c) => {
-          const seq = c.processedThrough?.();
-          return seq === undefined ? [] : [[c.name, { processedSeq: seq, lagRecords: Math.max(0, lastSeq - seq) }]];
-        }),
-      ),
+      checks: Object.fromEntries(this.checks.map((c) => {
+        const seq = c.processedThrough?.();
+        const failures = this.failures.get(c.name) ?? 0;
+        return [c.name, seq === undefined ? { failures } : { failures, processedSeq: seq, lagRecords: Math.max(0, lastSeq - seq) }];
+      })),
     };
   }
 
@@ -145,9 +145,16 @@ export class CheckRunner {
       try {
         await c.tick?.(now);
       } catch (err) {
-        this.log.error({ err, check: c.name }, 'check tick failed');
+        this.failed(c, 'tick', err);
       }
     }
+  }
+
+  /** Logged and counted per check and phase (sitegate_check_failures_total); never thrown into ingest. */
+  private failed(c: Check, phase: 'start' | 'records' | 'tick' | 'stop', err: unknown): void {
+    this.failures.set(c.name, (this.failures.get(c.name) ?? 0) + 1);
+    this.ctx.metrics.checkFailures.inc({ check: c.name, phase });
+    this.log.error({ err, check: c.name, phase }, 'check failed');
   }
 
   /** Committed records: queued while there is room, else left in the ledger to be read back. */
@@ -195,7 +202,7 @@ export class CheckRunner {
         try {
           await c.onRecords(batch);
         } catch (err) {
-          this.log.error({ err, check: c.name }, 'check failed on records');
+          this.failed(c, 'records', err);
         }
       }
       this.deliveredSeq = batch[batch.length - 1]!.seq;
@@ -216,7 +223,7 @@ export class CheckRunner {
       try {
         await c.stop?.();
       } catch (err) {
-        this.log.error({ err, check: c.name }, 'check failed to stop');
+        this.failed(c, 'stop', err);
       }
     }
     await this.starting;

@@ -22,6 +22,7 @@ export function createMetrics() {
     mqttClients: g('sitegate_mqtt_clients', 'Connected MQTT clients'),
     deviceThrottled: c('sitegate_device_throttled_total', 'Publishes after which a device above its ingest rate was read more slowly', ['device']),
     deviceThrottledSeconds: c('sitegate_device_throttled_seconds_total', 'Time a device above its ingest rate waited before its connection was read again', ['device']),
+    checkFailures: c('sitegate_check_failures_total', 'Batches, ticks, starts and stops a check failed on (logged; the check goes on)', ['check', 'phase']),
     ledgerBacklog: g('sitegate_ledger_backlog', 'Records waiting for or in a group commit (queue depth)'),
     ledgerCommitSeconds: h('sitegate_ledger_commit_seconds', 'Group commit duration including fsync', [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1]),
     ledgerGroupSize: h('sitegate_ledger_group_size', 'Records per group commit (one fsync each)', [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000]),
