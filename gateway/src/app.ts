@@ -61,6 +61,8 @@ export interface Gateway {
   alerts: AlertStore;
   audit: AuditTrail;
   checks: CheckRunner;
+  /** The report thread (month-wide reports off the event loop). */
+  reports: ReportReader;
   /** Where the generated admin token was written, when SITEGATE_ADMIN_TOKEN was not given. */
   adminTokenFile?: string;
   listen(): Promise<{ httpPort: number; mqttPort: number; wsPort: number }>;
@@ -121,7 +123,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     },
   });
   const live = new LiveState(ledger);
-  const reports = new ReportReader(ledger.file, registry);
+  const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
   const sinkState = new SinkStateStore(registry.db);
@@ -189,7 +191,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   await http.ready();
 
   const gateway: Gateway = {
-    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks,
+    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks, reports,
     ...(adminTokenFile ? { adminTokenFile } : {}),
     async listen() {
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });

@@ -74,9 +74,12 @@ export async function runHistoryBench(o: { log: (s: string) => void } = { log: c
       })();
       loop.enable();
       const t0 = performance.now();
+      const monoUs = () => Number(process.hrtime.bigint() / 1000n);
+      const fromUs = monoUs();
       await work();
       await settled(g.gw);
       const seconds = (performance.now() - t0) / 1000;
+      const toUs = monoUs();
       on = false;
       await Promise.all([publisher, poller]);
       loop.disable();
@@ -85,6 +88,8 @@ export async function runHistoryBench(o: { log: (s: string) => void } = { log: c
         [`${name} healthz max ms`]: r1(Math.max(...health)), [`${name} loop delay max ms`]: r1(loop.max / 1e6), [`${name} publishes`]: pubacks.length,
       };
       o.log(JSON.stringify(f));
+      // The window in CLOCK_MONOTONIC µs, the time base of a --cpu-prof profile's samples.
+      o.log(`${name} window (monotonic µs, for node --cpu-prof): ${fromUs}–${toUs}`);
       return f;
     };
 

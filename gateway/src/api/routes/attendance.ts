@@ -3,13 +3,15 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Attendance } from '../../../../schemas/src/api.ts';
 import { ErrorBody, Id, Month } from '../../../../schemas/src/common.ts';
 import type { ApiDeps } from '../deps.ts';
+import { sendSerialised } from '../sendSerialised.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
 
 /**
  * Contract §2 `GET /sites/{siteId}/attendance?month=YYYY-MM`: every registered worker of the site
  * (zero days included), present days in site time, hours on site, and the key-staff rate, from
- * everything known at the time of the request (domain.md "Calendar").
+ * everything known at the time of the request (domain.md "Calendar"). The body comes validated
+ * and serialised from the report thread (api/reportBodies.ts).
  */
 export function attendanceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -20,6 +22,6 @@ export function attendanceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         params: z.object({ siteId: Id }), querystring: z.object({ month: Month }),
         response: { 200: Attendance, ...errors },
       },
-    }, async (req) => deps.reports.attendance(deps.registry.site(req.params.siteId)!, req.query.month));
+    }, async (req, reply) => sendSerialised(reply, await deps.reports.attendanceBody(deps.registry.site(req.params.siteId)!, req.query.month)));
   };
 }

@@ -4,13 +4,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { EvidenceQuery, WorkerEvidence } from '../../../../schemas/src/audit.ts';
 import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
-import { toCsv } from '../../evidence/csv.ts';
-import { DIGEST_ALGORITHM, DIGEST_FORMAT, DIGEST_GENESIS } from '../../evidence/digest.ts';
+import { DIGEST_FORMAT } from '../../evidence/digest.ts';
 import { recordedDigest } from '../../evidence/monthClose.ts';
-import { EVIDENCE_COLUMNS } from '../../evidence/workerEvidence.ts';
 import { SitegateError } from '../../errors.ts';
 import { readEvidence } from '../../ledger/evidence.ts';
 import type { ApiDeps } from '../deps.ts';
+import { sendSerialised } from '../sendSerialised.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
 
@@ -34,26 +33,19 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const site = deps.registry.site(siteId)!;
       if (!deps.registry.worker(siteId, workerId)) throw new SitegateError('not_found', `no worker ${workerId} at site ${siteId}`);
       const { month, format } = req.query;
-      const e = await deps.reports.evidence(site, workerId, month);
       const recorded = recordedDigest(deps.audit, siteId, month, workerId);
       const watermark = deps.live.siteWatermark(site, deps.now());
       const closed = watermark !== undefined && watermark >= SiteCalendar.of(site.timezone).startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`);
-      reply.header('sitegate-evidence-digest', `${DIGEST_FORMAT}:${e.digest.root}`);
+      // The worker's month is read, shaped, validated and serialised on the report thread.
+      const e = await deps.reports.evidenceBody(site, workerId, month, { format, closed, ...(recorded ? { recorded } : {}) });
+      reply.header('sitegate-evidence-digest', `${DIGEST_FORMAT}:${e.root}`);
       if (recorded) reply.header('sitegate-evidence-recorded-digest', `${DIGEST_FORMAT}:${recorded.root}`);
       if (format === 'csv') {
-        return reply
-          .type('text/csv; charset=utf-8')
-          .header('content-disposition', `attachment; filename="evidence-${siteId}-${workerId}-${month}.csv"`)
-          .send(toCsv(e.rows) as never); // raw text: the response schema describes the JSON form
+        // The CSV is the evidence itself; the response schema describes the JSON form.
+        reply.header('content-disposition', `attachment; filename="evidence-${siteId}-${workerId}-${month}.csv"`);
+        return sendSerialised(reply, e.body, 'text/csv; charset=utf-8');
       }
-      const { rows: _rows, digest, ...rest } = e;
-      return {
-        ...rest, columns: [...EVIDENCE_COLUMNS],
-        digest: {
-          format: DIGEST_FORMAT, algorithm: DIGEST_ALGORITHM, genesis: DIGEST_GENESIS, rows: digest.rows, root: digest.root, closed,
-          ...(recorded ? { recorded, matchesRecorded: recorded.root === digest.root } : {}),
-        },
-      };
+      return sendSerialised(reply, e.body);
     });
 
     app.get('/sites/:siteId/photos/:sha256', {

@@ -15,6 +15,12 @@ const MiB = 1024 * 1024;
 export const CSV_LIMIT = 64 * MiB;
 /** Rows ingested per slice: validation and card hashing of a slice run on the event loop, so it stays short (issue 16). */
 const CSV_CHUNK_ROWS = 250;
+/**
+ * Bytes of CSV handed to the parser per turn of the event loop: csv-parse reads whatever it is
+ * written in one synchronous call, and a 64 KiB socket chunk (~700 rows) held the loop ~30 ms on a
+ * loaded box during the history bench's reports (issue 16).
+ */
+const CSV_PARSE_BYTES = 8 * 1024;
 
 function merge(into: IngestReport, r: IngestReport, keepAccepted: boolean, keepResults = true): void {
   into.accepted += r.accepted;
@@ -128,7 +134,15 @@ async function ingestCsv(body: Readable, onRows: (rows: CsvRow[]) => Promise<voi
   const limiter = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       bytes += chunk.length;
-      if (bytes > CSV_LIMIT) { tooLarge = true; cb(new Error('body too large')); } else cb(null, chunk);
+      if (bytes > CSV_LIMIT) { tooLarge = true; cb(new Error('body too large')); return; }
+      // Slices of CSV_PARSE_BYTES, one per turn: the parser parses each as it is pushed.
+      const pushFrom = (at: number) => {
+        if (this.destroyed) return; // the body broke off or the request was refused meanwhile
+        this.push(chunk.subarray(at, at + CSV_PARSE_BYTES));
+        if (at + CSV_PARSE_BYTES >= chunk.length) cb();
+        else setImmediate(pushFrom, at + CSV_PARSE_BYTES);
+      };
+      pushFrom(0);
     },
   });
   body.on('error', (e) => limiter.destroy(e));

@@ -3,9 +3,9 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { WageCheck } from '../../../../schemas/src/audit.ts';
 import { ErrorBody, Id, Month } from '../../../../schemas/src/common.ts';
 import type { ApiDeps } from '../deps.ts';
+import { sendSerialised } from '../sendSerialised.ts';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody };
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
  * Contract §2 `GET /sites/{siteId}/wage-check?month=`: the findings of domain.md "Wages" for a
@@ -13,7 +13,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
  * wall clock OR the site's watermark is past it (domain.md "Time-triggered decisions": reports,
  * unlike alerts, may use the wall clock). Before that, the kinds that do not depend on it are
  * answered (card_mismatch and shared_card always, ghost once the month has ended) and the
- * others are listed as `pending`.
+ * others are listed as `pending`. The body comes validated and serialised from the report thread
+ * (api/reportBodies.ts).
  */
 export function wageRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -25,16 +26,12 @@ export function wageRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         params: z.object({ siteId: Id }), querystring: z.object({ month: Month }),
         response: { 200: WageCheck, ...errors },
       },
-    }, async (req) => {
+    }, async (req, reply) => {
       const site = deps.registry.site(req.params.siteId)!;
       const now = deps.now();
       const watermark = deps.live.siteWatermark(site, now);
       const asOf = Math.max(now, watermark ?? -Infinity);
-      const r = await deps.reports.wageCheck(site, req.query.month, asOf);
-      return {
-        siteId: r.siteId, month: r.month, timezone: r.timezone, asOf: iso(r.asOf), periodEnd: iso(r.periodEnd), dueAt: iso(r.dueAt),
-        due: r.pending.length === 0, settings: r.settings, decided: r.decided, pending: r.pending, findings: r.findings,
-      };
+      return sendSerialised(reply, await deps.reports.wageCheckBody(site, req.query.month, asOf));
     });
   };
 }
