@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
-import { evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
+import { evidenceMonthClose } from '../gateway/src/checks/evidence-month-close/monthClose.ts';
 import { createLogger } from '../gateway/src/observability/logger.ts';
 import { testCard } from './support/cards.ts';
 import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { digestCsvFile } from '../gateway/src/cli/verifyDigest.ts';
 import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
 import { DIGEST_GENESIS } from '../gateway/src/evidence/digest.ts';
-import { digestSubject, evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
+import { digestSubject, evidenceMonthClose } from '../gateway/src/checks/evidence-month-close/monthClose.ts';
 import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';
 import { TestClock } from './support/clock.ts';
 import { FACES_DIR } from './support/scenario.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { monthAttendance } from '../gateway/src/attendance/attendance.ts';
-import { digestSubject, evidenceMonthClose } from '../gateway/src/evidence/monthClose.ts';
+import { digestSubject, evidenceMonthClose } from '../gateway/src/checks/evidence-month-close/monthClose.ts';
 import { wageCheck } from '../gateway/src/checks/wages/wageCheck.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
 import { TestClock } from './support/clock.ts';

@@ -5,7 +5,7 @@ import type { MonthAttendance } from '../attendance/attendance.ts';
 import type { WageCheckReport } from '../checks/wages/findings.ts';
 import { toCsv } from '../evidence/csv.ts';
 import { DIGEST_ALGORITHM, DIGEST_FORMAT, DIGEST_GENESIS } from '../evidence/digest.ts';
-import type { RecordedDigest } from '../evidence/monthClose.ts';
+import type { RecordedDigest } from '../checks/evidence-month-close/monthClose.ts';
 import { EVIDENCE_COLUMNS, type WorkerEvidence } from '../evidence/workerEvidence.ts';
 
 /**

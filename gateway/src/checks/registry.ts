@@ -1,5 +1,5 @@
 import type { CheckFactory } from './check.ts';
-import { evidenceMonthClose } from '../evidence/monthClose.ts';
+import { evidenceMonthClose } from './evidence-month-close/monthClose.ts';
 import { wageCheck } from './wages/wageCheck.ts';
 import { deviceOfflineCheck } from './device-offline/deviceOffline.ts';
 import { hazardCheck } from './hazard/hazardCheck.ts';

@@ -5,7 +5,7 @@ import { EvidenceQuery, WorkerEvidence } from '../../../../schemas/src/audit.ts'
 import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import { DIGEST_FORMAT } from '../../evidence/digest.ts';
-import { recordedDigest } from '../../evidence/monthClose.ts';
+import { recordedDigest } from '../../checks/evidence-month-close/monthClose.ts';
 import { SitegateError } from '../../errors.ts';
 import { readEvidence } from '../../ledger/evidence.ts';
 import type { ApiDeps } from '../deps.ts';

@@ -1,12 +1,12 @@
-import type { AuditTrail } from '../audit/auditTrail.ts';
-import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { CheckFactory } from '../checks/check.ts';
-import { MonthlyDecisionCheck } from '../checks/monthlyDecisions.ts';
-import type { StoredRecord } from '../ledger/types.ts';
-import type { Site } from '../registry/registry.ts';
-import { DIGEST_FORMAT } from './digest.ts';
-import type { MonthDigests } from '../ledger/reportReader.ts';
-import { buildWorkerEvidence, monthCheckins } from './workerEvidence.ts';
+import type { AuditTrail } from '../../audit/auditTrail.ts';
+import { SiteCalendar } from '../../calendar/siteCalendar.ts';
+import type { CheckFactory } from '../check.ts';
+import { MonthlyDecisionCheck } from '../monthlyDecisions.ts';
+import type { StoredRecord } from '../../ledger/types.ts';
+import type { Site } from '../../registry/registry.ts';
+import { DIGEST_FORMAT } from '../../evidence/digest.ts';
+import type { MonthDigests } from '../../ledger/reportReader.ts';
+import { buildWorkerEvidence, monthCheckins } from '../../evidence/workerEvidence.ts';
 
 export const DIGEST_ENTRY = 'evidence.month_closed';
 export const digestSubject = (siteId: string, month: string) => `evidence:${siteId}:${month}`;
