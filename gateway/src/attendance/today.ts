@@ -1,7 +1,7 @@
 import { checkinFacts, countsAsPresence } from './attendance.ts';
 import type { KeyRole } from '../../../schemas/src/api.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 
 export interface SiteToday {
@@ -18,7 +18,7 @@ export interface SiteToday {
  * the wall clock while the site is live, its latest event otherwise). Check-ins rejected by face
  * verification do not count (domain.md "Calendar").
  */
-export function siteToday(registry: Registry, ledger: Ledger, site: Site, at: number): SiteToday {
+export function siteToday(registry: Registry, ledger: LedgerStore, site: Site, at: number): SiteToday {
   const cal = SiteCalendar.of(site.timezone);
   const day = cal.localDay(at);
   const facts = checkinFacts(ledger, site.siteId, cal.startOfDay(day), at + 1).filter(countsAsPresence);

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -13,7 +13,7 @@ import type { LiveState } from '../state/liveState.ts';
 /** What every check may use, handed in as one object. */
 export interface CheckContext {
   registry: Registry;
-  ledger: Ledger;
+  ledger: LedgerStore;
   alerts: AlertStore;
   audit: AuditTrail;
   live: LiveState;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Check, CheckContext, CheckFactory } from './check.ts';
 
@@ -57,7 +57,7 @@ export class CheckRunner {
   private readonly tickMs: number;
   private readonly maxQueued: number;
   private readonly readBackChunk: number;
-  private ledger?: Ledger;
+  private ledger?: LedgerStore;
   private unsubscribe?: () => void;
   private stopped = false;
   private readonly failures = new Map<string, number>();
@@ -80,7 +80,7 @@ export class CheckRunner {
    * committed meanwhile wait in the queue or the ledger (style.md: ingest and sinks never wait for
    * a check's replay). `idle()` waits for it.
    */
-  start(ledger: Ledger): Promise<void> {
+  start(ledger: LedgerStore): Promise<void> {
     this.ledger = ledger;
     this.tailSeq = this.deliveredSeq = ledger.lastSeq;
     // Subscribe first so nothing committed during the start is missed.

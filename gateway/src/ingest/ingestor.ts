@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { Reason } from '../errors.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { LedgerRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
@@ -27,7 +27,7 @@ export interface IngestReport {
 }
 
 export interface IngestorDeps {
-  ledger: Ledger;
+  ledger: LedgerStore;
   registry: Registry;
   metrics: Metrics;
   logger: Logger;

@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Ledger } from './ledger.ts';
+import { ledgerContract } from './ledgerContract.ts';
 import type { LedgerRecord, StoredRecord } from './types.ts';
 
 const dirs: string[] = [];
@@ -78,5 +79,16 @@ describe('Ledger group commit under a burst', () => {
     expect(fatal).toHaveLength(1);
     expect(ledger.readAfter(0, 100).map((r) => r.msgId)).toEqual(['before', ...settled.slice(0, firstRejected).map((_, i) => `w${i}`)]);
     await ledger.close();
+  });
+});
+
+describe('SQLite ledger (the contract every ledger passes)', () => {
+  ledgerContract('sqlite', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-contract-'));
+    return {
+      open: () => Ledger.open(dir),
+      reopen: () => Ledger.open(dir),
+      teardown: async () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
   });
 });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
 import type { AppendReply, AppendRequest } from './ledgerWorker.ts';
-import type { AppendResult, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from './types.ts';
+import type { AppendResult, EvidenceFile, LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './types.ts';
 
 interface Pending {
   record: LedgerRecord;

@@ -35,3 +35,33 @@ export interface AppendResult {
   /** The record's position, or null when an equal dedupeKey was already stored. */
   seq: number | null;
 }
+
+/**
+ * The ledger as the rest of the gateway uses it: what any implementation (SQLite here; PostgreSQL
+ * for region mode next) must do, and what `ledgerContract.ts` proves of it. Reads are synchronous
+ * today (SQLite in-process); the contract suite awaits every call, so an implementation whose
+ * reads are asynchronous is held to the same promises.
+ */
+export interface LedgerStore {
+  readonly evidenceDir: string;
+  /** Highest committed `seq`. */
+  readonly lastSeq: number;
+  /** Records waiting for, or in, a commit. */
+  readonly backlog: number;
+  /** Resolves only once the record is durable; `seq: null` for a duplicate of an earlier dedupe key. */
+  append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
+  appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
+  /** Every committed, non-duplicate record once, in `seq` order, right after its commit. */
+  onCommitted(listener: (records: StoredRecord[]) => void): () => void;
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]): StoredRecord[];
+  scan(kinds: RecordKind[], afterSeq?: number): Iterable<StoredRecord>;
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): StoredRecord[];
+  paymentsOf(siteId: string, period: string): StoredRecord[];
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[];
+  hasCheckinPhoto(siteId: string, sha256: string): boolean;
+  countByKind(): Record<string, number>;
+  /** Resolves once nothing is pending or in flight. */
+  drained(): Promise<void>;
+  /** Commits what is pending, then closes; appends after it are refused. */
+  close(): Promise<void>;
+}

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Clock } from '../clock/clock.ts';
 import type { ServerResponse } from 'node:http';
 import type { AlertEvent, AlertStore } from '../alerts/alertStore.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Token } from '../registry/registry.ts';
 
@@ -29,7 +29,7 @@ export class LiveHub {
   private readonly now: Clock;
   dropped = 0;
 
-  constructor(ledger: Ledger, alerts: AlertStore, now: Clock) {
+  constructor(ledger: LedgerStore, alerts: AlertStore, now: Clock) {
     this.now = now;
     ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
     alerts.onEvent((e) => { if (this.subs.size) this.onAlert(e, alerts); });

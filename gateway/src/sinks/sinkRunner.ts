@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { SinkError, type Sink } from './sink.ts';
@@ -8,7 +8,7 @@ import type { SinkStateStore } from './sinkState.ts';
 
 export interface SinkRunnerOptions {
   sink: Sink;
-  ledger: Ledger;
+  ledger: LedgerStore;
   /** Cursor and dead letters (state.db). */
   state: SinkStateStore;
   metrics: Metrics;

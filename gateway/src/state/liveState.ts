@@ -1,4 +1,4 @@
-import type { Ledger } from '../ledger/ledger.ts';
+import type { LedgerStore } from '../ledger/types.ts';
 import type { Site } from '../registry/registry.ts';
 
 /** Allowed lateness of messages still in flight from other devices (domain.md "Calendar"): 10 min. */
@@ -24,7 +24,7 @@ export class LiveState {
   /** siteId → wall-clock arrival of that latest event. */
   readonly siteLatestArrival = new Map<string, number>();
 
-  constructor(ledger: Ledger, opts: { rebuildRecords?: number } = {}) {
+  constructor(ledger: LedgerStore, opts: { rebuildRecords?: number } = {}) {
     const after = Math.max(0, ledger.lastSeq - (opts.rebuildRecords ?? 200_000));
     for (const r of ledger.scan(['reading', 'status', 'checkin', 'snapshot'], after)) this.apply(r);
     ledger.onCommitted((records) => { for (const r of records) this.apply(r); });
