@@ -16,7 +16,6 @@
  * Re-ingesting readings already held (a ledger replay after the snapshot point) is a no-op and
  * emits nothing, so replaying from a little before the snapshot neither misses nor repeats alerts.
  */
-import { z } from 'zod';
 import type { AlertKind, AlertSignal, Severity } from '../types.ts';
 import { DAY_MS, learntInterval } from './aggregates.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
@@ -31,12 +30,13 @@ import {
   signalsBetween,
   stateAfter,
   step,
-  type EpisodeStep,
   type SignalTarget,
   type TrackState,
   type Transition,
 } from './history.ts';
-import { round, type HazardRule, type Limits, type ObserveContext, type Observation, type RuleMemo } from './rule.ts';
+import { messageFor } from './messages.ts';
+import { HazardSnapshot } from './snapshot.ts';
+import { type HazardRule, type Limits, type ObserveContext, type Observation, type RuleMemo } from './rule.ts';
 import { HazardSettings, RULES_BY_METRIC, resolveLimits } from './settings.ts';
 import { Series } from './series.ts';
 
@@ -123,23 +123,6 @@ interface DeviceState {
   latest: number;
   readonly series: Map<string, SeriesState>;
 }
-
-/** contract.md §1 units, for messages. */
-const UNITS: Record<string, string> = {
-  noise_dba: 'dB(A)',
-  pm10: 'µg/m³',
-  pm2_5: 'µg/m³',
-  tsp: 'µg/m³',
-  wind_speed_ms: 'm/s',
-  crane_moment_pct: '%',
-  crane_load_pct: '%',
-  hoist_load_pct: '%',
-  crane_tilt_deg: '°',
-  gas_lel_pct: '% LEL',
-  pit_displacement_mm: 'mm',
-  pit_settlement_mm: 'mm',
-  water_level_m: 'm',
-};
 
 class Context implements ObserveContext {
   ts!: Float64Array;
@@ -442,19 +425,6 @@ function newTrack(dev: DeviceState, metric: string, rule: HazardRule): Track {
   return track;
 }
 
-function messageFor(rule: HazardRule, metric: string, s: EpisodeStep): string {
-  const unit = UNITS[metric] ?? '';
-  const e = s.evidence;
-  const value = `${round(s.value, 2)}${unit ? ` ${unit}` : ''}`;
-  if (rule.kind === 'hazard.rate') {
-    return s.severity === 2
-      ? `${metric} changed ${value} in 24 h, beyond the rate limit ${String(e.limit)} per day (${String(e.source)})`
-      : `${metric} changed more than ${String(e.sustainedLevel)}${unit ? ` ${unit}` : ''} per day on 3 consecutive days (${String(e.source)})`;
-  }
-  const limit = s.severity === 2 ? e.critical : e.warning;
-  return `${metric} ${rule.label} ${value} beyond the ${SEVERITY[s.severity]} limit ${String(limit)} (${String(e.source)})`;
-}
-
 /** Forgets alerts that ended before `cutoff`: no reading still accepted can change them. */
 function prune(track: Track, cutoff: number): void {
   const list = track.transitions;
@@ -463,46 +433,3 @@ function prune(track: Track, cutoff: number): void {
   for (let i = 0; i < list.length && list[i].at < cutoff; i++) if (list[i].type === 'close') drop = i + 1;
   if (drop > 0) track.transitions = list.slice(drop);
 }
-
-const Evidence = z.record(z.string(), z.unknown());
-const SnapshotTransition = z.union([
-  z.object({ at: z.number(), type: z.enum(['open', 'raise']), severity: z.union([z.literal(1), z.literal(2)]), value: z.number(), evidence: Evidence }),
-  z.object({ at: z.number(), type: z.literal('sustain') }),
-  z.object({ at: z.number(), type: z.literal('close'), evidence: Evidence }),
-]);
-
-export const HazardSnapshot = z.object({
-  version: z.literal(1),
-  timezone: z.string(),
-  settings: HazardSettings.optional(),
-  stats: z.object({
-    readings: z.number(),
-    samples: z.number(),
-    late: z.number(),
-    unchanged: z.number(),
-    outOfOrder: z.number(),
-    evaluations: z.number(),
-    signals: z.number(),
-    retracted: z.number(),
-  }),
-  devices: z.array(
-    z.object({
-      siteId: z.string(),
-      deviceId: z.string(),
-      latest: z.number(),
-      series: z.array(
-        z.object({
-          metric: z.string(),
-          ts: z.array(z.number()),
-          v: z.array(z.number()),
-          n: z.array(z.number()).optional(),
-          sum: z.array(z.number()).optional(),
-          energy: z.array(z.number()).optional(),
-          max: z.array(z.number()).optional(),
-          tracks: z.array(z.object({ rule: z.string(), transitions: z.array(SnapshotTransition) })),
-        }),
-      ),
-    }),
-  ),
-});
-export type HazardSnapshot = z.infer<typeof HazardSnapshot>;
