@@ -31,7 +31,7 @@ const ORDINARY = ['ENV-1', 'ENV-2', 'ENV-3'];
 const ORDINARY_WINDOW = 4; // an edge agent's publishes in flight
 /** Fast readings acknowledged in each start before it is killed. */
 const PER_START = 30_000;
-/** "listening" after spawn, whatever the backlog (measured 1.5–4 s on the loaded 2-core box). */
+/** "listening" after spawn, whatever the backlog (measured 2.3–8.8 s on the loaded 2-core box). */
 const LISTEN_BOUND_MS = 15_000;
 const STOP_BOUND_MS = 10_000;
 const GiB = 1024 ** 3;
