@@ -63,6 +63,8 @@ export class DeviceOfflineCheck implements Check {
   private readonly heard = new Map<string, Heard>();
   private startedAt: number;
   private processedSeq = 0;
+  /** Set by stop(): a read-back at start ends where it is (issue 15: a stop never waits for a backlog). */
+  private stopping = false;
 
   constructor(ctx: CheckContext, options: DeviceOfflineOptions = {}) {
     this.ctx = ctx;
@@ -81,6 +83,8 @@ export class DeviceOfflineCheck implements Check {
     const lastStatusOffline = new Map<string, StoredRecord>();
     let after = Math.max(0, this.ctx.ledger.lastSeq - this.rebuildRecords);
     for (;;) {
+      // Stopped midway: nothing was decided from the part read, the next start reads it again.
+      if (this.stopping) return;
       const chunk = this.ctx.ledger.readAfter(after, 5000, ['reading', 'status', 'checkin', 'snapshot']);
       if (chunk.length === 0) break;
       for (const r of chunk) {
@@ -104,6 +108,10 @@ export class DeviceOfflineCheck implements Check {
       }
     }
     this.log.info({ devices: this.heard.size, offline: [...this.heard.values()].filter((h) => h.offline).length }, 'device liveness restored');
+  }
+
+  stop(): void {
+    this.stopping = true;
   }
 
   onRecords(records: StoredRecord[]): void {
