@@ -30,12 +30,17 @@ npx tsc --noEmit -p .
 passed=0; failed=0; status=0
 suite() {
   local label="$1"; shift
+  # Words before `--` prefix the command (faketime …); words after it are extra vitest arguments.
+  local prefix=() extra=() seen=0
+  for a in "$@"; do
+    if [ "$a" = "--" ]; then seen=1; elif [ $seen -eq 0 ]; then prefix+=("$a"); else extra+=("$a"); fi
+  done
   local report; report="$(mktemp -t sitegate-vitest-XXXXXX.json)"
   echo "== suite: ${label}"
   local timing; timing="$(mktemp -t sitegate-vitest-XXXXXX.json)"
-  "$@" npx vitest run --reporter=default --reporter=json --outputFile.json="$report" || status=1
+  "${prefix[@]}" npx vitest run "${extra[@]}" --reporter=default --reporter=json --outputFile.json="$report" || status=1
   # Tight latency bounds, measured alone (vitest.timing.config.ts).
-  "$@" npx vitest run -c vitest.timing.config.ts --reporter=default --reporter=json --outputFile.json="$timing" || status=1
+  "${prefix[@]}" npx vitest run -c vitest.timing.config.ts --reporter=default --reporter=json --outputFile.json="$timing" || status=1
   local counts
   counts="$(node -e '
     let passed = 0, failed = 0;
@@ -51,7 +56,10 @@ suite() {
   passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
 }
 suite "today's clock"
-suite "clock +400 days (faketime)" faketime -f +400d
+# The shifted run leaves out what exercises durability, load or models with event times fixed in the
+# past and no calendar decision (they take half the suite's time and would pass or fail alike).
+SHIFTED_SKIP=(test/killLoop.e2e.test.ts test/killReplay.e2e.test.ts test/crash.e2e.test.ts test/image.e2e.test.ts 'gateway/src/face/**')
+suite "clock +400 days (faketime)" faketime -f +400d -- "${SHIFTED_SKIP[@]/#/--exclude=}"
 # One plain closing line that any CI reads: "N passed, N failed".
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"
