@@ -26,6 +26,7 @@ import { createLogger } from './observability/logger.ts';
 import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import { Registry } from './registry/registry.ts';
+import { openStateDb } from './state/stateDb.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
@@ -110,7 +111,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const metrics = createMetrics();
   const loop = new EventLoopMonitor();
   fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
-  const registry = new Registry(config.SITEGATE_DATA_DIR, { scryptN: config.SITEGATE_SECRET_SCRYPT_N, now });
+  // state.db (state/stateDb.ts): registry, alerts, audit, faces, check progress, sink cursors.
+  const state = openStateDb(config.SITEGATE_DATA_DIR);
+  const registry = new Registry(config.SITEGATE_DATA_DIR, { scryptN: config.SITEGATE_SECRET_SCRYPT_N, now, db: state });
   let fatal: Error | null = null;
   const ledger = await Ledger.open(config.SITEGATE_DATA_DIR, {
     onCommit: ({ records, commitMs }) => {
@@ -126,18 +129,18 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
-  const sinkState = new SinkStateStore(registry.db);
+  const sinkState = new SinkStateStore(state);
   const sinks = [...configuredSinks(config, (deviceId) => registry.device(deviceId)?.kind), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
     sink, ledger, state: sinkState, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);
-  const audit = new AuditTrail(registry.db);
+  const audit = new AuditTrail(state);
   const alerts = new AlertStore({
-    db: registry.db, audit, now,
+    db: state, audit, now,
     escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
   });
   const faces = new FaceRegistry({
-    db: registry.db, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now,
+    db: state, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   });
   const checks = new CheckRunner({
@@ -222,6 +225,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await Promise.all(sinks.map((s) => s.close()));
       await ledger.close();
       registry.close();
+      state.close();
       loop.stop();
       logger.info('sitegate stopped');
     },

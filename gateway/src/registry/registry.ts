@@ -55,6 +55,7 @@ export interface Token {
  */
 export class Registry {
   readonly db: Database.Database;
+  private readonly ownsDb: boolean;
   private readonly cardKey: Buffer;
   private readonly scryptN: number;
   private sites = new Map<string, Site>();
@@ -66,6 +67,7 @@ export class Registry {
   private readonly now: Clock;
 
   constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: Database.Database }) {
+    this.ownsDb = !opts.db;
     this.db = opts.db ?? openStateDb(dataDir);
     this.cardKey = installationKey(dataDir, 'card-hmac.key');
     this.scryptN = opts.scryptN ?? 16384;
@@ -248,7 +250,8 @@ export class Registry {
     return info;
   }
 
+  /** Closes state.db when the registry opened it (tests); the app closes the one it handed in. */
   close(): void {
-    this.db.close();
+    if (this.ownsDb) this.db.close();
   }
 }
