@@ -36,6 +36,25 @@ export function tempDir(prefix = 'sitegate-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** `TestGateway.api` for a gateway listening at `httpUrl` (in this process or its own). */
+export function httpApi(httpUrl: string, adminToken = ADMIN_TOKEN): TestGateway['api'] {
+  return async (method, p, body, opts = {}) => {
+    const headers: Record<string, string> = {};
+    const token = opts.token === undefined ? adminToken : opts.token;
+    if (token) headers.authorization = `Bearer ${token}`;
+    let payload: string | Buffer | undefined;
+    if (body !== undefined) {
+      headers['content-type'] = opts.contentType ?? 'application/json';
+      payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
+    }
+    const res = await fetch(`${httpUrl}${p.startsWith('/api') || p.startsWith('/healthz') || p.startsWith('/readyz') || p.startsWith('/metrics') || p.startsWith('/docs') ? '' : '/api/v1'}${p}`, { method, headers, body: payload as BodyInit | undefined });
+    const text = await res.text();
+    let json: any;
+    try { json = JSON.parse(text); } catch { json = undefined; }
+    return { status: res.status, json, text };
+  };
+}
+
 /**
  * A real gateway (real ledger, registry, aedes, Fastify) on ephemeral loopback ports, with a
  * throw-away data directory. scrypt is cheaper than production (N=1024) to keep suites fast;
@@ -69,21 +88,7 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
   const clients: mqtt.MqttClient[] = [];
   const t: TestGateway = {
     gw: started, dataDir, httpUrl, mqttUrl: `mqtt://127.0.0.1:${mqttPort}`, wsUrl: `ws://127.0.0.1:${wsPort}`,
-    async api(method, p, body, opts = {}) {
-      const headers: Record<string, string> = {};
-      const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
-      if (token) headers.authorization = `Bearer ${token}`;
-      let payload: string | Buffer | undefined;
-      if (body !== undefined) {
-        headers['content-type'] = opts.contentType ?? 'application/json';
-        payload = typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body);
-      }
-      const res = await fetch(`${httpUrl}${p.startsWith('/api') || p.startsWith('/healthz') || p.startsWith('/readyz') || p.startsWith('/metrics') || p.startsWith('/docs') ? '' : '/api/v1'}${p}`, { method, headers, body: payload as BodyInit | undefined });
-      const text = await res.text();
-      let json: any;
-      try { json = JSON.parse(text); } catch { json = undefined; }
-      return { status: res.status, json, text };
-    },
+    api: httpApi(httpUrl),
     async device(siteId, deviceId, kind = 'sensor', regionCode = '330106') {
       if (!started.registry.site(siteId)) {
         const s = await t.api('PUT', `/sites/${siteId}`, { name: siteId, regionCode });

@@ -47,7 +47,7 @@ export function loadScenario(name = 'public-2026-09'): Scenario {
 }
 
 /** Registers the scenario's sites, workers, devices (and, with `faces`, enrolled faces) through the API. */
-export async function registerScenario(g: TestGateway, s: Scenario, opts: { faces?: boolean } = {}): Promise<Record<string, string>> {
+export async function registerScenario(g: Pick<TestGateway, 'api'>, s: Scenario, opts: { faces?: boolean } = {}): Promise<Record<string, string>> {
   const must = (r: { status: number; text: string }, what: string) => { if (r.status >= 300) throw new Error(`${what}: ${r.status} ${r.text}`); };
   for (const { siteId, ...body } of s.registry.sites) must(await g.api('PUT', `/sites/${siteId}`, body), `site ${siteId}`);
   for (const { siteId, workerId, ...body } of s.registry.workers) must(await g.api('PUT', `/sites/${siteId}/workers/${workerId}`, body), `worker ${workerId}`);
@@ -124,12 +124,12 @@ export interface ListedAlert { id: string; kind: string; siteId: string; subject
 /** An entry of expected.json `alerts` / `noAlerts`. */
 export interface ExpectedAlert { kind: string; siteId?: string; subject: Record<string, string>; day?: string; severity?: string }
 
-/** Every alert, following the `next` cursor to the last page. */
-export async function allAlerts(g: TestGateway): Promise<ListedAlert[]> {
+/** Every alert, following the `next` cursor to the last page (`query`: more filters, e.g. `&includeWithdrawn=true`). */
+export async function allAlerts(g: Pick<TestGateway, 'api'>, query = ''): Promise<ListedAlert[]> {
   const items: ListedAlert[] = [];
   let cursor: string | undefined;
   for (;;) {
-    const r = await g.api('GET', `/alerts?limit=500${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    const r = await g.api('GET', `/alerts?limit=500${query}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
     if (r.status !== 200) throw new Error(`GET /alerts: ${r.status} ${r.text}`);
     items.push(...r.json.items);
     cursor = r.json.next;
