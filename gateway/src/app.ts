@@ -11,7 +11,9 @@ import type { ApiDeps } from './api/deps.ts';
 import { errorHandler } from './api/errorHandler.ts';
 import { API_ROUTES } from './api/routes/index.ts';
 import { operationsRoutes } from './api/routes/operations.ts';
+import { AlertLedgerFeed } from './alerts/alertLedger.ts';
 import { AlertStore, type AlertEvent } from './alerts/alertStore.ts';
+import { CheckProgress } from './checks/progress.ts';
 import { AuditTrail } from './audit/auditTrail.ts';
 import { Broker } from './broker/broker.ts';
 import { systemClock, type Clock } from './clock/clock.ts';
@@ -148,14 +150,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
+  const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: new CheckProgress(state, 'alert-ledger'), logger });
   alerts.onEvent((e: AlertEvent) => {
-    const view = alerts.view(e.alert);
-    broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...view });
-    ledger.append({
-      siteId: e.alert.siteId, deviceId: 'gateway', kind: 'alert', msgId: `${e.alert.id}:${e.type}:${e.at}`,
-      dedupeKey: `alert:${e.alert.id}:${view.history.length}`, ts: e.alert.openedAt, receivedAt: e.at,
-      body: { id: e.alert.id, kind: e.alert.kind, severity: e.alert.severity, level: e.alert.level, state: e.alert.state, event: e.type },
-    }).catch((err) => logger.error({ err }, 'could not record alert event in the ledger'));
+    broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...alerts.view(e.alert) });
+    alertLedger.record(e);
   });
   const liveHub = new LiveHub(ledger, alerts, now);
   const escalation = setInterval(() => alerts.escalateDue(now()), 30_000);
@@ -203,6 +201,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       // Ingest and sinks never wait for the checks' restore and replay (issue 15): the checks catch
       // up behind, and /readyz says how far behind they are.
       for (const s of sinks) s.start();
+      await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
       void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
@@ -223,6 +222,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await reports.close();
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.close()));
+      alertLedger.close();
       await ledger.close();
       registry.close();
       state.close();

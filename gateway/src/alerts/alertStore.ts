@@ -33,6 +33,8 @@ export interface AlertEvent {
   type: AlertEventType;
   alert: AlertRecord;
   at: number;
+  /** This event's entry in the audit trail: its identity (two events of one alert committed together stay two). */
+  auditSeq: number;
   by?: string;
   note?: string;
 }
@@ -230,12 +232,12 @@ export class AlertStore {
   }
 
   private emit(type: AlertEventType, alert: AlertRecord, at: number, by?: string, note?: string): void {
-    this.audit.append(`alert.${type}`, `alert:${alert.id}`, {
+    const entry = this.audit.append(`alert.${type}`, `alert:${alert.id}`, {
       siteId: alert.siteId, kind: alert.kind, key: alert.key, severity: alert.severity, level: alert.level, state: alert.state,
       ...(type === 'opened' ? { openedAt: alert.openedAt, subject: alert.subject, evidence: alert.evidence } : {}),
       ...(by ? { by } : {}), ...(note ? { note } : {}),
     }, at);
-    const e: AlertEvent = { type, alert, at, ...(by ? { by } : {}), ...(note ? { note } : {}) };
+    const e: AlertEvent = { type, alert, at, auditSeq: entry.seq, ...(by ? { by } : {}), ...(note ? { note } : {}) };
     // Listeners publish to the outside world: only once the change is committed (state/transactions.ts).
     this.tx.afterCommit(() => { for (const l of this.listeners) l(e); });
   }

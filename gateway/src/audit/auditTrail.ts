@@ -74,6 +74,11 @@ export class AuditTrail {
     return (this.sql('SELECT * FROM audit_log WHERE type = ? ORDER BY seq DESC LIMIT ?').all(type, limit) as Record<string, unknown>[]).map(toEntry);
   }
 
+  /** Entries after `seq` whose type starts with `typePrefix`, oldest first. */
+  after(seq: number, typePrefix: string, limit = 1000): AuditEntry[] {
+    return (this.sql("SELECT * FROM audit_log WHERE seq > ? AND type >= ? AND type < ? ORDER BY seq LIMIT ?").all(seq, typePrefix, `${typePrefix}\uffff`, limit) as Record<string, unknown>[]).map(toEntry);
+  }
+
   head(): { seq: number; hash: string } {
     return this.last;
   }

@@ -1,0 +1,77 @@
+import type { Logger } from 'pino';
+import type { AuditEntry, AuditTrail } from '../audit/auditTrail.ts';
+import type { CheckProgress } from '../checks/progress.ts';
+import type { AlertEventType, AlertKind, AlertState, Severity } from '../checks/types.ts';
+import type { LedgerRecord, LedgerStore } from '../ledger/types.ts';
+import type { AlertEvent, AlertStore } from './alertStore.ts';
+
+/** Saving the cursor is an optimisation (a start appends again what may be missing): at most once a second. */
+const SAVE_EVERY_MS = 1000;
+
+/**
+ * Alert events into the ledger as `alert` records, which the sinks write as contract §4 `alert`
+ * points. One record per event, keyed by the event's audit-trail entry: two events of one alert
+ * committed in one transaction (a hazard batch that opens and clears) are two records. The append
+ * follows the state commit (the ledger is another database), so a kill between the two would lose
+ * it: a start therefore appends again every alert event of the audit trail after the last one
+ * known to be in the ledger, and the ledger's dedupe keeps each once.
+ */
+export class AlertLedgerFeed {
+  private cursor = 0;
+  private appended = 0;
+  private savedAt = 0;
+
+  constructor(private readonly o: { alerts: AlertStore; audit: AuditTrail; ledger: LedgerStore; progress: CheckProgress; logger: Logger }) {}
+
+  /** Appends what the audit trail has after the saved cursor (the first start of a data directory begins at the trail's head). */
+  async start(): Promise<void> {
+    const saved = this.o.progress.get('auditSeq');
+    this.cursor = this.appended = saved ?? this.o.audit.head().seq;
+    if (saved === undefined) this.o.progress.set('auditSeq', this.cursor);
+    let caughtUp = 0;
+    for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
+      const records = batch.flatMap((e) => this.fromAudit(e) ?? []);
+      const results = await this.o.ledger.appendMany(records);
+      caughtUp += results.filter((r) => r.seq !== null).length;
+      this.cursor = batch.at(-1)!.seq;
+      this.advance(this.cursor, true);
+    }
+    if (caughtUp) this.o.logger.warn({ records: caughtUp }, 'alert events committed before a crash appended to the ledger now');
+  }
+
+  /** An event just committed (the alert store's after-commit listener). */
+  record(e: AlertEvent): void {
+    const a = e.alert;
+    this.o.ledger.append(alertRecord({ id: a.id, siteId: a.siteId, kind: a.kind, severity: a.severity, level: a.level, state: a.state, openedAt: a.openedAt }, e.type, e.at, e.auditSeq))
+      .then(() => this.advance(e.auditSeq, false), (err) => this.o.logger.error({ err }, 'could not record alert event in the ledger (appended again at the next start)'));
+  }
+
+  close(): void {
+    this.advance(this.appended, true);
+  }
+
+  private advance(seq: number, force: boolean): void {
+    // Appends resolve in commit order; the cursor only moves forward.
+    this.appended = Math.max(this.appended, seq);
+    const t = performance.now();
+    if (!force && t - this.savedAt < SAVE_EVERY_MS) return;
+    this.savedAt = t;
+    this.o.progress.set('auditSeq', this.appended);
+  }
+
+  private fromAudit(e: AuditEntry): LedgerRecord | undefined {
+    const id = e.subject.slice('alert:'.length);
+    const a = this.o.alerts.get(id);
+    if (!a) return undefined;
+    const d = e.data as { siteId: string; kind: AlertKind; severity: Severity; level: number; state: AlertState };
+    return alertRecord({ id, siteId: d.siteId, kind: d.kind, severity: d.severity, level: d.level, state: d.state, openedAt: a.openedAt }, e.type.slice('alert.'.length) as AlertEventType, e.at, e.seq);
+  }
+}
+
+function alertRecord(a: { id: string; siteId: string; kind: AlertKind; severity: Severity; level: number; state: AlertState; openedAt: number }, event: AlertEventType, at: number, auditSeq: number): LedgerRecord {
+  return {
+    siteId: a.siteId, deviceId: 'gateway', kind: 'alert', msgId: `${a.id}:${event}:${at}`, dedupeKey: `alert:${a.id}:e${auditSeq}`,
+    ts: a.openedAt, receivedAt: at,
+    body: { id: a.id, kind: a.kind, severity: a.severity, level: a.level, state: a.state, event, auditSeq },
+  };
+}
