@@ -13,6 +13,7 @@ import { API_ROUTES } from './api/routes/index.ts';
 import { operationsRoutes } from './api/routes/operations.ts';
 import { AlertStore, type AlertEvent } from './alerts/alertStore.ts';
 import { AuditTrail } from './audit/auditTrail.ts';
+import { SitePhotos } from './alerts/sitePhotos.ts';
 import { Broker } from './broker/broker.ts';
 import { systemClock, type Clock } from './clock/clock.ts';
 import { CheckRunner } from './checks/checkRunner.ts';
@@ -135,7 +136,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const alerts = new AlertStore({
     db: registry.db, audit, now,
     escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
+    rectifyFor: (siteId) => registry.site(siteId)?.settings.rectifyS,
   });
+  const photos = new SitePhotos(registry.db, ledger.evidenceDir, now);
   const faces = new FaceRegistry({
     db: registry.db, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
@@ -160,7 +163,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces,
+    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces, photos,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
+import type { SitePhotos } from '../alerts/sitePhotos.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { CheckRunner } from '../checks/checkRunner.ts';
@@ -31,6 +32,8 @@ export interface ApiDeps {
   audit: AuditTrail;
   checks: CheckRunner;
   faces: FaceRegistry;
+  /** Photos uploaded for a site (rectifications). */
+  photos: SitePhotos;
   metrics: Metrics;
   loop: EventLoopMonitor;
   /** Month-wide reports, computed off the event loop. */
