@@ -92,6 +92,7 @@ CREATE TABLE webhook_deliveries (
   last_status INTEGER, last_error TEXT, delivered_at INTEGER);
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, alert_id, seq) WHERE state = 'pending';
 CREATE INDEX webhook_deliveries_by_state ON webhook_deliveries (webhook_id, state, seq);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state = 'pending';
 CREATE TABLE site_photos (site_id TEXT NOT NULL, sha256 TEXT NOT NULL, uploaded_at INTEGER NOT NULL, by TEXT NOT NULL, PRIMARY KEY (site_id, sha256));
 `,
   },

@@ -16,6 +16,13 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
 
 /** Contract §2 alerts: list (scoped, paged by openedAt then id); §6 handling: ack, rectify (with photos), resolve, reopen. */
 export function alertRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  /** Out of scope answers like unknown: an alert's existence does not leak across sites. */
+  const inScope = (id: string, token: Token) => {
+    const alert = deps.alerts.get(id);
+    const site = alert && deps.registry.site(alert.siteId);
+    if (!alert || !site || !siteInScope(token, site)) throw new SitegateError('not_found', `no alert ${id}`);
+    return alert;
+  };
   return async (app) => {
     app.get('/alerts', {
       config: { access: 'read' },
@@ -47,6 +54,11 @@ export function alertRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       return { items: page.items.map((a) => deps.alerts.view(a)), ...(page.next ? { next: page.next } : {}) };
     });
 
+    app.get('/alerts/:id', {
+      config: { access: 'read' },
+      schema: { tags: ['alerts'], summary: 'One alert with its history', params: z.object({ id: z.string().min(1).max(100) }), response: { 200: Alert, ...errors } },
+    }, async (req) => deps.alerts.view(inScope(req.params.id, req.token!)));
+
     // Contract §6: who may do what (access), from which state (the store's transition table).
     const actions = {
       ack: { access: 'handle', body: AlertNote.optional(), summary: 'Acknowledge (stops the acknowledgement timer; construction unit, regulator, admin)' },
@@ -59,10 +71,7 @@ export function alertRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         config: { access: a.access },
         schema: { tags: ['alerts'], summary: a.summary, params: z.object({ id: z.string().min(1).max(100) }), body: a.body, response: { 200: Alert, ...errors } },
       }, async (req) => {
-        const alert = deps.alerts.get(req.params.id);
-        const site = alert && deps.registry.site(alert.siteId);
-        // Out of scope answers like unknown: an alert's existence does not leak across sites.
-        if (!alert || !site || !siteInScope(req.token!, site)) throw new SitegateError('not_found', `no alert ${req.params.id}`);
+        const alert = inScope(req.params.id, req.token!);
         const body = (req.body ?? {}) as { note?: string; photos?: string[] };
         const missing = (body.photos ?? []).filter((p) => !deps.photos.has(alert.siteId, p));
         if (missing.length) throw new SitegateError('bad_request', `photos not uploaded for site ${alert.siteId} (POST /sites/${alert.siteId}/photos first): ${missing.join(', ')}`);

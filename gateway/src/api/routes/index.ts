@@ -10,6 +10,7 @@ import { registryRoutes } from './registry.ts';
 import { statusRoutes } from './status.ts';
 import { tokenRoutes } from './tokens.ts';
 import { wageRoutes } from './wages.ts';
+import { webhookRoutes } from './webhooks.ts';
 
 /** Every /api/v1 route plugin, one line each. */
 export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
@@ -23,4 +24,5 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   liveRoutes,
   attendanceRoutes,
   faceRoutes,
+  webhookRoutes,
 ];
