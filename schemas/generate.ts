@@ -23,6 +23,8 @@ export const GENERATED: Record<string, z.ZodType> = {
   'token': s.TokenBody,
   'ingest-outcome': s.IngestOutcome,
   'alert': s.Alert,
+  'webhook': s.WebhookBody,
+  'webhook-delivery': s.DeliveryBody,
   'error': s.ErrorBody,
 };
 

@@ -21,6 +21,8 @@ describe('HTTP API (real socket and app.inject)', () => {
     const scopes: Record<string, unknown> = {
       regulator: { role: 'regulator', scope: { regions: ['3301'] } },
       regulatorOut: { role: 'regulator', scope: { regions: ['5113'] } },
+      constructionUnit: { role: 'construction_unit', scope: { sites: ['S1'] }, label: '杭州某建设集团' },
+      constructionUnitOut: { role: 'construction_unit', scope: { sites: ['S2'] } },
       auditor: { role: 'auditor', scope: { sites: ['S1'] } },
       auditorOut: { role: 'auditor', scope: { sites: ['S2'] } },
       payroll: { role: 'payroll', scope: { sites: ['S1'] } },
@@ -44,17 +46,17 @@ describe('HTTP API (real socket and app.inject)', () => {
     // [method, path, body, roles that may pass, statuses those roles get (default 2xx)]
     const routes: [string, string, unknown, string[], number[]?][] = [
       ['PUT', '/sites/S1', { name: 'S1', regionCode: '330106' }, ['admin']],
-      ['GET', '/sites', undefined, ['admin', 'regulator', 'regulatorOut']],
-      ['GET', '/sites/S1', undefined, ['admin', 'regulator']],
+      ['GET', '/sites', undefined, ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut']],
+      ['GET', '/sites/S1', undefined, ['admin', 'regulator', 'constructionUnit']],
       ['PUT', '/sites/S1/workers/W2', { name: 'W2' }, ['admin']],
       ['GET', '/sites/S1/workers', undefined, ['admin', 'regulator', 'auditor']],
       ['PUT', '/sites/S1/devices/D2', { kind: 'sensor' }, ['admin']],
-      ['GET', '/sites/S1/devices', undefined, ['admin', 'regulator']],
+      ['GET', '/sites/S1/devices', undefined, ['admin', 'regulator', 'constructionUnit']],
       ['POST', '/tokens', { role: 'admin' }, ['admin']],
       ['POST', '/sites/S1/devices/D1/checkins', checkin, ['admin', 'terminal']],
       ['POST', '/sites/S1/devices/D1/readings', { id: 'rr', ts: NOW, metrics: { pm10: 1 } }, ['admin', 'terminal']],
       ['POST', '/sites/S1/wage-payments', [], ['admin', 'payroll']],
-      ['GET', '/sites/S1/status', undefined, ['admin', 'regulator']],
+      ['GET', '/sites/S1/status', undefined, ['admin', 'regulator', 'constructionUnit']],
       ['GET', '/sites/S1/attendance?month=2026-09', undefined, ['admin', 'regulator', 'auditor']],
       ['GET', '/dead-letters', undefined, ['admin']],
       ['GET', '/metrics', undefined, ['admin']],
@@ -62,15 +64,23 @@ describe('HTTP API (real socket and app.inject)', () => {
       ['GET', '/sites/S1/workers/W1/evidence?month=2026-11', undefined, ['admin', 'regulator', 'auditor']],
       ['GET', '/sites/S1/workers/W1/evidence?month=2026-11&format=csv', undefined, ['admin', 'regulator', 'auditor']],
       ['GET', '/sites/S1/wage-check?month=2026-11', undefined, ['admin', 'regulator', 'auditor']],
-      ['GET', `/sites/S1/photos/${'a'.repeat(64)}`, undefined, ['admin', 'regulator', 'auditor'], [404]],
+      ['GET', `/sites/S1/photos/${'a'.repeat(64)}`, undefined, ['admin', 'regulator', 'auditor', 'constructionUnit'], [404]],
       ['PUT', '/sites/S1/workers/W1/face', 'not a jpeg', ['admin'], [400, 415, 422]],
-      ['GET', '/alerts', undefined, ['admin', 'regulator', 'regulatorOut']],
-      ['POST', '/alerts/al_nope/ack', {}, ['admin', 'regulator', 'regulatorOut'], [404]],
+      ['GET', '/alerts', undefined, ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut']],
+      // Contract §6 rights; an alert outside the token's scope answers 404 like an unknown one.
+      ['POST', '/alerts/al_nope/ack', {}, ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut'], [404]],
+      ['POST', '/alerts/al_nope/rectify', { note: 'done' }, ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut'], [404]],
       ['POST', '/alerts/al_nope/resolve', {}, ['admin', 'regulator', 'regulatorOut'], [404]],
+      ['POST', '/alerts/al_nope/reopen', { note: 'photo unclear' }, ['admin', 'regulator', 'regulatorOut'], [404]],
+      ['POST', '/sites/S1/photos', Buffer.from([0xff, 0xd8, 0xff, 0xe0, 1, 2, 3]), ['admin', 'regulator', 'constructionUnit'], [201]],
+      ['GET', '/stats/alerts', undefined, ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut']],
+      ['PUT', '/webhooks/wh-matrix', { url: 'http://127.0.0.1:9/hook', secret: 'a-secret-of-16-chars', scope: { regions: ['33'] } }, ['admin']],
+      ['GET', '/webhooks', undefined, ['admin']],
+      ['GET', '/webhooks/wh-matrix/deliveries', undefined, ['admin']],
       ['GET', '/audit/verify', undefined, ['admin']],
-      ['POST', '/live/tickets', undefined, ['admin', 'regulator', 'regulatorOut']],
+      ['POST', '/live/tickets', undefined, ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut']],
     ];
-    const roles = ['admin', 'regulator', 'regulatorOut', 'auditor', 'auditorOut', 'payroll', 'terminal', 'terminalOther'];
+    const roles = ['admin', 'regulator', 'regulatorOut', 'constructionUnit', 'constructionUnitOut', 'auditor', 'auditorOut', 'payroll', 'terminal', 'terminalOther'];
     for (const [method, p, body, may, allowedStatus = [200, 201, 204]] of routes) {
       it(`${method} ${p}`, async () => {
         for (const who of [null, 'garbage', 'expired', 'revoked']) {
@@ -79,7 +89,7 @@ describe('HTTP API (real socket and app.inject)', () => {
           expect(r.json).toMatchObject({ error: 'unauthorized' });
         }
         for (const who of roles) {
-          const r = await g.api(method, p, body, { token: tokens[who] });
+          const r = await g.api(method, p, body, { token: tokens[who], ...(Buffer.isBuffer(body) ? { contentType: 'image/jpeg' } : {}) });
           if (may.includes(who)) expect(allowedStatus, `${who} → ${r.text}`).toContain(r.status);
           else {
             expect(r.status, `${who} must be refused: ${r.text}`).toBe(403);

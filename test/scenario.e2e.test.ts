@@ -1,6 +1,8 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './support/gateway.ts';
+import { expectStatsMatchList } from './support/alertFigures.ts';
+import { settled } from './support/settle.ts';
 import { loadScenario, registerScenario, replayScenario, type ReplayResult, type Scenario } from './support/scenario.ts';
 
 /**
@@ -68,5 +70,13 @@ describe('public month replayed through MQTT and the API', () => {
     const withReadings = st.json.devices.filter((d: any) => Object.keys(d.latest).length > 0);
     expect(withReadings.length).toBeGreaterThan(0);
     expect(st.json.watermark.startsWith('2026-09-30') || st.json.watermark.startsWith('2026-10-01')).toBe(true);
+  });
+
+  it('reports alert figures (/stats/alerts, contract §6) equal to what GET /alerts lists for the month', async () => {
+    await settled(g.gw);
+    const stats = await expectStatsMatchList(g);
+    expect(stats.total.raised).toBeGreaterThan(0);
+    const month = await expectStatsMatchList(g, undefined, 'from=2026-09-01T00:00:00%2B08:00&to=2026-10-01T00:00:00%2B08:00');
+    expect(month.total.raised).toBeGreaterThan(0);
   });
 });

@@ -15,6 +15,9 @@ import { AlertLedgerFeed } from './alerts/alertLedger.ts';
 import { AlertStore, type AlertEvent } from './alerts/alertStore.ts';
 import { CheckProgress } from './checks/progress.ts';
 import { AuditTrail } from './audit/auditTrail.ts';
+import { SitePhotos } from './alerts/sitePhotos.ts';
+import { WebhookStore } from './webhooks/webhookStore.ts';
+import { WebhookDeliverer } from './webhooks/webhookDeliverer.ts';
 import { Broker } from './broker/broker.ts';
 import { systemClock, type Clock } from './clock/clock.ts';
 import { CheckRunner } from './checks/checkRunner.ts';
@@ -48,6 +51,8 @@ export interface GatewayDeps {
   sinks?: Sink[];
   /** The checks to run (default: the registry in checks/registry.ts). */
   checks?: CheckFactory[];
+  /** How often the alert timers run (alerts.escalateDue), real ms; 0: never (tests that drive them). */
+  alertTimerMs?: number;
 }
 
 export interface Gateway {
@@ -64,6 +69,8 @@ export interface Gateway {
   alerts: AlertStore;
   audit: AuditTrail;
   checks: CheckRunner;
+  /** Sends the webhook outbox (contract §6). */
+  deliverer: WebhookDeliverer;
   /** The report thread (month-wide reports off the event loop). */
   reports: ReportReader;
   /** Where the generated admin token was written, when SITEGATE_ADMIN_TOKEN was not given. */
@@ -140,7 +147,14 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const alerts = new AlertStore({
     db: state, audit, now,
     escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
+    rectifyFor: (siteId) => registry.site(siteId)?.settings.rectifyS,
   });
+  const photos = new SitePhotos(state, ledger.evidenceDir, now);
+  // Webhooks: the outbox is written in each alert change's own transaction (webhooks/webhookStore.ts).
+  const webhooks = new WebhookStore(state, registry, now);
+  alerts.onEventInTransaction((e) => webhooks.enqueue(e, () => alerts.view(e.alert)));
+  const deliverer = new WebhookDeliverer({ db: state, hooks: webhooks, now, metrics, logger: logger.child({ component: 'webhooks' }) });
+  alerts.onEvent(() => deliverer.kick());
   const faces = new FaceRegistry({
     db: state, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
@@ -156,12 +170,13 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     alertLedger.record(e);
   });
   const liveHub = new LiveHub(ledger, alerts, now);
-  const escalation = setInterval(() => alerts.escalateDue(now()), 30_000);
-  escalation.unref();
+  const timerMs = deps.alertTimerMs ?? 30_000;
+  const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;
+  escalation?.unref();
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces,
+    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces, photos, webhooks,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -192,7 +207,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   await http.ready();
 
   const gateway: Gateway = {
-    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks, reports,
+    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks, reports, deliverer,
     ...(adminTokenFile ? { adminTokenFile } : {}),
     async listen() {
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
@@ -202,6 +217,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       // up behind, and /readyz says how far behind they are.
       for (const s of sinks) s.start();
       await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
+      deliverer.start();
       void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
@@ -217,6 +233,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await broker.close();
       await ledger.drained();
       clearInterval(escalation);
+      await deliverer.close();
       await checks.stop();
       await faces.close();
       await reports.close();

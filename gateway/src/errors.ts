@@ -15,7 +15,7 @@ export const REASONS = {
   batch_too_large: { status: 400, message: 'a batch holds more than 1000 readings' },
   batch_empty: { status: 400, message: 'a batch holds no readings' },
   unknown_channel: { status: 400, message: 'unknown topic under the device (expected checkin, telemetry, status or snapshot)' },
-  not_a_jpeg: { status: 400, message: 'snapshot is not a JPEG image' },
+  not_a_jpeg: { status: 400, message: 'snapshot or photo is not a JPEG image' },
   // Wage payment rows (contract §2).
   unknown_worker: { status: 400, message: 'worker is not registered at this site' },
   bad_period: { status: 400, message: 'period is not a month YYYY-MM' },

@@ -9,13 +9,20 @@ export const AlertKind = z.enum([
   'hazard.threshold', 'hazard.rate', 'device.offline',
 ]);
 export const Severity = z.enum(['info', 'warning', 'critical']);
-export const AlertState = z.enum(['open', 'acked', 'resolved', 'cleared']);
+/** Contract §6 closed loop: open → acked → rectified → resolved; cleared by the gateway (§5). */
+export const AlertState = z.enum(['open', 'acked', 'rectified', 'resolved', 'cleared']);
+/** States in which an alert is still being handled (one per key; timers run in open and acked). */
+export const ACTIVE_STATES = ['open', 'acked', 'rectified'] as const;
+
+/** What can happen to an alert: one entry of its history (and a webhook event, contract §6). */
+export const AlertEventType = z.enum(['opened', 'escalated', 'acked', 'rectified', 'resolved', 'reopened', 'cleared', 'severity', 'withdrawn', 'reminder']);
 
 export const AlertHistoryEntry = z.object({
   at: z.string(),
-  event: z.enum(['opened', 'escalated', 'acked', 'resolved', 'cleared', 'severity', 'withdrawn']),
+  event: AlertEventType,
   by: z.string().optional(),
   note: z.string().optional(),
+  photos: z.array(z.string()).optional().describe('rectification photos (SHA-256; GET /sites/{siteId}/photos/{sha256})'),
 });
 
 export const Alert = z.object({
@@ -32,7 +39,14 @@ export const Alert = z.object({
   evidence: z.record(z.string(), z.unknown()),
   history: z.array(AlertHistoryEntry),
   withdrawn: z.boolean().optional().describe('late data showed the condition never held; listed only with includeWithdrawn=true'),
+  dueAt: z.string().optional().describe('rectification deadline (warning and critical, contract §6); missing it moves the alert up a level'),
+  overdue: z.boolean().optional().describe('not rectified by a rectification deadline, now or before'),
 });
 export type Alert = z.infer<typeof Alert>;
 
 export const AlertNote = z.strictObject({ note: z.string().max(2000).optional() });
+/** resolve and reopen (contract §6): a regulator says why. */
+export const AlertNoteRequired = z.strictObject({ note: z.string().min(1).max(2000) });
+export const Sha256 = z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits').transform((s) => s.toLowerCase());
+/** rectify (contract §6): what the construction unit did, with photos uploaded first (POST /sites/{siteId}/photos). */
+export const AlertRectify = z.strictObject({ note: z.string().min(1).max(2000), photos: z.array(Sha256).max(20).optional() });

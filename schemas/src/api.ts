@@ -53,6 +53,10 @@ export const SiteSettings = z.strictObject({
     warning: z.array(z.number().positive()).max(2).optional(),
   }).optional(),
   lateness: z.number().int().min(0).optional(),
+  rectifyS: z.strictObject({
+    critical: z.number().positive().optional(),
+    warning: z.number().positive().optional(),
+  }).optional().describe('rectification deadline after recordedAt, seconds (contract §6; default critical 86400, warning 604800)'),
 });
 export type SiteSettings = z.infer<typeof SiteSettings>;
 
@@ -104,7 +108,7 @@ export const DeviceCreated = z.object({
   secret: z.string().optional().describe('the MQTT password: returned once, on creation or rotation'),
 });
 
-export const Role = z.enum(['admin', 'regulator', 'auditor', 'payroll', 'terminal']);
+export const Role = z.enum(['admin', 'regulator', 'construction_unit', 'auditor', 'payroll', 'terminal']);
 export type Role = z.infer<typeof Role>;
 
 export const TokenScope = z.union([

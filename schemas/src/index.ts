@@ -4,3 +4,5 @@ export * from './api.ts';
 export * from './alert.ts';
 export * from './audit.ts';
 export * from './config.ts';
+export * from './webhook.ts';
+export * from './stats.ts';

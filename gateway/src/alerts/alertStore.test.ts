@@ -115,8 +115,8 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     now += 10 * 3_600_000;
     expect(store.escalateDue()).toHaveLength(0); // level 3 is the top
     store.ack(warn.id, 'tok_safety', 'crew sent to wet the haul road');
-    now += 10 * 86_400_000;
-    expect(store.escalateDue()).toHaveLength(0); // acknowledged: no escalation
+    now += 6 * 86_400_000;
+    expect(store.escalateDue()).toHaveLength(0); // acknowledged: no escalation before its rectification deadline
     expect(store.get(crit.id)!.level).toBe(3);
     const h = store.history(warn.id);
     expect(h[1]).toMatchObject({ event: 'acked', by: 'tok_safety', note: 'crew sent to wet the haul road' });
@@ -135,7 +135,7 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     store.ack(a.id, 'u1');
     expect(() => store.ack(a.id, 'u1')).toThrow(/acked/);
     store.resolve(a.id, 'u2', 'fixed');
-    expect(() => store.resolve(a.id, 'u2')).toThrow(/already resolved/);
+    expect(() => store.resolve(a.id, 'u2')).toThrow(/is resolved/);
     expect(store.get(a.id)!.state).toBe('resolved');
     // Resolved: the same key opens a new alert next time.
     expect(store.apply(raise())!.id).not.toBe(a.id);

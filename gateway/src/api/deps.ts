@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
+import type { SitePhotos } from '../alerts/sitePhotos.ts';
+import type { WebhookStore } from '../webhooks/webhookStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { CheckRunner } from '../checks/checkRunner.ts';
@@ -31,6 +33,9 @@ export interface ApiDeps {
   audit: AuditTrail;
   checks: CheckRunner;
   faces: FaceRegistry;
+  /** Photos uploaded for a site (rectifications). */
+  photos: SitePhotos;
+  webhooks: WebhookStore;
   metrics: Metrics;
   loop: EventLoopMonitor;
   /** Month-wide reports, computed off the event loop. */

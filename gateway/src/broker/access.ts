@@ -2,13 +2,17 @@ import type { Site, Token } from '../registry/registry.ts';
 
 /**
  * Who may do what (contract §2 roles). One function for HTTP routes and MQTT subscriptions.
- *   read    — status, live feed, alerts: admin; regulator within its regions
- *   audit   — attendance, evidence, wage checks, photos: admin; regulator (region); auditor (sites)
+ *   read    — status, live feed, alerts: admin; regulator within its regions; construction unit (sites)
+ *   handle  — acknowledge and rectify alerts, upload rectification photos (contract §6): admin;
+ *             regulator (region); construction unit (sites)
+ *   close   — resolve and reopen alerts (contract §6): admin; regulator (region)
+ *   audit   — attendance, evidence, wage checks: admin; regulator (region); auditor (sites)
+ *   photo   — photos of a site (check-in, rectification): audit's roles and the construction unit
  *   payroll — post wage payments: admin; payroll (sites)
  *   ingest  — a device's ingest routes: admin; terminal of that very device
  *   admin   — registry and tokens: admin only
  */
-export type Access = 'read' | 'audit' | 'payroll' | 'ingest' | 'admin';
+export type Access = 'read' | 'handle' | 'close' | 'audit' | 'photo' | 'payroll' | 'ingest' | 'admin';
 
 export function siteInScope(token: Token, site: Pick<Site, 'siteId' | 'regionCode'>): boolean {
   const scope = token.scope;
@@ -17,6 +21,7 @@ export function siteInScope(token: Token, site: Pick<Site, 'siteId' | 'regionCod
       return true;
     case 'regulator':
       return !!scope && 'regions' in scope && scope.regions.some((prefix) => site.regionCode.startsWith(prefix));
+    case 'construction_unit':
     case 'auditor':
     case 'payroll':
       return !!scope && 'sites' in scope && scope.sites.includes(site.siteId);
@@ -26,8 +31,11 @@ export function siteInScope(token: Token, site: Pick<Site, 'siteId' | 'regionCod
 }
 
 const ROLES_FOR: Record<Access, ReadonlySet<Token['role']>> = {
-  read: new Set(['admin', 'regulator']),
+  read: new Set(['admin', 'regulator', 'construction_unit']),
+  handle: new Set(['admin', 'regulator', 'construction_unit']),
+  close: new Set(['admin', 'regulator']),
   audit: new Set(['admin', 'regulator', 'auditor']),
+  photo: new Set(['admin', 'regulator', 'auditor', 'construction_unit']),
   payroll: new Set(['admin', 'payroll']),
   ingest: new Set(['admin', 'terminal']),
   admin: new Set(['admin']),

@@ -48,4 +48,25 @@ describe('numbered migrations', () => {
   it('the state database opens at its latest version', () => {
     expect(openStateDb(':memory:').pragma('user_version', { simple: true })).toBe(STATE_MIGRATIONS.length);
   });
+
+  it('3 (the closed loop) gives alerts of an existing data directory their handling times and deadlines', () => {
+    const db = new Database(':memory:');
+    migrate(db, STATE_MIGRATIONS.slice(0, 2), 'state.db');
+    const insert = db.prepare(`INSERT INTO alerts (id, site_id, kind, key, severity, level, state, subject, opened_at, recorded_at, message, evidence, level_since)
+      VALUES (?, 'S1', 'device.offline', ?, ?, 1, ?, '{}', 0, 1000, 'm', '{}', 1000)`);
+    insert.run('a1', 'k1', 'warning', 'acked');
+    insert.run('a2', 'k2', 'info', 'open');
+    insert.run('a3', 'k3', 'critical', 'resolved');
+    db.prepare(`INSERT INTO audit_log (seq, at, type, subject, data, prev_hash, hash) VALUES (1, 5000, 'alert.acked', 'alert:a1', '{}', '', ''), (2, 7000, 'alert.resolved', 'alert:a3', '{}', '', '')`).run();
+    migrate(db, STATE_MIGRATIONS, 'state.db');
+    const rows = db.prepare('SELECT id, due_at, acked_at, closed_at FROM alerts ORDER BY id').all();
+    expect(rows).toEqual([
+      { id: 'a1', due_at: 1000 + 604_800_000, acked_at: 5000, closed_at: null },
+      { id: 'a2', due_at: null, acked_at: null, closed_at: null },
+      { id: 'a3', due_at: null, acked_at: null, closed_at: 7000 },
+    ]);
+    // rectified is still being handled: one per key.
+    db.prepare("UPDATE alerts SET state = 'rectified' WHERE id = 'a1'").run();
+    expect(() => insert.run('a4', 'k1', 'warning', 'open')).toThrow(/UNIQUE/);
+  });
 });

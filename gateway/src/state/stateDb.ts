@@ -60,6 +60,42 @@ CREATE INDEX IF NOT EXISTS alerts_open_by_level ON alerts (level) WHERE state = 
 CREATE INDEX IF NOT EXISTS alerts_active_by_site ON alerts (site_id) WHERE state IN ('open', 'acked') AND withdrawn = 0;
 `,
   },
+  {
+    version: 3,
+    name: 'the closed loop (contract §6): state rectified, deadlines and reminders as alert columns, webhooks with their delivery outbox, uploaded photos',
+    // Timers are columns of the alert they belong to, changed in the transaction that fires them:
+    // a restart finds each one exactly where the last commit left it (none lost, none fired twice).
+    // Alerts already handled get their times back from the audit trail; open ones get the default
+    // deadline from recordedAt (site-specific rectifyS applies from the next change on).
+    up: `
+ALTER TABLE alerts ADD COLUMN due_at INTEGER;
+ALTER TABLE alerts ADD COLUMN reminded_for INTEGER;
+ALTER TABLE alerts ADD COLUMN missed_due INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE alerts ADD COLUMN acked_at INTEGER;
+ALTER TABLE alerts ADD COLUMN rectified_at INTEGER;
+ALTER TABLE alerts ADD COLUMN closed_at INTEGER;
+UPDATE alerts SET acked_at = (SELECT MIN(at) FROM audit_log WHERE subject = 'alert:' || alerts.id AND type = 'alert.acked');
+UPDATE alerts SET closed_at = (SELECT MIN(at) FROM audit_log WHERE subject = 'alert:' || alerts.id AND type IN ('alert.resolved', 'alert.cleared', 'alert.withdrawn'))
+  WHERE state IN ('resolved', 'cleared');
+UPDATE alerts SET due_at = recorded_at + CASE severity WHEN 'critical' THEN 86400000 ELSE 604800000 END
+  WHERE severity IN ('warning', 'critical') AND state IN ('open', 'acked');
+DROP INDEX IF EXISTS alerts_one_active_per_key;
+CREATE UNIQUE INDEX alerts_one_active_per_key ON alerts (key) WHERE state IN ('open', 'acked', 'rectified');
+DROP INDEX IF EXISTS alerts_active_by_site;
+CREATE INDEX alerts_active_by_site ON alerts (site_id) WHERE state IN ('open', 'acked', 'rectified') AND withdrawn = 0;
+CREATE INDEX alerts_with_timers ON alerts (level) WHERE state IN ('open', 'acked') AND withdrawn = 0;
+CREATE TABLE webhooks (id TEXT PRIMARY KEY, doc TEXT NOT NULL, secret TEXT NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL);
+CREATE TABLE webhook_deliveries (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, webhook_id TEXT NOT NULL, alert_id TEXT NOT NULL,
+  event TEXT NOT NULL, at INTEGER NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'pending',
+  attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  last_status INTEGER, last_error TEXT, delivered_at INTEGER);
+CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, alert_id, seq) WHERE state = 'pending';
+CREATE INDEX webhook_deliveries_by_state ON webhook_deliveries (webhook_id, state, seq);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state = 'pending';
+CREATE TABLE site_photos (site_id TEXT NOT NULL, sha256 TEXT NOT NULL, uploaded_at INTEGER NOT NULL, by TEXT NOT NULL, PRIMARY KEY (site_id, sha256));
+`,
+  },
 ];
 
 /** Opens (creating when missing) and migrates the state database; `:memory:` for unit tests. */

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 
+const NOT_OURS = 'state changed inside a transaction not opened through Transactions.run: its events cannot wait for the commit';
 const byDb = new WeakMap<Database.Database, Transactions>();
 
 /**
@@ -25,6 +26,8 @@ export class Transactions {
   }
 
   run<T>(fn: () => T): T {
+    // A transaction opened around us without `run` could still roll back after we told everyone.
+    if (this.depth === 0 && this.db.inTransaction) throw new Error(NOT_OURS);
     const mark = this.pending.length;
     let result: T;
     this.depth++;
@@ -50,7 +53,7 @@ export class Transactions {
       return;
     }
     // A transaction opened around us without `run` could still roll back: refuse to guess.
-    if (this.db.inTransaction) throw new Error('state changed inside a transaction not opened through Transactions.run: its events cannot wait for the commit');
+    if (this.db.inTransaction) throw new Error(NOT_OURS);
     cb();
   }
 }

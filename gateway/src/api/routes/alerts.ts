@@ -1,16 +1,28 @@
 import { z } from 'zod';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Alert, AlertKind, AlertNote, AlertState } from '../../../../schemas/src/alert.ts';
+import { Alert, AlertKind, AlertNote, AlertNoteRequired, AlertRectify, AlertState } from '../../../../schemas/src/alert.ts';
 import { ErrorBody, Id, Timestamp } from '../../../../schemas/src/common.ts';
 import { siteInScope } from '../../broker/access.ts';
 import { SitegateError } from '../../errors.ts';
 import { parseTimestamp } from '../../ingest/timestamps.ts';
+import type { HandlingAction } from '../../alerts/alertStore.ts';
+import type { Token } from '../../registry/registry.ts';
 import type { ApiDeps } from '../deps.ts';
+
+/** Who acted, for the history and the audit trail: role, token id and its label. */
+const who = (t: Token): string => `${t.role} ${t.id}${t.label ? ` (${t.label})` : ''}`;
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
-/** Contract §2 alerts: list (scoped, paged by openedAt then id), acknowledge, resolve; §5 lifecycle. */
+/** Contract §2 alerts: list (scoped, paged by openedAt then id); §6 handling: ack, rectify (with photos), resolve, reopen. */
 export function alertRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
+  /** Out of scope answers like unknown: an alert's existence does not leak across sites. */
+  const inScope = (id: string, token: Token) => {
+    const alert = deps.alerts.get(id);
+    const site = alert && deps.registry.site(alert.siteId);
+    if (!alert || !site || !siteInScope(token, site)) throw new SitegateError('not_found', `no alert ${id}`);
+    return alert;
+  };
   return async (app) => {
     app.get('/alerts', {
       config: { access: 'read' },
@@ -42,23 +54,45 @@ export function alertRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       return { items: page.items.map((a) => deps.alerts.view(a)), ...(page.next ? { next: page.next } : {}) };
     });
 
-    for (const action of ['ack', 'resolve'] as const) {
+    app.get('/alerts/:id', {
+      config: { access: 'read' },
+      schema: { tags: ['alerts'], summary: 'One alert with its history', params: z.object({ id: z.string().min(1).max(100) }), response: { 200: Alert, ...errors } },
+    }, async (req) => deps.alerts.view(inScope(req.params.id, req.token!)));
+
+    // Contract §6: who may do what (access), from which state (the store's transition table).
+    const actions = {
+      ack: { access: 'handle', body: AlertNote.optional(), summary: 'Acknowledge (stops the acknowledgement timer; construction unit, regulator, admin)' },
+      rectify: { access: 'handle', body: AlertRectify, summary: 'Report a rectification with photos uploaded first (construction unit, regulator, admin)' },
+      resolve: { access: 'close', body: AlertNote.optional(), summary: 'Resolve: accept the rectification and close (regulator, admin; also from open or acked)' },
+      reopen: { access: 'close', body: AlertNoteRequired, summary: 'Reject a rectification: back to acked with a new deadline (regulator, admin)' },
+    } as const;
+    for (const [action, a] of Object.entries(actions) as [HandlingAction, (typeof actions)[HandlingAction]][]) {
       app.post(`/alerts/:id/${action}`, {
-        config: { access: 'read' },
-        schema: {
-          tags: ['alerts'], summary: action === 'ack' ? 'Acknowledge (stops escalation)' : 'Resolve (a person closes it)',
-          params: z.object({ id: z.string().min(1).max(100) }), body: AlertNote.optional(), response: { 200: Alert, ...errors },
-        },
+        config: { access: a.access },
+        schema: { tags: ['alerts'], summary: a.summary, params: z.object({ id: z.string().min(1).max(100) }), body: a.body, response: { 200: Alert, ...errors } },
       }, async (req) => {
-        const a = deps.alerts.get(req.params.id);
-        const site = a && deps.registry.site(a.siteId);
-        if (!a || !site || !siteInScope(req.token!, site)) throw new SitegateError('not_found', `no alert ${req.params.id}`);
-        const by = req.token!.label ? `${req.token!.id} (${req.token!.label})` : req.token!.id;
-        const note = req.body?.note;
-        const updated = action === 'ack' ? deps.alerts.ack(a.id, by, note) : deps.alerts.resolve(a.id, by, note);
+        const alert = inScope(req.params.id, req.token!);
+        const body = (req.body ?? {}) as { note?: string; photos?: string[] };
+        const missing = (body.photos ?? []).filter((p) => !deps.photos.has(alert.siteId, p));
+        if (missing.length) throw new SitegateError('bad_request', `photos not uploaded for site ${alert.siteId} (POST /sites/${alert.siteId}/photos first): ${missing.join(', ')}`);
+        const updated = deps.alerts.handle(alert.id, action, who(req.token!), {
+          ...(body.note ? { note: body.note } : {}), ...(body.photos?.length ? { photos: [...new Set(body.photos)] } : {}),
+        });
         return deps.alerts.view(updated);
       });
     }
+
+    app.post('/sites/:siteId/photos', {
+      config: { access: 'handle' },
+      schema: {
+        tags: ['alerts'], summary: 'Upload a photo (image/jpeg, ≤ 2 MiB) to cite in a rectification; stored as evidence under its SHA-256',
+        params: z.object({ siteId: Id }), response: { 201: z.object({ sha256: z.string() }), ...errors, 413: ErrorBody, 415: ErrorBody },
+      },
+    }, async (req, reply) => {
+      if (!Buffer.isBuffer(req.body)) throw new SitegateError('unsupported_media_type', 'send the photo as image/jpeg');
+      const sha256 = deps.photos.add(req.params.siteId, req.body, who(req.token!));
+      return reply.status(201).send({ sha256 });
+    });
 
     app.get('/audit/verify', {
       config: { access: 'admin' },

@@ -49,17 +49,21 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
     });
 
     app.get('/sites/:siteId/photos/:sha256', {
-      config: { access: 'audit' },
+      config: { access: 'photo' },
       schema: {
         tags: ['audit'],
-        summary: 'A check-in photo by its SHA-256 (only photos referenced by a check-in of this site)',
+        summary: 'A photo of this site by its SHA-256: a check-in photo, or one uploaded for a rectification (construction units: rectification photos only)',
         params: z.object({ siteId: Id, sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits').transform((s) => s.toLowerCase()) }),
         response: errors,
       },
     }, async (req, reply) => {
       const { siteId, sha256 } = req.params;
       // A hash of another site's photo is answered as unknown: existence does not leak across scopes.
-      if (!deps.ledger.hasCheckinPhoto(siteId, sha256)) throw new SitegateError('not_found', `no check-in photo ${sha256} at site ${siteId}`);
+      // Check-in photos show workers' faces (personal information): not for construction units.
+      const mayCheckins = req.token!.role !== 'construction_unit';
+      if (!deps.photos.has(siteId, sha256) && !(mayCheckins && deps.ledger.hasCheckinPhoto(siteId, sha256))) {
+        throw new SitegateError('not_found', `no photo ${sha256} at site ${siteId}`);
+      }
       const bytes = readEvidence(deps.ledger.evidenceDir, sha256);
       if (!bytes) throw new SitegateError('not_found', `photo ${sha256} is referenced but not stored`);
       if (crypto.createHash('sha256').update(bytes).digest('hex') !== sha256) {

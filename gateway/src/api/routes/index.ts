@@ -7,9 +7,11 @@ import { faceRoutes } from './faces.ts';
 import { ingestRoutes } from './ingest.ts';
 import { liveRoutes } from './live.ts';
 import { registryRoutes } from './registry.ts';
+import { statsRoutes } from './stats.ts';
 import { statusRoutes } from './status.ts';
 import { tokenRoutes } from './tokens.ts';
 import { wageRoutes } from './wages.ts';
+import { webhookRoutes } from './webhooks.ts';
 
 /** Every /api/v1 route plugin, one line each. */
 export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
@@ -23,4 +25,6 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   liveRoutes,
   attendanceRoutes,
   faceRoutes,
+  webhookRoutes,
+  statsRoutes,
 ];

@@ -11,7 +11,7 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody 
 /** The scope each role needs (contract §2 "POST /tokens"). */
 function checkScope(body: z.infer<typeof TokenBody>): void {
   const s = body.scope;
-  const need = { admin: null, regulator: 'regions', auditor: 'sites', payroll: 'sites', terminal: 'deviceId' } as const;
+  const need = { admin: null, regulator: 'regions', construction_unit: 'sites', auditor: 'sites', payroll: 'sites', terminal: 'deviceId' } as const;
   const key = need[body.role];
   if (key === null) {
     if (s) throw new SitegateError('bad_request', 'admin tokens take no scope');
