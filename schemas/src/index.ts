@@ -4,3 +4,4 @@ export * from './api.ts';
 export * from './alert.ts';
 export * from './audit.ts';
 export * from './config.ts';
+export * from './agent.ts';
