@@ -14,6 +14,8 @@ export interface AgentDeps {
   /** Sources built by the caller instead of from `config.sources` (the simulator, tests). */
   inputs?: Input[];
   firmware?: string;
+  /** false: polled sources are not scheduled; the caller drives `gather` (tests). */
+  poll?: boolean;
 }
 
 /**
@@ -31,7 +33,7 @@ export class Agent {
   private started = false;
   private stopping = false;
 
-  constructor(readonly config: AgentConfig, readonly inputs: Input[], private readonly now: () => number, firmware?: string) {
+  constructor(readonly config: AgentConfig, readonly inputs: Input[], private readonly now: () => number, firmware?: string, private readonly poll = true) {
     this.outbox = new Outbox(config.queue.file, config.queue.maxBytes, now);
     // Pushing equipment sends photos; 12 MiB covers a batch of a few of them in base64.
     this.http = Fastify({ logger: false, bodyLimit: 12 * 1024 * 1024 });
@@ -87,7 +89,7 @@ export class Agent {
     for (const input of this.inputs) await input.start(this.context(input));
     await this.http.ready();
     for (const link of this.links.values()) link.start();
-    for (const input of this.inputs) if (input.gather && input.intervalS) this.schedule(input);
+    if (this.poll) for (const input of this.inputs) if (input.gather && input.intervalS) this.schedule(input);
   }
 
   /** Polls one after another, never overlapping: a slow device delays its own next poll only. */
@@ -159,6 +161,6 @@ export class Agent {
 export function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
   const now = deps.now ?? (() => Date.now());
   const inputs = [...createInputs(config), ...(deps.inputs ?? [])];
-  return new Agent(config, inputs, now, deps.firmware);
+  return new Agent(config, inputs, now, deps.firmware, deps.poll ?? true);
 }
 

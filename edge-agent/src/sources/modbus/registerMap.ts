@@ -43,6 +43,7 @@ export function decode(spec: RegisterSpec, words: number[], start: number): numb
     : spec.type === 'int16' ? buf.readInt16BE(0)
     : spec.type === 'uint32' ? buf.readUInt32BE(0)
     : spec.type === 'int32' ? buf.readInt32BE(0)
-    : buf.readFloatBE(0);
+    // float32 carries about 7 significant digits; more would be the double's noise, not the sensor's.
+    : Number(buf.readFloatBE(0).toPrecision(7));
   return Number((raw * spec.scale + spec.offset).toPrecision(12));
 }
