@@ -21,7 +21,8 @@ export const AGENT_ERRORS = {
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;
 
 export class AgentError extends Error {
-  constructor(readonly code: AgentErrorCode, message?: string, readonly details?: unknown) {
+  /** `counted`: already counted where it happened (a queue refusal is counted by the runtime). */
+  constructor(readonly code: AgentErrorCode, message?: string, readonly details?: unknown, readonly counted = false) {
     super(message ?? AGENT_ERRORS[code].message);
   }
   get status(): number { return AGENT_ERRORS[this.code].status; }

@@ -29,7 +29,7 @@ export function pushRoute(ctx: InputContext, url: string, token: string, handle:
         return await handle(body, reply);
       } catch (e) {
         const err = e instanceof AgentError ? e : new AgentError('queue_write_failed', (e as Error).message);
-        ctx.error(err.code, err.message);
+        if (!err.counted) ctx.error(err.code, err.message);
         return reply.code(err.status).send(err.body());
       }
     });

@@ -61,7 +61,7 @@ export class FaceTerminalInput implements Input {
       }
       if (events.length > 0) {
         const put = ctx.enqueue(events); // check-ins are never refused for space (buffer/outbox.ts)
-        if (!put.ok) throw new AgentError(put.reason, put.message);
+        if (!put.ok) throw new AgentError(put.reason, put.message, undefined, true);
       }
       const status = events.length === 0 && rejected.length > 0 ? 422 : 200;
       return reply.code(status).send({ accepted: events.length, rejected, warnings });

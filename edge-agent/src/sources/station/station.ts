@@ -53,7 +53,7 @@ export class StationInput implements Input {
       }
       if (events.length > 0) {
         const put = ctx.enqueue(events);
-        if (!put.ok) throw new AgentError(put.reason, put.message);
+        if (!put.ok) throw new AgentError(put.reason, put.message, undefined, true);
       }
       return reply.code(events.length === 0 && rejected.length > 0 ? 422 : 200).send({ accepted: events.length, rejected });
     });
