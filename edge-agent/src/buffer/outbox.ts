@@ -35,6 +35,7 @@ export class Outbox {
   private readonly insert: Database.Statement;
   private readonly remove: Database.Statement;
   private readonly byDevice: Database.Statement;
+  private readonly upsertMeta: Database.Statement;
   private bytes = 0;
   private count = 0;
 
@@ -46,6 +47,7 @@ export class Outbox {
     this.insert = this.db.prepare('INSERT INTO events (device, channel, msg_id, payload, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)');
     this.remove = this.db.prepare('DELETE FROM events WHERE seq = ? RETURNING bytes');
     this.byDevice = this.db.prepare('SELECT seq, device AS deviceId, channel, msg_id AS msgId, payload, created_at AS createdAt FROM events WHERE device = ? AND seq > ? ORDER BY seq LIMIT ?');
+    this.upsertMeta = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value');
     const t = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM events').get() as { n: number; b: number };
     this.count = t.n;
     this.bytes = t.b;
@@ -102,7 +104,7 @@ export class Outbox {
 
   /** Small durable facts for `sitegate-agent status` when the agent is not running (last publish). */
   setMeta(key: string, value: string): void {
-    this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(key, value);
+    this.upsertMeta.run(key, value);
   }
 
   meta(key: string): string | undefined {
@@ -130,7 +132,7 @@ function migrate(db: Database.Database): void {
       const old = d.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'outbox'").get();
       if (!old) return;
       const ins = d.prepare('INSERT INTO events (device, channel, msg_id, payload, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)');
-      for (const r of d.prepare('SELECT topic, payload, created_at FROM outbox ORDER BY seq').iterate() as Iterable<{ topic: string; payload: string; created_at: number }>) {
+      for (const r of d.prepare('SELECT topic, payload, created_at FROM outbox ORDER BY seq').all() as { topic: string; payload: string; created_at: number }[]) {
         const [, , , device = '', channel = ''] = r.topic.split('/');
         const body = r.payload.startsWith('b64:') ? Buffer.from(r.payload.slice(4), 'base64') : Buffer.from(r.payload);
         let id = '';
