@@ -24,6 +24,8 @@ export const GENERATED: Record<string, z.ZodType> = {
   'ingest-outcome': s.IngestOutcome,
   'alert': s.Alert,
   'error': s.ErrorBody,
+  'agent-config': s.AgentConfig,
+  'terminal-event': s.TerminalEvent,
 };
 
 export const OUT_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'json');

@@ -116,3 +116,11 @@ describe('edge agent: equipment input, queue bound, status', () => {
     expect(JSON.parse(offline.stdout)).toMatchObject({ running: false, queue: { depth: 1, byChannel: { checkin: 1 } } });
   });
 });
+
+describe('edge-agent/agent.sample.json', () => {
+  it('is a configuration the agent accepts', async () => {
+    const { AgentConfig } = await import('../../schemas/src/agent.ts');
+    const r = AgentConfig.safeParse(JSON.parse(fs.readFileSync(path.resolve(import.meta.dirname, '../agent.sample.json'), 'utf8')));
+    expect(r.success, JSON.stringify(r.error?.issues)).toBe(true);
+  });
+});
