@@ -67,6 +67,7 @@ describe('edge agent → gateway, across a gateway outage and an agent restart',
     expect(st.queue.depth).toBe(0);
     expect(st.lastPublishAt).toBeTypeOf('number');
     expect(st.sources.find((s) => s.name === 'station:ST-1')).toMatchObject({ accepted: 1000, refused: 0, errors: {} });
+    expect(st.devices.map((d) => d.rejectedByGateway)).toEqual([0, 0]);
     await agent.stop();
     agent = undefined;
 

@@ -8,10 +8,10 @@ import { buildAgent, type Agent } from '../edge-agent/src/agent.ts';
 import { agentConfig, bearer, STATION_TOKEN, T0, TERMINAL_TOKEN } from './support/agent.ts';
 import { freePort, tempDir } from './support/gateway.ts';
 
-/** Mosquitto (Debian's), with persistence so a subscriber's QoS 1 session outlives the broker's restart. */
+/** Mosquitto (Debian's) on a port of ours. */
 async function startMosquitto(port: number, dir: string): Promise<ChildProcess> {
   const conf = path.join(dir, 'mosquitto.conf');
-  fs.writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence true', `persistence_location ${dir}/`, 'log_dest stderr', 'log_type information', ''].join('\n'));
+  fs.writeFileSync(conf, [`listener ${port} 127.0.0.1`, 'allow_anonymous true', 'log_dest stderr', 'log_type information', ''].join('\n'));
   const p = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   await new Promise<void>((resolve, reject) => {
     readline.createInterface({ input: p.stderr! }).on('line', (l) => { if (/Opening ipv4 listen socket|mosquitto version .* running/.test(l)) resolve(); });
@@ -55,8 +55,13 @@ describe('edge agent → Mosquitto, a broker nobody here wrote', () => {
     };
     agent = buildAgent(config);
     await agent.start();
+    const allReceived = async (n: number) => {
+ while (received.length < n) await new Promise((r) => sub!.once('message', r)); };
     await produce(agent, 500);
     await agent.drained();
+    // PUBACKed to the agent is not yet delivered to the subscriber: the broker's own outage
+    // handling of in-flight deliveries is not what this test is about.
+    await allReceived(510);
 
     await stopMosquitto(broker);
     await produce(agent, 500);
@@ -65,11 +70,19 @@ describe('edge agent → Mosquitto, a broker nobody here wrote', () => {
     await agent.start();
     await produce(agent, 500);
     expect(agent.outbox.depth).toBe(1000 + 20);
+    // Stopped again before the broker returns, so the subscriber is back before the agent
+    // drains: what a broker keeps for an offline subscriber is not what this test is about.
+    await agent.stop();
 
     broker = await startMosquitto(port, dir);
+    if (!sub.connected) await new Promise((r) => sub!.once('connect', r));
+    await sub.subscribeAsync('sites/S1/devices/+/+', { qos: 1 });
+    agent = buildAgent(config);
+    expect(agent.outbox.depth).toBe(1020);
+    await agent.start();
     await agent.drained();
     const expected = 1500 + 30;
-    while (received.length < expected) await new Promise((r) => sub!.once('message', r));
+    await allReceived(expected);
     expect(received).toHaveLength(expected);
     expect(new Set(received).size).toBe(expected);
   });

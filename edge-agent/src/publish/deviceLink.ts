@@ -26,6 +26,9 @@ export interface LinkStats {
   sent: number;
   lastPublishAt?: number;
   lastError?: string;
+  /** Messages the gateway stored as rejected (its `errors` topic): a bad clock, a bad shape. */
+  rejectedByGateway: number;
+  lastRejection?: { ref: string; reason: string };
 }
 
 /**
@@ -49,7 +52,7 @@ export class DeviceLink extends EventEmitter {
 
   constructor(private readonly outbox: Outbox, private readonly o: DeviceLinkOptions) {
     super();
-    this.stats = { deviceId: o.deviceId, connected: false, inflight: 0, sent: 0 };
+    this.stats = { deviceId: o.deviceId, connected: false, inflight: 0, sent: 0, rejectedByGateway: 0 };
   }
 
   topic(channel: string): string {
@@ -78,7 +81,12 @@ export class DeviceLink extends EventEmitter {
     });
     this.client.on('message', (topic, payload) => {
       if (topic !== this.topic('errors')) return;
-      try { this.emit('rejected', JSON.parse(payload.toString())); } catch { /* not ours to judge */ }
+      try {
+        const r = JSON.parse(payload.toString()) as { ref: string; reason: string };
+        this.stats.rejectedByGateway += 1;
+        this.stats.lastRejection = { ref: String(r.ref), reason: String(r.reason) };
+        this.emit('rejected', r);
+      } catch { /* not ours to judge */ }
     });
     this.client.on('close', () => { this.stats.connected = false; this.emit('offline'); });
     this.client.on('error', (err) => { this.stats.lastError = err.message; this.emit('warn', err); });

@@ -61,7 +61,7 @@ export function renderStatus(s: AgentStatus): string {
     `last publish ${iso(s.lastPublishAt)}`,
     `drain        ${s.drain.ratePerS.toFixed(1)} events/s${s.drain.etaS !== undefined ? `, empty in ~${Math.ceil(s.drain.etaS)} s` : ''}`,
   ];
-  for (const d of s.devices) lines.push(`device ${d.deviceId.padEnd(16)} ${d.connected ? 'connected   ' : 'disconnected'} queued ${d.queued} in flight ${d.inflight} sent ${d.sent}${d.lastError ? `  last error: ${d.lastError}` : ''}`);
+  for (const d of s.devices) lines.push(`device ${d.deviceId.padEnd(16)} ${d.connected ? 'connected   ' : 'disconnected'} queued ${d.queued} in flight ${d.inflight} sent ${d.sent}${d.rejectedByGateway ? ` rejected by gateway ${d.rejectedByGateway} (last: ${d.lastRejection?.reason} ${d.lastRejection?.ref})` : ''}${d.lastError ? `  last error: ${d.lastError}` : ''}`);
   for (const src of s.sources) {
     const errs = Object.entries(src.errors).map(([c, n]) => `${c}=${n}`).join(' ');
     const counts = Object.entries(src.counts).map(([c, n]) => `${c}=${n}`).join(' ');
