@@ -26,6 +26,8 @@ export const GENERATED: Record<string, z.ZodType> = {
   'webhook': s.WebhookBody,
   'webhook-delivery': s.DeliveryBody,
   'error': s.ErrorBody,
+  'agent-config': s.AgentConfig,
+  'terminal-event': s.TerminalEvent,
 };
 
 export const OUT_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'json');

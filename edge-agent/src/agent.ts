@@ -1,136 +1,166 @@
-import { EventEmitter } from 'node:events';
-import mqtt from 'mqtt';
-import { Outbox } from './outbox.ts';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AgentConfig } from '../../schemas/src/agent.ts';
+import { Outbox, type NewEvent, type PutResult } from './buffer/outbox.ts';
+import type { AgentErrorCode } from './errors.ts';
+import { DeviceLink } from './publish/deviceLink.ts';
+import type { Input, InputContext } from './sources/input.ts';
+import { createInputs } from './sources/registry.ts';
+import { statusPage } from './status/page.ts';
+import { DrainMeter, type AgentStatus, type SourceStats } from './status/status.ts';
 
-export interface EdgeAgentOptions {
-  /** mqtt://host:1883 or ws://host:8083 */
-  url: string;
-  siteId: string;
-  deviceId: string;
-  secret: string;
-  /** SQLite file of the store-and-forward buffer. */
-  outboxFile: string;
-  /** QoS 1 publishes in flight (default 100). */
-  window?: number;
-  /** `status` heartbeat period; face terminals must send one at least every 15 min (domain.md). */
-  heartbeatS?: number;
-  firmware?: string;
-  reconnectMs?: number;
-  /** Calendar clock for status times and the outbox (tests set one; default the system clock). */
+export interface AgentDeps {
+  /** Event-time clock (tests and the simulator set one; default the system clock). */
   now?: () => number;
+  /** Sources built by the caller instead of from `config.sources` (the simulator, tests). */
+  inputs?: Input[];
+  firmware?: string;
+  /** false: polled sources are not scheduled; the caller drives `gather` (tests). */
+  poll?: boolean;
 }
 
-type Channel = 'checkin' | 'telemetry' | 'snapshot';
-
 /**
- * An edge agent for a face terminal, camera or sensor: buffers every message durably, publishes
- * it with QoS 1 under its own topics, forgets it on PUBACK, announces itself `online` (retained)
- * with an `offline` Last Will, heartbeats, and resends whatever was not acknowledged after a
- * reconnect or a restart. Emits `sent` (seq), `rejected` ({ref, reason}) from the gateway's
- * errors topic, `connect`, `offline`.
+ * The agent a site installs: sources → durable queue → one MQTT link per device. `buildAgent`
+ * wires it without touching the network; `start` connects and starts the sources, `listen` opens
+ * the local HTTP endpoint (equipment pushes, status page), so tests can use `http.inject()`.
  */
-export class EdgeAgent extends EventEmitter {
-  private readonly o: Required<Omit<EdgeAgentOptions, 'firmware'>> & { firmware?: string };
-  private readonly outbox: Outbox;
-  private client?: mqtt.MqttClient;
-  private inflight = new Set<number>();
-  private cursor = 0;
-  private pumping = false;
-  private heartbeat?: NodeJS.Timeout;
-  private stopped = false;
+export class Agent {
+  readonly outbox: Outbox;
+  readonly http: FastifyInstance;
+  readonly links = new Map<string, DeviceLink>();
+  private readonly stats = new Map<string, SourceStats>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly meter = new DrainMeter();
+  private started = false;
+  private stopping = false;
 
-  constructor(opts: EdgeAgentOptions) {
-    super();
-    this.o = { window: 100, heartbeatS: 300, reconnectMs: 2000, now: () => Date.now(), ...opts };
-    this.outbox = new Outbox(opts.outboxFile, this.o.now);
-  }
-
-  private topic(channel: string): string {
-    return `sites/${this.o.siteId}/devices/${this.o.deviceId}/${channel}`;
-  }
-
-  private status(state: 'online' | 'offline') {
-    return JSON.stringify({ state, ts: new Date(this.o.now()).toISOString(), ...(this.o.firmware ? { firmware: this.o.firmware } : {}) });
-  }
-
-  /** Stores a message durably; it is sent as soon as the gateway is reachable. */
-  send(channel: Channel, message: Record<string, unknown> | Buffer): number {
-    const payload = Buffer.isBuffer(message) ? message.toString('base64') : JSON.stringify(message);
-    const seq = this.outbox.put(this.topic(channel), channel === 'snapshot' ? `b64:${payload}` : payload);
-    this.pump();
-    return seq;
-  }
-
-  get pending(): number {
-    return this.outbox.size;
-  }
-
-  start(): void {
-    this.client = mqtt.connect(this.o.url, {
-      username: this.o.deviceId, password: this.o.secret, clientId: `edge-${this.o.deviceId}`, protocolVersion: 4,
-      clean: true, reconnectPeriod: this.o.reconnectMs, connectTimeout: 10_000,
-      will: { topic: this.topic('status'), payload: Buffer.from(this.status('offline')), qos: 1, retain: true },
-    });
-    this.client.on('connect', () => {
-      // Unacknowledged messages of the previous connection are resent from the outbox, in order.
-      this.inflight.clear();
-      this.cursor = 0;
-      this.client!.subscribe(this.topic('errors'), { qos: 1 });
-      this.client!.publish(this.topic('status'), this.status('online'), { qos: 1, retain: true });
-      this.emit('connect');
-      this.pump();
-    });
-    this.client.on('message', (topic, payload) => {
-      if (topic !== this.topic('errors')) return;
-      try { this.emit('rejected', JSON.parse(payload.toString())); } catch { /* not ours to judge */ }
-    });
-    this.client.on('close', () => this.emit('offline'));
-    this.client.on('error', (err) => this.emit('warn', err));
-    this.heartbeat = setInterval(() => {
-      if (this.client?.connected) this.client.publish(this.topic('status'), this.status('online'), { qos: 1, retain: true });
-    }, this.o.heartbeatS * 1000);
-    this.heartbeat.unref();
-  }
-
-  private pump(): void {
-    if (this.pumping || this.stopped || !this.client?.connected) return;
-    this.pumping = true;
-    try {
-      while (this.inflight.size < this.o.window) {
-        const batch = this.outbox.next(this.cursor, this.o.window - this.inflight.size);
-        if (batch.length === 0) break;
-        for (const item of batch) {
-          this.cursor = item.seq;
-          this.inflight.add(item.seq);
-          const body = item.payload.startsWith('b64:') ? Buffer.from(item.payload.slice(4), 'base64') : item.payload;
-          const client = this.client;
-          client.publish(item.topic, body, { qos: 1 }, (err) => {
-            if (client !== this.client || !this.inflight.has(item.seq)) return;
-            this.inflight.delete(item.seq);
-            if (err) return; // not acknowledged: stays in the outbox, resent after reconnect
-            this.outbox.done(item.seq);
-            this.emit('sent', item.seq);
-            this.pump();
-          });
-        }
+  constructor(readonly config: AgentConfig, readonly inputs: Input[], private readonly now: () => number, firmware?: string, private readonly poll = true) {
+    this.outbox = new Outbox(config.queue.file, config.queue.maxBytes, now);
+    // Pushing equipment sends photos; 12 MiB covers a batch of a few of them in base64.
+    this.http = Fastify({ logger: false, bodyLimit: 12 * 1024 * 1024 });
+    const g = config.gateway;
+    for (const input of inputs) {
+      if (this.stats.has(input.name)) throw new Error(`two sources named ${input.name}`);
+      this.stats.set(input.name, { name: input.name, accepted: 0, refused: 0, errors: {}, counts: {} });
+      for (const d of input.devices) {
+        if (this.links.has(d.deviceId)) continue;
+        const link = new DeviceLink(this.outbox, {
+          url: g.url, siteId: g.siteId, deviceId: d.deviceId, secret: d.secret, window: g.window,
+          heartbeatS: g.heartbeatS, reconnectMs: g.reconnectMs, now, ...(firmware ? { firmware } : {}),
+        });
+        link.on('sent', (n: number) => this.meter.add(n));
+        link.on('warn', () => {}); // connection errors are retried and shown in status (lastError)
+        this.links.set(d.deviceId, link);
       }
-    } finally {
-      this.pumping = false;
+    }
+    this.http.get('/status.json', async () => this.status());
+    this.http.get('/', async (_req, reply) => reply.type('text/html; charset=utf-8').send(statusPage(g.siteId)));
+  }
+
+  private context(input: Input): InputContext {
+    const st = this.stats.get(input.name)!;
+    return {
+      now: this.now,
+      http: this.http,
+      count: (what, n = 1) => { st.counts[what] = (st.counts[what] ?? 0) + n; },
+      error: (code, message) => this.countError(st, code, message),
+      enqueue: (events: NewEvent[]): PutResult => {
+        for (const e of events) if (!this.links.has(e.deviceId)) throw new Error(`${input.name}: no device ${e.deviceId} configured`);
+        const r = this.outbox.put(events);
+        if (!r.ok) {
+          st.refused += events.length;
+          this.countError(st, r.reason, r.message);
+          return r;
+        }
+        st.accepted += events.length;
+        for (const d of new Set(events.map((e) => e.deviceId))) this.links.get(d)!.pump();
+        return r;
+      },
+    };
+  }
+
+  private countError(st: SourceStats, code: AgentErrorCode, message: string): void {
+    st.errors[code] = (st.errors[code] ?? 0) + 1;
+    st.lastError = { code, message, at: this.now() };
+  }
+
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const input of this.inputs) await input.start(this.context(input));
+    await this.http.ready();
+    for (const link of this.links.values()) link.start();
+    if (this.poll) for (const input of this.inputs) if (input.gather && input.intervalS) this.schedule(input);
+  }
+
+  /** Polls one after another, never overlapping: a slow device delays its own next poll only. */
+  private schedule(input: Input): void {
+    const tick = async () => {
+      await this.gather(input);
+      if (this.stopping) return;
+      const t = setTimeout(() => { this.timers.delete(t); void tick(); }, input.intervalS! * 1000);
+      this.timers.add(t);
+    };
+    void tick();
+  }
+
+  /** One poll of a polled source; a throw is counted, never fatal. */
+  async gather(input: Input): Promise<void> {
+    try {
+      await input.gather!();
+    } catch (e) {
+      this.countError(this.stats.get(input.name)!, 'source_failed', (e as Error).message);
     }
   }
 
-  /** Waits until the outbox is empty (everything acknowledged). */
+  async listen(port = this.config.http.port, host = this.config.http.host): Promise<number> {
+    await this.start();
+    await this.http.listen({ port, host });
+    return (this.http.server.address() as { port: number }).port;
+  }
+
+  /** Resolves when every queued event has been acknowledged. */
   async drained(): Promise<void> {
-    while (this.outbox.size > 0) await new Promise((r) => this.once('sent', r));
+    while (this.outbox.depth > 0) {
+      await new Promise<void>((resolve) => {
+        const links = [...this.links.values()];
+        const done = () => { for (const l of links) l.off('sent', done); resolve(); };
+        for (const l of links) l.on('sent', done);
+      });
+    }
+  }
+
+  status(): AgentStatus {
+    const now = this.now();
+    const oldest = this.outbox.oldestCreatedAt();
+    const devices = [...this.links.values()].map((l) => ({ ...l.snapshot(), queued: this.outbox.depthOf(l.snapshot().deviceId) }));
+    const lastPublishAt = Number(this.outbox.meta('last_publish_at')) || undefined;
+    const rate = this.meter.rate();
+    return {
+      siteId: this.config.gateway.siteId, at: now, running: true,
+      queue: {
+        depth: this.outbox.depth, bytes: this.outbox.usedBytes, maxBytes: this.outbox.maxBytes, byChannel: this.outbox.byChannel(),
+        ...(oldest !== undefined ? { oldestQueuedAt: oldest, oldestAgeS: Math.max(0, (now - oldest) / 1000) } : {}),
+      },
+      ...(lastPublishAt ? { lastPublishAt } : {}),
+      drain: { ratePerS: rate, ...(rate > 0 && this.outbox.depth > 0 ? { etaS: this.outbox.depth / rate } : {}) },
+      devices,
+      sources: [...this.stats.values()].map((s) => ({ ...s, errors: { ...s.errors }, counts: { ...s.counts } })),
+    };
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearInterval(this.heartbeat);
-    if (this.client) {
-      if (this.client.connected) await this.client.publishAsync(this.topic('status'), this.status('offline'), { qos: 1, retain: true }).catch(() => {});
-      await this.client.endAsync(true);
-    }
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    await this.http.close();
+    for (const input of this.inputs) await input.stop().catch(() => {});
+    await Promise.all([...this.links.values()].map((l) => l.stop()));
     this.outbox.close();
   }
 }
+
+export function buildAgent(config: AgentConfig, deps: AgentDeps = {}): Agent {
+  const now = deps.now ?? (() => Date.now());
+  const inputs = [...createInputs(config), ...(deps.inputs ?? [])];
+  return new Agent(config, inputs, now, deps.firmware, deps.poll ?? true);
+}
+

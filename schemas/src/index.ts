@@ -6,3 +6,4 @@ export * from './audit.ts';
 export * from './config.ts';
 export * from './webhook.ts';
 export * from './stats.ts';
+export * from './agent.ts';
