@@ -5,6 +5,7 @@ import { isDeepStrictEqual } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_TOKEN, freePort, httpApi, startGateway, tempDir, type TestGateway } from './support/gateway.ts';
+import { mulberry32 } from '../gateway/src/checks/hazard/testing.ts';
 import { TestClock } from './support/clock.ts';
 import { spawnGateway, type GatewayProcess } from './support/process.ts';
 import { FACES_DIR, allAlerts, alertScorer, loadScenario, registerScenario, type ExpectedAlert, type ListedAlert, type Scenario, type ScenarioEvent } from './support/scenario.ts';
@@ -57,17 +58,6 @@ const AFTER_MONTH_KILL = 'first wage alert visible';
 
 type Api = TestGateway['api'];
 
-/** mulberry32: a small seeded PRNG, so the kill points are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * The replayed part of the month (deterministic, to keep the file well under 2 minutes on a
@@ -106,7 +96,7 @@ type KillWhy = 'random' | 'photo-wave' | 'after-payroll-csv' | 'during-payroll-c
  * still in flight; `during-payroll-csv` kills while the POST of the second CSV is unanswered.
  */
 function killPoints(events: ScenarioEvent[], seed: number): Map<number, KillWhy> {
-  const rnd = prng(seed);
+  const rnd = mulberry32(seed);
   const points = new Map<number, KillWhy>();
   const mqttIdx = events.flatMap((e, i) => (e.via === 'mqtt' ? [i] : []));
   for (let q = 0; q < 3; q++) {
