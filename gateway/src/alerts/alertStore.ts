@@ -97,6 +97,14 @@ export class AlertStore {
    * Conditions that come and go under one key (a face mismatch, a device going offline) are not
    * exclusive: earlier occurrences stand.
    */
+  /**
+   * Runs `fn` — many alert changes of one decision — in one transaction: one commit (one fsync)
+   * instead of one per change, and the events go out after it.
+   */
+  atomically<T>(fn: () => T): T {
+    return this.tx.run(fn);
+  }
+
   reconcile(key: string, desired: RaiseSignal | null, o: { exclusive: boolean; reason?: string }): AlertRecord | undefined {
     if (desired && desired.key !== key) throw new Error(`reconcile(${key}) given a signal for ${desired.key}`);
     return this.tx.run(() => {
