@@ -133,6 +133,10 @@ describe('checks behind ingest', () => {
 
     g = await startGateway({}, { checks: [hazardCheck(options)] }, dataDir, { waitForChecks: false });
     await expect.poll(() => hazard().stats().snapshots, { timeout: 30_000, interval: 5 }).toBeGreaterThan(0);
+    // Mid-replay, /readyz says the checks are behind (it read 0: the runner started at the ledger's end).
+    const ready = await g.api('GET', '/readyz', undefined, { token: null });
+    expect(ready.json.checks.lagRecords).toBeGreaterThan(0);
+    expect(ready.json.checks.lagRecords).toBe(ready.json.checks.checks.hazard.lagRecords);
     const t0 = performance.now();
     await g.stop({ keepDataDir: true });
     expect(performance.now() - t0).toBeLessThan(10_000);

@@ -110,17 +110,21 @@ export class CheckRunner {
 
   state(): CheckRunnerState {
     const lastSeq = this.ledger?.lastSeq ?? 0;
+    const checks = Object.fromEntries(this.checks.map((c) => {
+      const seq = c.processedThrough?.();
+      const failures = this.failures.get(c.name) ?? 0;
+      return [c.name, seq === undefined ? { failures } : { failures, processedSeq: seq, lagRecords: Math.max(0, lastSeq - seq) }];
+    }));
+    // The runner hands records on from where the ledger stood at start; a check still replaying
+    // what came before (hazard) is behind by its own count: the larger one is how far behind.
+    const behind = Math.max(0, lastSeq - this.deliveredSeq, ...Object.values(checks).map((c) => c.lagRecords ?? 0));
     return {
       starting: this.starting !== null,
       deliveredSeq: this.deliveredSeq,
-      lagRecords: Math.max(0, lastSeq - this.deliveredSeq),
+      lagRecords: behind,
       queued: this.queued,
       readingBack: this.readingBack,
-      checks: Object.fromEntries(this.checks.map((c) => {
-        const seq = c.processedThrough?.();
-        const failures = this.failures.get(c.name) ?? 0;
-        return [c.name, seq === undefined ? { failures } : { failures, processedSeq: seq, lagRecords: Math.max(0, lastSeq - seq) }];
-      })),
+      checks,
     };
   }
 
