@@ -200,6 +200,7 @@ export class Broker {
     const settings = this.deps.registry.site(device.siteId)?.settings;
     const own = settings?.devices?.[device.deviceId]?.ingestRate;
     const site = settings?.ingestRate;
+    if (!own && !site) return DEFAULT_RATE_LIMIT; // the common case, on every publish: no object built
     return {
       readingsPerS: own?.readingsPerS ?? site?.readingsPerS ?? DEFAULT_RATE_LIMIT.readingsPerS,
       burst: own?.burst ?? site?.burst ?? DEFAULT_RATE_LIMIT.burst,

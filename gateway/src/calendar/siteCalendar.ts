@@ -118,10 +118,15 @@ export class SiteCalendar {
     return this.localDay(ts).slice(0, 7);
   }
 
+  /** How many days month `m` (1–12) of year `y` has. */
+  static daysIn(y: number, m: number): number {
+    return new Date(Date.UTC(y, m, 0)).getUTCDate();
+  }
+
   /** Every date of a month `YYYY-MM`, in order. */
   static daysOfMonth(month: string): string[] {
     const [y, m] = month.split('-').map(Number) as [number, number];
-    const n = new Date(Date.UTC(y, m, 0)).getUTCDate();
+    const n = SiteCalendar.daysIn(y, m);
     return Array.from({ length: n }, (_, i) => `${month}-${String(i + 1).padStart(2, '0')}`);
   }
 

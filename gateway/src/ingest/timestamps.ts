@@ -1,5 +1,6 @@
 import { RFC3339_WITH_OFFSET } from '../../../schemas/src/common.ts';
 import type { Reason } from '../errors.ts';
+import { SiteCalendar } from '../calendar/siteCalendar.ts';
 
 /** A date-time that looks like RFC 3339 but lacks the offset: `2026-11-02T07:58:12`. */
 const LOCAL_DATETIME = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?$/;
@@ -14,7 +15,6 @@ export type TsResult = { ok: true; ms: number } | { ok: false; reason: Reason; m
 
 const FIELDS = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:[Zz]|[+-](\d{2}):(\d{2}))$/;
 
-const daysInMonth = (y: number, m: number) => (m === 2 ? ((y % 4 === 0 && y % 100 !== 0) || y % 400 === 0 ? 29 : 28) : [4, 6, 9, 11].includes(m) ? 30 : 31);
 
 /**
  * The ranges of RFC 3339 §5.7 that the pattern cannot say: a day that exists in its month
@@ -27,7 +27,7 @@ function calendarError(ts: string): string | undefined {
   if (!m) return 'unreadable fields';
   const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
   if (mo < 1 || mo > 12) return `month ${m[2]} does not exist`;
-  if (d < 1 || d > daysInMonth(y, mo)) return `day ${m[3]} does not exist in ${m[1]}-${m[2]}`;
+  if (d < 1 || d > SiteCalendar.daysIn(y, mo)) return `day ${m[3]} does not exist in ${m[1]}-${m[2]}`;
   if (h > 23) return `hour ${m[4]} is beyond 23`;
   if (mi > 59) return `minute ${m[5]} is beyond 59`;
   if (s > 59) return `second ${m[6]} is beyond 59`;
