@@ -28,6 +28,7 @@ fi
 npx tsc --noEmit -p .
 # One run of the suite; prints "<label>: N passed, N failed" and adds to the totals.
 passed=0; failed=0; status=0
+FAILURES="$(mktemp -t sitegate-failures-XXXXXX.txt)"
 suite() {
   local label="$1"; shift
   # Words before `--` prefix the command (faketime …); words after it are extra vitest arguments.
@@ -51,6 +52,22 @@ suite() {
     }
     console.log(passed, failed);
   ' "$report" "$timing" 2>/dev/null || echo "0 1")"
+  # The names of what failed, with the first line of each error, so the tail of a CI log says it.
+  node -e '
+    for (const f of process.argv.slice(1)) {
+      const r = JSON.parse(require("fs").readFileSync(f, "utf8"));
+      for (const file of r.testResults) {
+        if (file.status === "failed" && file.assertionResults.every((t) => t.status !== "failed")) {
+          console.log("FAILED (file) " + file.name + ": " + String(file.message || "").split("\n")[0]);
+        }
+        for (const t of file.assertionResults) {
+          if (t.status !== "failed") continue;
+          const why = String((t.failureMessages || [])[0] || "").split("\n")[0];
+          console.log("FAILED " + file.name + " > " + t.fullName + ": " + why.slice(0, 300));
+        }
+      }
+    }
+  ' "$report" "$timing" >>"$FAILURES" 2>/dev/null || true
   rm -f "$report" "$timing"
   echo "${label}: ${counts% *} passed, ${counts#* } failed"
   passed=$((passed + ${counts% *})); failed=$((failed + ${counts#* }))
@@ -60,6 +77,7 @@ suite "today's clock"
 # past and no calendar decision (they take half the suite's time and would pass or fail alike).
 SHIFTED_SKIP=(test/killLoop.e2e.test.ts test/killReplay.e2e.test.ts test/crash.e2e.test.ts test/image.e2e.test.ts 'gateway/src/face/**')
 suite "clock +400 days (faketime)" faketime -f +400d -- "${SHIFTED_SKIP[@]/#/--exclude=}"
-# One plain closing line that any CI reads: "N passed, N failed".
+# What failed, then one plain closing line that any CI reads: "N passed, N failed".
+cat "$FAILURES"; rm -f "$FAILURES"
 echo "tests: ${passed} passed, ${failed} failed"
 exit "$status"

@@ -62,22 +62,31 @@ describe('checks behind ingest', () => {
     expect(performance.now() - t0).toBeLessThan(10_000);
   });
 
-  it('a check that throws is logged and counted per check and phase; the others, ingest and the runner go on', async () => {
+  it('a check that throws is retried, then its step skipped, logged and counted per check and phase; the others, ingest and the runner go on', async () => {
     const seen: number[] = [];
-    const throwing: CheckFactory = () => ({ name: 'throwing', onRecords() { throw new Error('bad rule'); }, tick() { throw new Error('bad tick'); } });
+    let starts = 0;
+    const throwing: CheckFactory = () => ({ name: 'throwing', start() { starts++; }, onRecords() { throw new Error('bad rule'); }, tick() { throw new Error('bad tick'); } });
     const counting: CheckFactory = () => ({ name: 'counting', onRecords(records) { for (const r of records) seen.push(r.seq); } });
-    g = await startGateway({}, { checks: [throwing, counting] });
+    g = await startGateway({}, { checks: [] });
+    const runner = new CheckRunner(g.gw.checks['ctx' as never], [throwing, counting], { retryMs: 1, maxAttempts: 3, tickMs: 3_600_000 });
+    await runner.start(g.gw.ledger);
     const secret = await g.device(SITE, 'ENV-4');
     const c = await g.connect('ENV-4', secret);
     for (let i = 0; i < 3; i++) await c.publishAsync(`sites/${SITE}/devices/ENV-4/telemetry`, JSON.stringify({ id: `f${i}`, ts: T0 + i * 1000, metrics: { pm10: 80 } }), { qos: 1 });
-    await g.gw.checks.tick(T0);
-    expect(seen.length).toBeGreaterThanOrEqual(3);
-    const state = g.gw.checks.state().checks;
-    expect(state.throwing!.failures).toBeGreaterThanOrEqual(2);
+    await runner.tick(T0);
+    const last = g.gw.ledger.lastSeq;
+    expect(seen.at(-1)).toBe(last);
+    const state = runner.state().checks;
+    // Each failing step: tried 3 times (the check restored before each retry), then passed over.
+    expect(starts).toBeGreaterThanOrEqual(3);
+    expect(state.throwing!.processedSeq).toBe(last);
+    expect(state.throwing!.failures).toBeGreaterThanOrEqual(4);
     expect(state.counting!.failures).toBe(0);
     const metrics = (await g.api('GET', '/metrics')).text;
-    expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="records"\} [1-9]/m);
+    expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="records"\} [3-9]/m);
+    expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="skip"\} [1-9]/m);
     expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="tick"\} 1/m);
+    await runner.stop();
   });
 
   it('back-pressure: at most maxQueued records held, the rest read back from the ledger, each delivered once in order', async () => {
@@ -87,9 +96,11 @@ describe('checks behind ingest', () => {
     let holding = true;
     const slow: CheckFactory = () => ({
       name: 'slow',
-      async onRecords(records) {
-        for (const r of records) seen.push(r.seq);
+      async prepare() {
         if (holding) await opened;
+      },
+      onRecords(records) {
+        for (const r of records) seen.push(r.seq);
       },
     });
     g = await startGateway({}, { checks: [] });
@@ -108,19 +119,21 @@ describe('checks behind ingest', () => {
     opened = Promise.resolve();
     await runner.idle();
     const last = g.gw.ledger.lastSeq;
-    expect(seen).toEqual(Array.from({ length: last - first }, (_, i) => first + 1 + i));
+    expect(last).toBeGreaterThan(first + 199);
+    // A check new to the gateway starts at the ledger's beginning: every record, once, in order.
+    expect(seen).toEqual(Array.from({ length: last }, (_, i) => i + 1));
     expect(runner.state()).toMatchObject({ lagRecords: 0, queued: 0, readingBack: false });
     await runner.stop();
   });
 
   it('a hazard replay stopped midway snapshots where it is; the next start replays only the rest', async () => {
-    const options = { replayChunk: 1000, replaySnapshotEvery: 2000 };
+    const options = { maxBatch: 1000, snapshotEveryReadings: 2000, replaySnapshotEvery: 2000 };
     g = await startGateway({}, { checks: [hazardCheck(options)] });
     const secret = await g.device(SITE, 'ENV-3');
     // 12,000 readings straight into the ledger, with the hazard check told nothing (as after a crash).
     const hazard = () => g!.gw.checks.get<HazardCheck>('hazard')!;
-    hazard().onRecords = () => {};
     hazard().stop = async () => {};
+    await g.gw.checks.stop();
     const records = Array.from({ length: 12_000 }, (_, i) => ({
       kind: 'reading' as const, siteId: SITE, deviceId: 'ENV-3', ts: T0 + i, msgId: `b${i}`, dedupeKey: `ENV-3:b${i}`, receivedAt: T0,
       body: { id: `b${i}`, ts: T0 + i, metrics: { noise_dba: 60 + (i % 7) } },
@@ -162,13 +175,13 @@ describe('checks behind ingest', () => {
     ledger.readAfter = ((...args: Parameters<typeof readAfter>) => { reads++; return readAfter(...args); }) as typeof readAfter;
 
     // Read to the end: 5,000 records a step and one empty read.
-    await deviceOfflineCheck()(ctx).start!();
+    await deviceOfflineCheck()(ctx).start!(ledger.lastSeq);
     expect(reads).toBe(7);
     // Stopped right after it began: the step in hand, then nothing (it was 2.4 s for 200,000
     // records on the loaded 2-core box, on top of the rest of a SIGTERM's 10 s).
     reads = 0;
     const check = deviceOfflineCheck()(ctx);
-    const started = check.start!();
+    const started = check.start!(ledger.lastSeq);
     await check.stop!();
     await started;
     expect(reads).toBe(1);

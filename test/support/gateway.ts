@@ -82,7 +82,7 @@ export async function startGateway(env: Record<string, string> = {}, deps: Gatew
   const { httpPort, mqttPort, wsPort } = ports;
   // listen() does not wait for the checks' restore and replay (ingest never does); these tests
   // look at checks right after a start, so they wait for it here.
-  if (opts.waitForChecks !== false) await gw!.checks.started();
+  if (opts.waitForChecks !== false) await gw!.checks.idle(); // restored and caught up with the ledger
   const started = gw!;
   const httpUrl = `http://127.0.0.1:${httpPort}`;
   const clients: mqtt.MqttClient[] = [];

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { AlertStore } from '../alerts/alertStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
-import type { LedgerStore } from '../ledger/types.ts';
+import type { LedgerStore, RecordKind } from '../ledger/types.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -29,29 +29,55 @@ export interface CheckContext {
   faces?: FaceRegistry;
 }
 
+/** What `prepare` may say besides its own result. */
+export interface Prepared {
+  /**
+   * It took the batch only up to this seq (a hazard settings change: what came before is applied
+   * and snapshotted under the old limits first); the rest comes again in the next step.
+   */
+  through?: number;
+}
+
 /**
- * A check: a small lifecycle (style.md, after Zigbee2MQTT's extensions). The runner feeds it
- * every committed ledger record after it is durable (off the MQTT hot path) and ticks it on the
- * wall clock for time-triggered decisions; the check hands alert signals to `ctx.alerts`.
+ * A check (style.md, after Zigbee2MQTT's extensions): a small lifecycle the runner
+ * (`checkRunner.ts`) drives. The runner owns the check's progress: one ledger cursor per check,
+ * moved in the same state.db transaction as the alert changes and state the check makes for the
+ * records it covers, replayed from on restart. A check therefore only says what records mean:
+ *
+ *   prepare(batch)      async work outside any transaction (a worker thread, the face pool, derived
+ *                       ledger records appended idempotently by dedupe key);
+ *   onRecords(batch, p) synchronous: alert reconciles and the check's own state rows, committed
+ *                       with the cursor — a crash before the commit replays the batch, after it never;
+ *   tick(now)           synchronous time-triggered decisions, one transaction;
+ *   decide(now)         asynchronous ones (month-wide reads on the report thread) that commit their
+ *                       own idempotent reconciles.
  */
-export interface Check {
+export interface Check<P extends Prepared | void = void> {
   readonly name: string;
-  /** Rebuild state from the ledger (restart) before live records arrive. */
-  start?(): Promise<void> | void;
-  onRecords(records: StoredRecord[]): Promise<void> | void;
+  /** Record kinds it reads (default: all); the cursor passes over the others. */
+  readonly kinds?: readonly RecordKind[];
+  /** Most records handed over in one step (default: whatever is waiting, up to the runner's read-back chunk). */
+  readonly maxBatch?: number;
+  /** Where to begin without a saved cursor (a check new to a gateway with history); default 0, all of it. */
+  firstCursor?(lastSeq: number): number;
   /**
-   * For a check that finishes records after onRecords returned (on a worker thread): resolves
-   * when it has, so that the runner's idle() still means "every committed record is processed".
+   * Restores what it keeps in memory (at the first start, and again before a retry after a failure).
+   * A check restoring a snapshot older than `cursor` returns the snapshot's seq: the runner then
+   * hands it the records in between through `prepare(…, true)` only (their effects are committed).
    */
-  drained?(): Promise<void>;
-  /**
-   * For a check that evaluates records after onRecords returned or replays at start: the last
-   * ledger seq whose effects it has applied (/readyz reports how far behind it is).
-   */
-  processedThrough?(): number;
-  /** Called every few seconds with the wall clock (watermarks, deadlines, liveness). */
-  tick?(now: number): Promise<void> | void;
+  start?(cursor: number): Promise<number | void> | number | void;
+  /** Asynchronous part of a step. `replay`: records at or below the cursor, to rebuild state only. */
+  prepare?(records: StoredRecord[], replay: boolean): Promise<P> | P;
+  /** Synchronous part of a step, in one state transaction with the cursor. */
+  onRecords(records: StoredRecord[], prepared: P | undefined): void;
+  /** Time-triggered decisions on the injected wall clock, in one state transaction. */
+  tick?(now: number): void;
+  /** Time-triggered decisions that wait on something (the report thread); run after `tick`. */
+  decide?(now: number): Promise<void>;
+  /** The runner has stopped feeding it; release threads, save snapshots. */
   stop?(): Promise<void> | void;
 }
 
-export type CheckFactory = (ctx: CheckContext) => Check;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyCheck = Check<any>;
+export type CheckFactory = (ctx: CheckContext) => AnyCheck;

@@ -1,7 +1,9 @@
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Site } from '../registry/registry.ts';
+import { Transactions } from '../state/transactions.ts';
 import type { Check, CheckContext } from './check.ts';
+import { CheckProgress } from './progress.ts';
 
 /** On a (re)start, months this far back whose deadline passed while the gateway was down are decided then. */
 export const LOOKBACK_MONTHS = 12;
@@ -16,6 +18,7 @@ export abstract class MonthlyDecisionCheck implements Check {
   abstract readonly name: string;
   private readonly decidedThrough = new Map<string, string>();
   private readonly dirty = new Map<string, Set<string>>();
+  private progress: CheckProgress | undefined;
 
   constructor(protected readonly ctx: CheckContext) {}
 
@@ -24,7 +27,23 @@ export abstract class MonthlyDecisionCheck implements Check {
   /** The latest month whose deadline the watermark has passed. */
   protected abstract latestDue(site: Site, watermark: number): string;
   /** Decides (site, month); `revisit` when late records of an already-decided month arrived. */
-  protected abstract decide(site: Site, month: string, watermark: number, revisit: boolean): Promise<void> | void;
+  protected abstract decideMonth(site: Site, month: string, watermark: number, revisit: boolean): Promise<void> | void;
+
+  /**
+   * What was decided, and the months late records made dirty, from `check_progress` (scopes
+   * `through:<site>` = yyyymm, `dirty:<site>:<yyyymm>`): both are written in the transaction of the
+   * step or decision that changes them, so a restart neither decides a month twice nor forgets one.
+   */
+  start(): void {
+    this.progress ??= new CheckProgress(this.ctx.registry.db, this.name);
+    this.decidedThrough.clear();
+    this.dirty.clear();
+    for (const [scope, value] of this.progress.all()) {
+      const [what, siteId, month] = scope.split(':');
+      if (what === 'through' && siteId) this.decidedThrough.set(siteId, fromNumber(value));
+      else if (what === 'dirty' && siteId && month) this.markDirty(siteId, fromNumber(Number(month)));
+    }
+  }
 
   onRecords(records: StoredRecord[]): void {
     for (const r of records) {
@@ -33,48 +52,54 @@ export abstract class MonthlyDecisionCheck implements Check {
       if (!site) continue;
       const month = this.monthOf(r, site);
       if (month === undefined || month > through) continue;
-      this.markDirty(r.siteId, month);
+      if (this.markDirty(r.siteId, month)) this.store().set(`dirty:${r.siteId}:${toNumber(month)}`, 1);
     }
   }
 
-  private ticking: Promise<void> | null = null;
-
-  /** One tick at a time: a decision may wait for the report thread, and the next tick must see its outcome. */
-  async tick(now: number): Promise<void> {
-    while (this.ticking) await this.ticking;
-    this.ticking = this.decideDue(now).finally(() => { this.ticking = null; });
-    return this.ticking;
-  }
-
-  private async decideDue(now: number): Promise<void> {
+  /** Months whose deadline the site's watermark passed, and dirty ones, decided one at a time. */
+  async decide(now: number): Promise<void> {
     for (const site of this.ctx.registry.listSites()) {
       const watermark = this.ctx.live.siteWatermark(site, now);
       if (watermark === undefined) continue;
       const latest = this.latestDue(site, watermark);
       const redo = [...(this.dirty.get(site.siteId) ?? [])].map((m) => [m, true] as const);
-      this.dirty.delete(site.siteId);
       const through = this.decidedThrough.get(site.siteId);
       const fresh: (readonly [string, boolean])[] = [];
       if (!through || latest > through) {
         for (let m = through ? SiteCalendar.addMonths(through, 1) : SiteCalendar.addMonths(latest, 1 - LOOKBACK_MONTHS); m <= latest; m = SiteCalendar.addMonths(m, 1)) fresh.push([m, false]);
-        // Marked before deciding: a decision waits for the report thread, and records of these
-        // months arriving meanwhile must make them dirty (decided again), not be missed.
-        this.decidedThrough.set(site.siteId, latest);
       }
       for (const [month, revisit] of [...redo, ...fresh]) {
+        this.dirty.get(site.siteId)?.delete(month);
+        // Decided, then recorded as decided: a crash in between decides it again (reconciled, harmless).
         try {
-          await this.decide(site, month, watermark, revisit);
+          await this.decideMonth(site, month, watermark, revisit);
         } catch (err) {
-          this.markDirty(site.siteId, month); // decided again at the next tick
+          if (revisit) this.markDirty(site.siteId, month); // decided again at the next tick
           throw err;
         }
+        Transactions.of(this.ctx.registry.db).run(() => {
+          if (revisit) this.store().remove(`dirty:${site.siteId}:${toNumber(month)}`);
+          if (!revisit && month > (this.decidedThrough.get(site.siteId) ?? '')) {
+            this.decidedThrough.set(site.siteId, month);
+            this.store().set(`through:${site.siteId}`, toNumber(month));
+          }
+        });
       }
     }
   }
 
-  private markDirty(siteId: string, month: string): void {
+  private store(): CheckProgress {
+    return (this.progress ??= new CheckProgress(this.ctx.registry.db, this.name));
+  }
+
+  private markDirty(siteId: string, month: string): boolean {
     let s = this.dirty.get(siteId);
     if (!s) this.dirty.set(siteId, (s = new Set()));
+    if (s.has(month)) return false;
     s.add(month);
+    return true;
   }
 }
+
+const toNumber = (month: string) => Number(month.replace('-', ''));
+const fromNumber = (n: number) => `${Math.floor(n / 100)}-${String(n % 100).padStart(2, '0')}`;

@@ -27,6 +27,10 @@ export class CheckProgress {
     this.putStmt.run(this.check, scope, value);
   }
 
+  remove(scope: string): void {
+    this.db.prepare('DELETE FROM check_progress WHERE check_name = ? AND scope = ?').run(this.check, scope);
+  }
+
   all(): Map<string, number> {
     return new Map((this.allStmt.all(this.check) as { scope: string; value: number }[]).map((r) => [r.scope, r.value]));
   }

@@ -96,6 +96,20 @@ CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_at) WHERE state 
 CREATE TABLE site_photos (site_id TEXT NOT NULL, sha256 TEXT NOT NULL, uploaded_at INTEGER NOT NULL, by TEXT NOT NULL, PRIMARY KEY (site_id, sha256));
 `,
   },
+  {
+    version: 4,
+    name: 'one cursor per check, owned by the check runner (issue 10): the checks\' own cursors become its `cursor` scope; device liveness kept as rows instead of relearnt from the ledger',
+    // keystaff `seq`, face `resumeAfter` and hazard `applied_seq` each meant "the effects of every
+    // record up to here are committed": the runner's cursor means the same.
+    up: `
+UPDATE check_progress SET scope = 'cursor' WHERE check_name = 'keystaff' AND scope = 'seq';
+UPDATE check_progress SET scope = 'cursor' WHERE check_name = 'face-verification' AND scope = 'resumeAfter';
+INSERT OR IGNORE INTO check_progress (check_name, scope, value) SELECT 'hazard', 'cursor', applied_seq FROM hazard_cursor WHERE id = 1 AND applied_seq > 0;
+CREATE TABLE device_liveness (
+  device_id TEXT PRIMARY KEY, site_id TEXT NOT NULL, last_heard INTEGER NOT NULL, last_event_ts INTEGER NOT NULL,
+  gaps TEXT NOT NULL, offline_opened_at INTEGER, offline_recorded_at INTEGER);
+`,
+  },
 ];
 
 /** Opens (creating when missing) and migrates the state database; `:memory:` for unit tests. */

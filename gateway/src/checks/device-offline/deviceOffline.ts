@@ -23,16 +23,18 @@ import type { StoredRecord } from '../../ledger/types.ts';
 import type { Device } from '../../registry/registry.ts';
 import type { Check, CheckContext, CheckFactory } from '../check.ts';
 import type { RaiseSignal } from '../types.ts';
+import { Transactions } from '../../state/transactions.ts';
+import { LivenessRows } from './livenessRows.ts';
 import { DEFAULT_OFFLINE_AFTER_S, INTERVALS_OF_SILENCE, LEARN_GAPS, LEARN_MIN_GAPS } from './defaults.ts';
 
 const SPEAKING_KINDS = new Set(['reading', 'status', 'checkin', 'snapshot']);
 
 export interface DeviceOfflineOptions {
-  /** Ledger records read back at start to learn when each device was last heard (default 200,000). */
+  /** At the first start on a gateway with history: ledger records read back to learn when each device was last heard (default 200,000). */
   rebuildRecords?: number;
 }
 
-interface Heard {
+export interface Heard {
   siteId: string;
   /** Wall clock (receivedAt) of its latest message. */
   lastHeard: number;
@@ -57,12 +59,13 @@ export const offlineKey = (deviceId: string) => `device.offline:${deviceId}`;
 
 export class DeviceOfflineCheck implements Check {
   readonly name = 'device-offline';
+  readonly kinds = ['reading', 'status', 'checkin', 'snapshot'] as const;
   private readonly ctx: CheckContext;
   private readonly log: Logger;
   private readonly rebuildRecords: number;
   private readonly heard = new Map<string, Heard>();
+  private readonly rows: LivenessRows;
   private startedAt: number;
-  private processedSeq = 0;
   /** Set by stop(): a read-back at start ends where it is (issue 15: a stop never waits for a backlog). */
   private stopping = false;
 
@@ -71,21 +74,48 @@ export class DeviceOfflineCheck implements Check {
     this.log = ctx.logger.child({ check: this.name });
     this.rebuildRecords = options.rebuildRecords ?? 200_000;
     this.startedAt = ctx.now();
+    this.rows = new LivenessRows(ctx.registry.db);
+  }
+
+  /** A gateway that had history before this check kept rows: it begins at the ledger's end (see `start`). */
+  firstCursor(lastSeq: number): number {
+    return lastSeq;
   }
 
   /**
-   * Learns from the ledger's recent history when each device was last heard, then reconciles with
-   * the alert store: an offline status whose alert was never raised is raised, an alert whose
-   * device spoke after it was raised is cleared.
+   * What is known of each device, from its rows (written with the runner's cursor, so the records
+   * after it are the ones handed over again). At the first start on a gateway with history there
+   * are no rows yet: they are learnt from the ledger's recent records up to the cursor, and the alert
+   * store reconciled with them (an offline status whose alert was never raised is raised, an alert
+   * whose device spoke after it was raised is cleared).
    */
-  async start(): Promise<void> {
+  async start(cursor = this.ctx.ledger.lastSeq): Promise<void> {
     this.startedAt = this.ctx.now();
+    this.heard.clear();
+    for (const [deviceId, h] of this.rows.all()) this.heard.set(deviceId, h);
+    if (this.heard.size === 0 && cursor > 0) await this.learn(cursor);
+  }
+
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** In the runner's transaction with the cursor: what each device said, its alert raised or cleared, its row. */
+  onRecords(records: StoredRecord[]): void {
+    const touched = new Set<string>();
+    for (const r of records) {
+      if (this.observe(r, true)) touched.add(r.deviceId);
+    }
+    for (const deviceId of touched) this.rows.put(deviceId, this.heard.get(deviceId)!);
+  }
+
+  private async learn(cursor: number): Promise<void> {
     const lastStatusOffline = new Map<string, StoredRecord>();
-    let after = Math.max(0, this.ctx.ledger.lastSeq - this.rebuildRecords);
+    let after = Math.max(0, cursor - this.rebuildRecords);
     for (;;) {
       // Stopped midway: nothing was decided from the part read, the next start reads it again.
       if (this.stopping) return;
-      const chunk = this.ctx.ledger.readAfter(after, 5000, ['reading', 'status', 'checkin', 'snapshot']);
+      const chunk = this.ctx.ledger.readAfter(after, 5000, [...this.kinds]).filter((r) => r.seq <= cursor);
       if (chunk.length === 0) break;
       for (const r of chunk) {
         const h = this.observe(r, false);
@@ -94,32 +124,22 @@ export class DeviceOfflineCheck implements Check {
         else lastStatusOffline.delete(r.deviceId);
       }
       after = chunk[chunk.length - 1]!.seq;
-      this.processedSeq = after;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    for (const [deviceId, h] of this.heard) {
-      const status = lastStatusOffline.get(deviceId);
-      const active = this.ctx.alerts.active(offlineKey(deviceId));
-      if (active && !status && h.lastHeard > active.recordedAt) {
-        this.ctx.alerts.apply({ type: 'clear', kind: 'device.offline', siteId: h.siteId, key: offlineKey(deviceId), at: h.lastEventTs, evidence: { reason: 'spoke', at: new Date(h.lastEventTs).toISOString() } });
-        h.offline = undefined;
-      } else if (!active && status) {
-        this.raiseForStatus(deviceId, h, status, h.lastEventTs);
+    Transactions.of(this.ctx.registry.db).run(() => {
+      for (const [deviceId, h] of this.heard) {
+        const status = lastStatusOffline.get(deviceId);
+        const active = this.ctx.alerts.active(offlineKey(deviceId));
+        if (active && !status && h.lastHeard > active.recordedAt) {
+          this.ctx.alerts.apply({ type: 'clear', kind: 'device.offline', siteId: h.siteId, key: offlineKey(deviceId), at: h.lastEventTs, evidence: { reason: 'spoke', at: new Date(h.lastEventTs).toISOString() } });
+          h.offline = undefined;
+        } else if (!active && status) {
+          this.raiseForStatus(deviceId, h, status, h.lastEventTs);
+        }
+        this.rows.put(deviceId, h);
       }
-    }
-    this.log.info({ devices: this.heard.size, offline: [...this.heard.values()].filter((h) => h.offline).length }, 'device liveness restored');
-  }
-
-  stop(): void {
-    this.stopping = true;
-  }
-
-  onRecords(records: StoredRecord[]): void {
-    for (const r of records) {
-      if (r.seq <= this.processedSeq) continue;
-      this.processedSeq = r.seq;
-      this.observe(r, true);
-    }
+    });
+    this.log.info({ devices: this.heard.size, offline: [...this.heard.values()].filter((h) => h.offline).length }, 'device liveness learnt from the ledger');
   }
 
   /** Wall-clock part: devices silent beyond their limit go offline. */
@@ -141,6 +161,7 @@ export class DeviceOfflineCheck implements Check {
           silentS: Math.round((now - h.lastHeard) / 1000), limitS: limit.ms / 1000, basis: limit.basis,
         },
       }, now);
+      this.rows.put(deviceId, h);
     }
   }
 

@@ -59,7 +59,7 @@ export class EvidenceMonthClose extends MonthlyDecisionCheck {
     return SiteCalendar.addMonths(SiteCalendar.of(site.timezone).localMonth(watermark), -1);
   }
 
-  protected decide(site: Site, month: string, watermark: number): Promise<void> {
+  protected decideMonth(site: Site, month: string, watermark: number): Promise<void> {
     return this.record(site, month, watermark);
   }
 

@@ -20,6 +20,7 @@ import { FaceRegistry, type FaceAnalyzerHandle } from '../../registry/faceRegist
 import { Registry } from '../../registry/registry.ts';
 import { LiveState } from '../../state/liveState.ts';
 import type { CheckContext } from '../check.ts';
+import { CheckProgress } from '../progress.ts';
 import { CheckRunner } from '../checkRunner.ts';
 import { FACE_VERIFICATION, faceVerificationCheck, type FaceVerification } from './faceVerification.ts';
 
@@ -42,13 +43,20 @@ class FakeAnalyzer implements FaceAnalyzerHandle {
   private gate: Promise<void> | null = null;
   private open: (() => void) | null = null;
 
+  private waiters: { n: number; resolve: () => void }[] = [];
+
   hold(): void { this.gate = new Promise((r) => { this.open = r; }); }
+  /** Resolves once `n` analyses are in flight at the same time. */
+  reached(n: number): Promise<void> {
+    return this.inFlight >= n ? Promise.resolve() : new Promise((resolve) => this.waiters.push({ n, resolve }));
+  }
   release(): void { this.open?.(); this.gate = null; }
 
   async analyze(jpeg: Buffer): Promise<FaceAnalysis> {
     this.calls++;
     this.inFlight++;
     this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    this.waiters = this.waiters.filter((w) => (this.inFlight >= w.n ? (w.resolve(), false) : true));
     try {
       await new Promise((r) => setImmediate(r));
       while (this.gate) await this.gate;
@@ -70,7 +78,8 @@ interface Rig {
   check(): FaceVerification;
   checkin(worker: string, photo?: string, opts?: { method?: string; at?: string }): Promise<LedgerRecord>;
   settle(): Promise<void>;
-  restart(): Promise<void>;
+  /** Stops the runner, runs `between` while it is stopped, starts a new one. */
+  restart(opts?: { between?: () => Promise<void> | void }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -108,16 +117,12 @@ async function rig(settings: SiteBody['settings'] = {}): Promise<Rig> {
       return rec;
     },
     async settle() {
-      for (;;) {
-        await r.runner.idle();
-        if (r.check().backlog === 0) break;
-        await r.check().idle();
-      }
       await ledger.drained();
       await r.runner.idle();
     },
-    async restart() {
+    async restart(opts = {}) {
       await r.runner.stop();
+      opts.between && (await opts.between());
       r.runner = new CheckRunner(ctx, [faceVerificationCheck], 3_600_000);
       await r.runner.start(ledger);
     },
@@ -184,11 +189,10 @@ describe('face verification check', () => {
     const r = await rig();
     await r.faces.enrol('S1', 'W1', Buffer.from('face:alice:200'), 'test');
     r.analyzer.hold();
-    const sent = [];
-    for (let i = 0; i < 40; i++) sent.push(await r.checkin('W1', `face:alice:${100 + i}`));
-    await r.runner.idle();
+    // Committed while the checks were stopped: one step of 40 at the start.
+    await r.restart({ between: async () => { for (let i = 0; i < 40; i++) await r.checkin('W1', `face:alice:${100 + i}`); } });
+    await r.analyzer.reached(2);
     expect(r.check().backlog).toBe(40);
-    expect(r.analyzer.inFlight).toBe(2);
     expect(Number((await r.ctx.metrics.faceQueueDepth.get()).values[0]!.value)).toBe(38);
     r.analyzer.release();
     await r.settle();
@@ -197,24 +201,29 @@ describe('face verification check', () => {
     expect([...verdicts(r).values()].every((v) => v.verdict === 'verified')).toBe(true);
   });
 
-  it('resumes check-ins that have no verdict after a restart, and verifies each exactly once', async () => {
+  it('a stop lets the step in hand finish; a restart that lost its cursor (a crash before the commit) verifies again, one verdict and one alert each', async () => {
     const r = await rig();
     await r.faces.enrol('S1', 'W1', Buffer.from('face:alice:200'), 'test');
     r.analyzer.hold();
-    for (let i = 0; i < 10; i++) await r.checkin('W1', i % 2 ? 'face:alice:120' : 'face:mallory:120');
-    await r.runner.idle();
-    const stopping = r.restart(); // stop waits for the 2 photos in the pool; 8 stay queued
+    await r.restart({ between: async () => { for (let i = 0; i < 10; i++) await r.checkin('W1', i % 2 ? 'face:alice:120' : 'face:mallory:120'); } });
+    await r.analyzer.reached(2);
+    const stopping = r.restart(); // the step in hand (10 check-ins) ends before the stop does
     r.analyzer.release();
     await stopping;
     await r.settle();
-    const v = r.ctx.ledger.bySiteKind('S1', 'verdict');
-    expect(v).toHaveLength(10);
-    expect(new Set(v.map((x) => x.body.checkinKey)).size).toBe(10);
+    expect(r.ctx.ledger.bySiteKind('S1', 'verdict')).toHaveLength(10);
     expect(r.analyzer.calls).toBe(10 + 1); // + the enrolment photo
-    expect(r.ctx.alerts.list({ limit: 100 }).items.filter((a) => a.kind === 'checkin.face_mismatch')).toHaveLength(1);
-    // A second restart finds nothing to do.
+    // Nothing after the cursor: a restart finds nothing to do.
     await r.restart();
     await r.settle();
     expect(r.analyzer.calls).toBe(11);
+    // The verdicts were appended but the cursor not committed: the step comes again.
+    await r.restart({ between: () => new CheckProgress(r.ctx.registry.db, FACE_VERIFICATION).set('cursor', 0) });
+    await r.settle();
+    expect(r.analyzer.calls).toBe(21);
+    const v = r.ctx.ledger.bySiteKind('S1', 'verdict');
+    expect(v).toHaveLength(10);
+    expect(new Set(v.map((x) => x.body.checkinKey)).size).toBe(10);
+    expect(r.ctx.alerts.list({ limit: 100 }).items.filter((a) => a.kind === 'checkin.face_mismatch')).toHaveLength(1);
   });
 });

@@ -4,13 +4,12 @@ import type { Verdict } from '../../attendance/attendance.ts';
 import { readEvidence } from '../../ledger/evidence.ts';
 import type { LedgerRecord, StoredRecord } from '../../ledger/types.ts';
 import { DEFAULT_TIMEZONE } from '../../registry/registry.ts';
-import type { Check, CheckContext, CheckFactory } from '../check.ts';
-import { CheckProgress } from '../progress.ts';
+import type { Check, CheckContext, CheckFactory, Prepared } from '../check.ts';
 import type { RaiseSignal } from '../types.ts';
 
 export const FACE_VERIFICATION = 'face-verification';
 
-/** Attempts per check-in when the analysis itself fails (worker crash); afterwards it waits for a restart. */
+/** Attempts per check-in when the analysis itself fails (a pool worker crashed); then the runner retries the step. */
 const MAX_ATTEMPTS = 3;
 
 export interface FaceOutcome {
@@ -23,127 +22,107 @@ export interface FaceOutcome {
   minFacePx: number;
 }
 
-export interface FaceVerification extends Check {
-  /** Resolves when every face check-in handed in so far has its verdict (or has failed for this run). */
-  idle(): Promise<void>;
-  /** Face check-ins waiting for, or in, analysis. */
+export interface FaceVerification extends Check<FacePrepared> {
+  /** Face check-ins of the step in hand waiting for, or in, analysis. */
   readonly backlog: number;
+}
+
+/** The step's verdicts, appended to the ledger in `prepare`; their alerts are raised in `onRecords`. */
+interface FacePrepared extends Prepared {
+  outcomes: { r: StoredRecord; outcome: FaceOutcome }[];
 }
 
 /**
  * Re-checks the terminal's decision for `method: face` check-ins (domain.md "Face verification"),
  * off the MQTT hot path: the check-in is already durable and acknowledged when it gets here.
- * Photos go to the shared worker pool (bounded, one worker per core); at most `2 × workers` are
- * handed to it at a time and the rest wait here as ledger records (no photo held in memory), so
- * under overload check-ins wait and are never dropped. Each check-in gets one `verdict` ledger
- * record (dedupe key `verdict:<check-in key>`, stamped with the check-in's event time so reports
- * and the InfluxDB `checkin` point pick it up), and `checkin.face_mismatch` / `checkin.no_face`
- * alerts keyed site + worker + local day (contract §5) carry similarity, threshold and photo hash.
+ * Photos go to the shared worker pool (bounded, one worker per core); at most `2 × workers` of a
+ * step are handed to it at a time and the rest wait here as ledger records (no photo held in
+ * memory), so under overload check-ins wait and are never dropped. Each check-in gets one `verdict`
+ * ledger record (dedupe key `verdict:<check-in key>`, stamped with the check-in's event time so
+ * reports and the InfluxDB `checkin` point pick it up), and `checkin.face_mismatch` /
+ * `checkin.no_face` alerts keyed site + worker + local day (contract §5) carry similarity,
+ * threshold and photo hash.
  *
- * Restart: `resumeAfter` (state.db) is a ledger seq below which every face check-in has a verdict;
- * on start the check-ins after it without a verdict are queued again.
+ * Restart is the runner's (issue 10): verdicts are appended before the step's alerts and cursor
+ * commit, so a crash in between verifies the step again — the verdict is deduplicated by its key
+ * and the alert reconciled — and nothing after the cursor is lost. An analysis that fails (a pool
+ * worker died) is tried again; a step that keeps failing is retried by the runner.
  */
 export const faceVerificationCheck: CheckFactory = (ctx) => new FaceVerificationCheck(ctx);
 
 class FaceVerificationCheck implements FaceVerification {
   readonly name = FACE_VERIFICATION;
+  readonly kinds = ['checkin'] as const;
+  /** A step's verdicts reach the other checks when it ends: keep steps short. */
+  readonly maxBatch = 64;
   private readonly ctx: CheckContext;
-  private readonly progress: CheckProgress;
   private readonly maxInFlight: number;
-  private pending: { r: StoredRecord; attempts: number; resumed: boolean }[] = [];
-  private readonly inFlight = new Map<number, Promise<void>>();
-  /** Check-ins that failed MAX_ATTEMPTS times: they hold `resumeAfter` back so a restart retries them. */
-  private readonly failed = new Set<number>();
-  private maxSeqSeen = 0;
-  private scannedThrough = 0;
-  private stopping = false;
-  private waiters: (() => void)[] = [];
+  private inHand = 0;
+  private waiting = 0;
 
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
-    this.progress = new CheckProgress(ctx.registry.db, FACE_VERIFICATION);
     this.maxInFlight = 2 * Math.max(1, ctx.faces?.workers ?? 1);
   }
 
   get backlog(): number {
-    return this.pending.length + this.inFlight.size;
+    return this.inHand;
   }
 
-  start(): void {
-    const after = this.progress.get('resumeAfter') ?? 0;
-    this.scannedThrough = this.ctx.ledger.lastSeq;
-    const waiting = new Map<string, StoredRecord>();
-    for (const r of this.ctx.ledger.scan(['checkin', 'verdict'], after)) {
-      if (r.seq > this.scannedThrough) break;
-      if (r.kind === 'checkin' && r.body.method === 'face') waiting.set(r.dedupeKey, r);
-      else if (r.kind === 'verdict') waiting.delete(r.body.checkinKey as string);
-    }
-    this.maxSeqSeen = this.scannedThrough;
-    for (const r of waiting.values()) this.pending.push({ r, attempts: 0, resumed: true });
-    if (this.pending.length) this.ctx.logger.info({ checkins: this.pending.length }, 'resuming face verification of check-ins without a verdict');
-    this.pump();
-  }
-
-  onRecords(records: StoredRecord[]): void {
-    for (const r of records) {
-      if (r.seq <= this.scannedThrough) continue; // already found by the start-up scan
-      if (r.seq > this.maxSeqSeen) this.maxSeqSeen = r.seq;
-      if (r.kind === 'checkin' && r.body.method === 'face') this.pending.push({ r, attempts: 0, resumed: false });
-    }
-    this.pump();
-    this.saveProgress();
-  }
-
-  idle(): Promise<void> {
-    if (this.backlog === 0 || this.stopping) return Promise.resolve();
-    return new Promise((resolve) => this.waiters.push(resolve));
-  }
-
-  async stop(): Promise<void> {
-    // Queued check-ins stay without a verdict and are resumed at the next start.
-    this.stopping = true;
-    await Promise.all(this.inFlight.values());
-    this.saveProgress(true);
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  private pump(): void {
-    while (!this.stopping && this.inFlight.size < this.maxInFlight && this.pending.length) {
-      const job = this.pending.shift()!;
-      const p = this.run(job).finally(() => {
-        this.inFlight.delete(job.r.seq);
-        this.saveProgress();
-        this.pump();
-        this.report();
-      });
-      this.inFlight.set(job.r.seq, p);
-    }
+  async prepare(records: StoredRecord[], replay: boolean): Promise<FacePrepared> {
+    const todo = replay ? [] : records.filter((r) => r.body.method === 'face');
+    const outcomes: FacePrepared['outcomes'] = [];
+    this.inHand = this.waiting = todo.length;
     this.report();
+    let next = 0;
+    const lane = async () => {
+      while (next < todo.length) {
+        const r = todo[next++]!;
+        this.waiting--;
+        this.report();
+        const outcome = await this.verifyWithRetries(r);
+        await this.ctx.ledger.append(this.verdictRecord(r, outcome));
+        outcomes.push({ r, outcome });
+        this.inHand--;
+        this.report();
+      }
+    };
+    try {
+      await Promise.all(Array.from({ length: Math.min(this.maxInFlight, todo.length) }, lane));
+    } finally {
+      this.inHand = this.waiting = 0;
+      this.report();
+    }
+    return { outcomes };
+  }
+
+  onRecords(_records: StoredRecord[], prepared: FacePrepared | undefined): void {
+    for (const { r, outcome } of prepared?.outcomes ?? []) {
+      const signal = this.alertFor(r, outcome);
+      if (signal) this.ctx.alerts.reconcile(signal.key, signal, { exclusive: false });
+      this.ctx.metrics.faceVerdicts.inc({ verdict: outcome.verdict });
+      this.ctx.metrics.faceCheckinSeconds.observe(Math.max(0, this.ctx.now() - r.receivedAt) / 1000);
+    }
   }
 
   private report(): void {
-    this.ctx.metrics.faceQueueDepth.set(this.pending.length + (this.ctx.faces?.poolQueueDepth() ?? 0));
-    if (this.backlog === 0) for (const w of this.waiters.splice(0)) w();
+    this.ctx.metrics.faceQueueDepth.set(this.waiting + (this.ctx.faces?.poolQueueDepth() ?? 0));
   }
 
-  private async run(job: { r: StoredRecord; attempts: number; resumed: boolean }): Promise<void> {
-    const { r } = job;
-    let outcome: FaceOutcome;
-    try {
-      outcome = await this.verify(r);
-    } catch (err) {
-      job.attempts++;
-      this.ctx.logger.warn({ err, siteId: r.siteId, checkinId: r.msgId, attempt: job.attempts }, 'face analysis failed');
-      if (job.attempts < MAX_ATTEMPTS && !this.stopping) this.pending.push(job);
-      else this.failed.add(r.seq);
-      return;
+  private async verifyWithRetries(r: StoredRecord): Promise<FaceOutcome> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.verify(r);
+      } catch (err) {
+        this.ctx.logger.warn({ err, siteId: r.siteId, checkinId: r.msgId, attempt }, 'face analysis failed');
+        if (attempt >= MAX_ATTEMPTS) throw err;
+      }
     }
+  }
+
+  private verdictRecord(r: StoredRecord, outcome: FaceOutcome): LedgerRecord {
     const b = r.body as { workerId: string; direction: string; method: string; photoSha256?: string };
-    // Alert first, verdict second: a crash in between re-verifies on restart, and the alert
-    // store keeps one alert per key, so nothing is lost and nothing doubles.
-    const signal = this.alertFor(r, outcome);
-    if (signal) this.ctx.alerts.reconcile(signal.key, signal, { exclusive: false });
-    const verdict: LedgerRecord = {
+    return {
       siteId: r.siteId, deviceId: r.deviceId, kind: 'verdict', msgId: `verdict:${r.msgId}`, dedupeKey: `verdict:${r.dedupeKey}`,
       ts: r.ts, receivedAt: this.ctx.now(),
       body: {
@@ -154,9 +133,6 @@ class FaceVerificationCheck implements FaceVerification {
         ...(outcome.reason ? { reason: outcome.reason } : {}), modelId: FACE_MODEL_ID,
       },
     };
-    await this.ctx.ledger.append(verdict);
-    this.ctx.metrics.faceVerdicts.inc({ verdict: outcome.verdict });
-    if (!job.resumed) this.ctx.metrics.faceCheckinSeconds.observe(Math.max(0, this.ctx.now() - r.receivedAt) / 1000);
   }
 
   /** The verdict rules of domain.md "Face verification", with the site's threshold and minimum face size. */
@@ -210,27 +186,6 @@ class FaceVerificationCheck implements FaceVerification {
     };
   }
 
-  /**
-   * Every face check-in at or below the saved seq has its verdict (or is not a face check-in).
-   * Written at most once a second (and at stop): after a crash the start-up scan simply begins a
-   * little earlier and skips check-ins that already have their verdict.
-   */
-  private saveProgress(force = false): void {
-    const t = performance.now();
-    if (!force && t - this.savedAt < 1000) return;
-    this.savedAt = t;
-    let low = this.maxSeqSeen;
-    for (const p of this.pending) low = Math.min(low, p.r.seq - 1);
-    for (const seq of this.inFlight.keys()) low = Math.min(low, seq - 1);
-    for (const seq of this.failed) low = Math.min(low, seq - 1);
-    if (low !== this.saved) {
-      this.progress.set('resumeAfter', low);
-      this.saved = low;
-    }
-  }
-
-  private saved: number | undefined;
-  private savedAt = -Infinity;
 }
 
 const round4 = (x: number) => Math.round(x * 10_000) / 10_000;

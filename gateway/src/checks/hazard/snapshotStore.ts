@@ -6,27 +6,22 @@ import { Transactions } from '../../state/transactions.ts';
  *
  *   hazard_snapshots  one row per site: its engine's `snapshot()` as JSON;
  *   hazard_cursor     `snapshot_seq`: every engine row holds exactly the readings up to this ledger
- *                     seq; `applied_seq`: the alert signals of every record up to this seq are in
- *                     the alert store, and none of a later record is.
- *
- * `applied_seq` is written in the same SQLite transaction as the alert changes it covers
- * (`inTransaction`), so after a crash the two never disagree.
+ *                     seq. (Its `applied_seq` was the check's own cursor before the runner owned
+ *                     one: state.db migration 4 moved it to `check_progress`.)
  */
 export class HazardSnapshotStore {
   private readonly putDoc: Database.Statement;
   private readonly putSnapshotSeq: Database.Statement;
-  private readonly putAppliedSeq: Database.Statement;
 
   constructor(private readonly db: Database.Database) {
     this.putDoc = db.prepare(`INSERT INTO hazard_snapshots (site_id, doc, taken_at) VALUES (?, ?, ?)
       ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, taken_at = excluded.taken_at`);
     this.putSnapshotSeq = db.prepare('UPDATE hazard_cursor SET snapshot_seq = ? WHERE id = 1');
-    this.putAppliedSeq = db.prepare('UPDATE hazard_cursor SET applied_seq = MAX(applied_seq, ?) WHERE id = 1');
   }
 
-  cursor(): { snapshotSeq: number; appliedSeq: number } {
-    const r = this.db.prepare('SELECT snapshot_seq, applied_seq FROM hazard_cursor WHERE id = 1').get() as { snapshot_seq: number; applied_seq: number };
-    return { snapshotSeq: r.snapshot_seq, appliedSeq: r.applied_seq };
+  cursor(): { snapshotSeq: number } {
+    const r = this.db.prepare('SELECT snapshot_seq FROM hazard_cursor WHERE id = 1').get() as { snapshot_seq: number };
+    return { snapshotSeq: r.snapshot_seq };
   }
 
   snapshots(): { siteId: string; doc: string }[] {
@@ -39,14 +34,6 @@ export class HazardSnapshotStore {
     Transactions.of(this.db).run(() => {
       for (const d of docs) this.putDoc.run(d.siteId, d.doc, at);
       this.putSnapshotSeq.run(seq);
-    });
-  }
-
-  /** Runs `apply` (alert-store changes) and records `seq` as applied, in one transaction. */
-  inTransaction(seq: number, apply: () => void): void {
-    Transactions.of(this.db).run(() => {
-      apply();
-      this.putAppliedSeq.run(seq);
     });
   }
 }

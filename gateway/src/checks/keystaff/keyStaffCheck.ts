@@ -49,18 +49,16 @@ export const keyStaffCheck: CheckFactory = (ctx) => new KeyStaffCheck(ctx);
 
 export class KeyStaffCheck implements Check {
   readonly name = KEY_STAFF;
+  /** Check-ins and verdicts; the other device messages move a site's watermark (`since`). */
+  readonly kinds = ['checkin', 'verdict', 'reading', 'status', 'snapshot'] as const;
   private readonly ctx: CheckContext;
   private readonly progress: CheckProgress;
   private readonly decided = new Map<string, number>();
   /** siteId → event time of the site's first device message: when the gateway began to watch it. */
   private readonly since = new Map<string, number>();
-  private cursor = 0;
-  private savedCursor = 0;
-  private savedAt = -Infinity;
-  private scannedThrough = 0;
   private readonly views = new Map<string, SiteView>();
   /** Check-ins per site and local day, kept from the records this check sees (no month-wide reads). */
-  private readonly days: CheckinDays;
+  private days: CheckinDays;
 
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
@@ -68,79 +66,48 @@ export class KeyStaffCheck implements Check {
     this.days = new CheckinDays(ctx.ledger, (siteId) => this.calendar(siteId));
   }
 
+  /** What was decided per site (the runner replays the records after its cursor). */
   start(): void {
+    this.decided.clear();
+    this.since.clear();
+    this.days = new CheckinDays(this.ctx.ledger, (siteId) => this.calendar(siteId));
     for (const [scope, value] of this.progress.all()) {
       if (scope.startsWith('site:')) this.decided.set(scope.slice(5), value);
       else if (scope.startsWith('since:')) this.since.set(scope.slice(6), value);
     }
-    this.cursor = this.savedCursor = this.progress.get('seq') ?? 0;
-    // Check-ins and verdicts committed after the cursor may not have had their effects (crash).
-    this.scannedThrough = this.ctx.ledger.lastSeq;
-    let batch: StoredRecord[] = [];
-    for (const r of this.ctx.ledger.scan(['checkin', 'verdict'], this.cursor)) {
-      if (r.seq > this.scannedThrough) break;
-      batch.push(r);
-      if (batch.length === 1000) { this.apply(batch); batch = []; }
-    }
-    this.apply(batch);
-    this.cursor = Math.max(this.cursor, this.scannedThrough);
-    this.tick(this.ctx.now());
   }
 
+  /** In the runner's transaction, with the cursor: per-record effects and the decisions they let through. */
   onRecords(records: StoredRecord[]): void {
-    const fresh = records.filter((r) => r.seq > this.scannedThrough);
-    if (fresh.length) this.apply(fresh);
+    this.days.apply(records);
+    const now = this.ctx.now();
+    // A site's decisions start at its first device message (minus the lateness): nothing is
+    // decided for a cut-off that passed before the gateway heard from the site at all.
+    const first = new Map<string, number>();
+    for (const r of records) {
+      if (!DEVICE_KINDS.has(r.kind) || this.decided.has(r.siteId)) continue;
+      first.set(r.siteId, Math.min(first.get(r.siteId) ?? Infinity, r.ts));
+    }
+    for (const [siteId, ts] of first) {
+      const view = this.view(siteId);
+      if (!view) continue;
+      this.since.set(siteId, ts);
+      this.progress.set(`since:${siteId}`, ts);
+      this.setDecided(siteId, ts - view.s.latenessMs);
+    }
+    let index: StaffIndex | undefined;
+    const staff = () => (index ??= this.staffIndex());
+    const touched = new Set<string>();
+    for (const r of records) {
+      if (DEVICE_KINDS.has(r.kind)) touched.add(r.siteId);
+      if (r.kind === 'checkin') this.onCheckin(r, staff);
+      else if (r.kind === 'verdict') this.onVerdict(r, staff);
+    }
+    for (const siteId of touched) this.advance(siteId, now);
   }
 
   tick(now: number): void {
-    this.progress.atomically(() => {
-      for (const siteId of this.decided.keys()) this.advance(siteId, now);
-    });
-  }
-
-  stop(): void {
-    this.saveCursor(true);
-  }
-
-  private apply(records: StoredRecord[]): void {
-    if (records.length === 0) return;
-    this.days.apply(records);
-    const now = this.ctx.now();
-    this.progress.atomically(() => {
-      // A site's decisions start at its first device message (minus the lateness): nothing is
-      // decided for a cut-off that passed before the gateway heard from the site at all.
-      const first = new Map<string, number>();
-      for (const r of records) {
-        if (!DEVICE_KINDS.has(r.kind) || this.decided.has(r.siteId)) continue;
-        first.set(r.siteId, Math.min(first.get(r.siteId) ?? Infinity, r.ts));
-      }
-      for (const [siteId, ts] of first) {
-        const view = this.view(siteId);
-        if (!view) continue;
-        this.since.set(siteId, ts);
-        this.progress.set(`since:${siteId}`, ts);
-        this.setDecided(siteId, ts - view.s.latenessMs);
-      }
-      let index: StaffIndex | undefined;
-      const staff = () => (index ??= this.staffIndex());
-      const touched = new Set<string>();
-      for (const r of records) {
-        if (DEVICE_KINDS.has(r.kind)) touched.add(r.siteId);
-        if (r.kind === 'checkin') this.onCheckin(r, staff);
-        else if (r.kind === 'verdict') this.onVerdict(r, staff);
-      }
-      for (const siteId of touched) this.advance(siteId, now);
-      this.cursor = Math.max(this.cursor, records[records.length - 1]!.seq);
-      this.saveCursor(false);
-    });
-  }
-
-  private saveCursor(force: boolean): void {
-    const t = performance.now();
-    if (this.cursor === this.savedCursor || (!force && t - this.savedAt < 1000)) return;
-    this.progress.set('seq', this.cursor);
-    this.savedCursor = this.cursor;
-    this.savedAt = t;
+    for (const siteId of this.decided.keys()) this.advance(siteId, now);
   }
 
   private setDecided(siteId: string, at: number): void {

@@ -143,7 +143,7 @@ export async function harness(spec: CaseSite): Promise<Harness> {
     },
     async restart(opts = {}) {
       await h.runner.stop();
-      if (opts.loseCursor) new CheckProgress(registry.db, KEY_STAFF).set('seq', 0);
+      if (opts.loseCursor) new CheckProgress(registry.db, KEY_STAFF).set('cursor', 0);
       h.runner = new CheckRunner(ctx, [keyStaffCheck], 3_600_000);
       await h.runner.start(ledger);
       await h.runner.idle();

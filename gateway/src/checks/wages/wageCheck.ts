@@ -38,7 +38,7 @@ export class WageCheck extends MonthlyDecisionCheck {
     return latestDuePeriod(SiteCalendar.of(site.timezone), watermark, wageSettings(site).wageDueMonths);
   }
 
-  protected async decide(site: Site, period: string, asOf: number, revisit: boolean): Promise<void> {
+  protected async decideMonth(site: Site, period: string, asOf: number, revisit: boolean): Promise<void> {
     const { alerts, registry, ledger, reports } = this.ctx;
     // A period's check-ins and payments are read on the report thread: never month-wide on the event loop.
     const report = reports ? await reports.wageCheck(site, period, asOf) : wageCheckReport(registry, ledger, site, period, asOf);
