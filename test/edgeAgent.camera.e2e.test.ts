@@ -13,8 +13,8 @@ const FACES = path.resolve(import.meta.dirname, 'fixtures/faces');
 /**
  * An HTTP camera (node:http serving fixture JPEGs): snapshots arrive at the gateway re-encoded
  * with their longest side capped; an unchanged frame is skipped and counted; a camera error and a
- * body that is not an image are counted. The contract has no snapshot route yet (§6 lists
- * `GET …/snapshots` as to come), so the test reads the gateway's ledger and evidence store.
+ * body that is not an image are counted. The test reads the gateway's ledger and evidence store;
+ * the snapshot routes themselves are test/snapshots.e2e.test.ts.
  */
 describe('HTTP camera → gateway snapshots', () => {
   let frame: { status: number; type: string; body: Buffer } = { status: 200, type: 'image/jpeg', body: fs.readFileSync(path.join(FACES, 'no_face_earth_from_iss.jpg')) };

@@ -42,6 +42,7 @@ import { SinkRunner } from './sinks/sinkRunner.ts';
 import { SinkStateStore } from './sinks/sinkState.ts';
 import { LiveState } from './state/liveState.ts';
 import { LiveHub } from './live/liveHub.ts';
+import { siteSummary } from './live/siteSummary.ts';
 
 export interface GatewayDeps {
   /** The calendar clock (clock/clock.ts); tests hand in one they set and keep everything else real. */
@@ -169,7 +170,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...alerts.view(e.alert) });
     alertLedger.record(e);
   });
-  const liveHub = new LiveHub(ledger, alerts, now);
+  const liveHub = new LiveHub({
+    ledger, alerts, now,
+    summarise: (siteIds) => siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; }),
+  });
   const timerMs = deps.alertTimerMs ?? 30_000;
   const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;
   escalation?.unref();

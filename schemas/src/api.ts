@@ -201,3 +201,19 @@ export function isIanaZone(tz: string): boolean {
     return false;
   }
 }
+
+/** Contract §6 `GET /sites/{siteId}/devices/{deviceId}/snapshots`: a camera's snapshots, oldest first. */
+export const SnapshotsQuery = z.object({
+  since: z.string().max(40).optional().describe('arrival time from (inclusive): RFC 3339 with an offset, or epoch milliseconds'),
+  limit: z.coerce.number().int().min(1).default(100).transform((n) => Math.min(n, 1000)).describe('default 100, clamped to 1000'),
+  cursor: z.string().max(100).optional().describe('`next` of the previous page'),
+});
+
+export const SnapshotList = z.object({
+  items: z.array(z.object({
+    ts: z.string().describe('arrival time (a snapshot carries no time of its own, contract §1)'),
+    sha256: z.string().describe('the image: GET /sites/{siteId}/photos/{sha256}'),
+    bytes: z.number().int().optional(),
+  })),
+  next: z.string().optional(),
+});

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Id, Month } from './common.ts';
+import { Id, Lang, Month } from './common.ts';
 
 /** Contract §2 "Read" for auditors: wage checks and attendance evidence. */
 
@@ -45,6 +45,12 @@ export const WageCheck = z.object({
   pending: z.array(WageKind).describe('kinds not decided yet: wage.ghost until the month ends, wage.unpaid and wage.underpaid until the due date'),
   findings: z.array(WageFinding),
 });
+
+/**
+ * `GET …/attendance` and `GET …/wage-check` (contract §6 "CSV for spreadsheets"): JSON, or a CSV
+ * (UTF-8 with BOM) with Chinese headers and labels by default, English with `lang=en`.
+ */
+export const ReportQuery = z.object({ month: Month, format: z.enum(['json', 'csv']).default('json'), lang: Lang });
 
 export const EvidenceQuery = z.object({ month: Month, format: z.enum(['json', 'csv']).default('json') });
 

@@ -23,6 +23,9 @@ export const LocalDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'YYYY-MM-DD');
 /** Region codes are the 6-digit administrative division codes (GB/T 2260); prefixes scope regulators. */
 export const RegionCode = z.string().regex(/^\d{2,12}$/, 'digits of an administrative division code');
 
+/** The language of text rendered for people (CSV headers and labels, pages): Chinese unless `en` is asked for. */
+export const Lang = z.enum(['zh', 'en']).default('zh').describe('language of CSV headers and labels: zh (default) or en');
+
 export const ErrorBody = z.object({
   error: z.string(),
   message: z.string(),

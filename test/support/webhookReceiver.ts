@@ -21,6 +21,7 @@ export async function webhookReceiver(secret: string, o: { fail?: number } = {})
   let failLeft = o.fail ?? 0;
   const accepted: Received[] = [];
   let requests = 0;
+  const waiters = new Set<() => void>();
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -41,6 +42,7 @@ export async function webhookReceiver(secret: string, o: { fail?: number } = {})
         headerEvent: req.headers['x-sitegate-event'] as string | undefined,
       });
       res.writeHead(204).end();
+      for (const w of waiters) w();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
@@ -53,6 +55,14 @@ export async function webhookReceiver(secret: string, o: { fail?: number } = {})
     eventsOf(alertId: string): string[] {
       const seen = new Set<string>();
       return accepted.filter((r) => r.alertId === alertId && !seen.has(r.deliveryId) && seen.add(r.deliveryId)).map((r) => r.event);
+    },
+    /** Resolves once `done()` holds, checked now and after every accepted delivery (no polling). */
+    until(done: () => boolean): Promise<void> {
+      return new Promise((resolve) => {
+        const check = () => { if (done()) { waiters.delete(check); resolve(); } };
+        waiters.add(check);
+        check();
+      });
     },
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };

@@ -55,6 +55,8 @@ export class LedgerQueries implements LedgerReads {
   private readonly payments: Database.Statement;
   private readonly photo: Database.Statement;
   private readonly worker: Record<'checkin' | 'verdict', Database.Statement>;
+  private readonly snapshotPage: Database.Statement;
+  private readonly snapshotHash: Database.Statement;
 
   constructor(db: Database.Database) {
     this.siteKind = db.prepare('SELECT * FROM records WHERE site_id = ? AND kind = ? AND ts >= ? AND ts < ? ORDER BY ts, seq');
@@ -62,6 +64,16 @@ export class LedgerQueries implements LedgerReads {
     const byWorker = (kind: string) => db.prepare(`SELECT * FROM records WHERE site_id = ? AND kind = '${kind}' AND json_extract(body, '$.workerId') = ? AND ts >= ? AND ts < ? ORDER BY ts, seq`);
     this.worker = { checkin: byWorker('checkin'), verdict: byWorker('verdict') };
     this.photo = db.prepare("SELECT 1 FROM records WHERE site_id = ? AND kind = 'checkin' AND json_extract(body, '$.photoSha256') = ? LIMIT 1");
+    this.snapshotPage = db.prepare("SELECT * FROM records WHERE site_id = ? AND device_id = ? AND kind = 'snapshot' AND (ts > ? OR (ts = ? AND seq > ?)) ORDER BY ts, seq LIMIT ?");
+    this.snapshotHash = db.prepare("SELECT 1 FROM records WHERE site_id = ? AND kind = 'snapshot' AND msg_id = ? LIMIT 1");
+  }
+
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): StoredRecord[] {
+    return (this.snapshotPage.all(siteId, deviceId, after.ts, after.ts, after.seq, limit) as Row[]).map(toStored);
+  }
+
+  hasSnapshot(siteId: string, sha256: string): boolean {
+    return this.snapshotHash.get(siteId, sha256) !== undefined;
   }
 
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): StoredRecord[] {
@@ -256,6 +268,14 @@ export class Ledger implements LedgerReads {
   /** Whether a check-in of the site refers to a photo: by the photo index, not a scan of the site's check-ins. */
   hasCheckinPhoto(siteId: string, sha256: string): boolean {
     return this.queries.hasCheckinPhoto(siteId, sha256);
+  }
+
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): StoredRecord[] {
+    return this.queries.snapshots(siteId, deviceId, after, limit);
+  }
+
+  hasSnapshot(siteId: string, sha256: string): boolean {
+    return this.queries.hasSnapshot(siteId, sha256);
   }
 
   /** Iterates every record of the given kinds in seq order without loading them all. */

@@ -95,6 +95,23 @@ export function ledgerContract(name: string, makeHarness: () => Promise<LedgerHa
     expect(await ledger.hasCheckinPhoto('S2', 'a'.repeat(64))).toBe(false);
   });
 
+  it(`${name}: pages a device's snapshots by arrival time and finds a snapshot by its hash within its site`, async () => {
+    const snap = (device: string, ts: number, hash: string, site = 'S1') =>
+      ({ ...rec('snapshot', { site, device, ts, key: `${device}/${hash}`, body: { sha256: hash, bytes: 10 } }), msgId: hash });
+    const h = (c: string) => c.repeat(64);
+    // CAM1: two at the same ms (told apart by seq), one earlier that arrives last; CAM2 and another site's beside it.
+    await ledger.appendMany([snap('CAM1', T0 + 20, h('b')), snap('CAM1', T0 + 20, h('c')), snap('CAM2', T0 + 15, h('d')), snap('CAM1', T0 + 10, h('a')), snap('CAM9', T0 + 5, h('e'), 'S2')]);
+    const page1 = await ledger.snapshots('S1', 'CAM1', { ts: 0, seq: 0 }, 2);
+    expect(page1.map((r) => r.msgId)).toEqual([h('a'), h('b')]);
+    const last = page1.at(-1)!;
+    expect((await ledger.snapshots('S1', 'CAM1', { ts: last.ts, seq: last.seq }, 2)).map((r) => r.msgId)).toEqual([h('c')]);
+    expect((await ledger.snapshots('S1', 'CAM1', { ts: T0 + 11, seq: 0 }, 10)).map((r) => r.msgId)).toEqual([h('b'), h('c')]);
+    expect(await ledger.snapshots('S2', 'CAM1', { ts: 0, seq: 0 }, 10)).toEqual([]);
+    expect(await ledger.hasSnapshot('S1', h('d'))).toBe(true);
+    expect(await ledger.hasSnapshot('S1', h('e'))).toBe(false);
+    expect(await ledger.hasSnapshot('S2', h('e'))).toBe(true);
+  });
+
   it(`${name}: what is committed survives a reopen, and dedupe keys with it`, async () => {
     const a = rec('reading');
     const { seq } = await ledger.append(a);

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { EvidenceContext } from '../api/reportBodies.ts';
 import type { WageCheckReport } from '../checks/wages/findings.ts';
+import type { Lang } from '../i18n/lang.ts';
 import type { Registry, Site, Worker } from '../registry/registry.ts';
 import { RpcWorker } from '../util/workerRpc.ts';
 
@@ -10,13 +11,21 @@ import { RpcWorker } from '../util/workerRpc.ts';
  */
 export type ReportRequest =
   | { op: 'attendanceBody'; site: Site; workers: Worker[]; month: string }
+  | { op: 'attendanceCsv'; site: Site; workers: Worker[]; month: string; lang: Lang }
   | { op: 'evidenceBody'; site: Site; workerId: string; month: string; context: EvidenceContext }
   | { op: 'wageCheck' | 'wageCheckBody'; site: Site; sites: Site[]; workers: Worker[]; month: string; asOf: number }
+  | { op: 'wageCheckCsv'; site: Site; sites: Site[]; workers: Worker[]; month: string; asOf: number; lang: Lang }
   | { op: 'monthDigests'; site: Site; month: string; workerIds: string[] };
 
 export interface MonthDigests {
   checkins: number;
   digests: Record<string, { root: string; rows: number }>;
+}
+
+/** The wage check as a spreadsheet, and the kinds not decided yet (which have no rows). */
+export interface WageCheckCsv {
+  body: string;
+  pending: string[];
 }
 
 /** A worker's evidence as the route sends it, and the digest root it carries in a header. */
@@ -54,6 +63,11 @@ export class ReportReader {
     return this.call({ op: 'attendanceBody', site, workers: this.registry.listWorkers(site.siteId), month });
   }
 
+  /** The same as a CSV (UTF-8 with BOM) in `lang`. */
+  attendanceCsv(site: Site, month: string, lang: Lang): Promise<string> {
+    return this.call({ op: 'attendanceCsv', site, workers: this.registry.listWorkers(site.siteId), month, lang });
+  }
+
   evidenceBody(site: Site, workerId: string, month: string, context: EvidenceContext): Promise<EvidenceAnswer> {
     return this.call({ op: 'evidenceBody', site, workerId, month, context });
   }
@@ -65,6 +79,10 @@ export class ReportReader {
 
   wageCheckBody(site: Site, month: string, asOf: number): Promise<string> {
     return this.call({ op: 'wageCheckBody', ...this.wageFacts(site, month, asOf) });
+  }
+
+  wageCheckCsv(site: Site, month: string, asOf: number, lang: Lang): Promise<WageCheckCsv> {
+    return this.call({ op: 'wageCheckCsv', ...this.wageFacts(site, month, asOf), lang });
   }
 
   monthDigests(site: Site, month: string, workerIds: string[]): Promise<MonthDigests> {

@@ -8,13 +8,14 @@
  */
 import Database from 'better-sqlite3';
 import { attendanceBody, evidenceBody, wageCheckBody } from '../api/reportBodies.ts';
+import { attendanceCsv, wageCheckCsv } from '../api/reportCsv.ts';
 import { monthAttendance } from '../attendance/attendance.ts';
 import { wageCheckReport } from '../checks/wages/findings.ts';
 import { buildWorkerEvidence, monthCheckins, workerEvidence } from '../evidence/workerEvidence.ts';
 import type { Site, Worker } from '../registry/registry.ts';
 import { serveRpc } from '../util/workerRpc.ts';
 import { LedgerQueries } from './ledger.ts';
-import type { EvidenceAnswer, MonthDigests, ReportRequest } from './reportReader.ts';
+import type { EvidenceAnswer, MonthDigests, ReportRequest, WageCheckCsv } from './reportReader.ts';
 
 let db: Database.Database;
 let queries: LedgerQueries;
@@ -53,6 +54,8 @@ void serveRpc<ReportRequest, unknown, { dbFile: string }>({
     switch (req.op) {
       case 'attendanceBody':
         return attendanceBody(monthAttendance(registryOf([req.site], req.workers), queries, req.site, req.month));
+      case 'attendanceCsv':
+        return attendanceCsv(monthAttendance(registryOf([req.site], req.workers), queries, req.site, req.month), req.workers, req.lang);
       case 'evidenceBody': {
         const e = workerEvidence(queries, req.site, req.workerId, req.month);
         return { root: e.digest.root, body: evidenceBody(e, req.context) } satisfies EvidenceAnswer;
@@ -61,6 +64,10 @@ void serveRpc<ReportRequest, unknown, { dbFile: string }>({
         return wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf);
       case 'wageCheckBody':
         return wageCheckBody(wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf));
+      case 'wageCheckCsv': {
+        const r = wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf);
+        return { body: wageCheckCsv(r, req.workers, req.lang), pending: r.pending } satisfies WageCheckCsv;
+      }
       case 'monthDigests':
         return monthDigests(req.site, req.month, req.workerIds);
     }

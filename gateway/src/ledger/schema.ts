@@ -33,4 +33,12 @@ CREATE INDEX IF NOT EXISTS records_checkin_by_worker ON records (site_id, json_e
 CREATE INDEX IF NOT EXISTS records_verdict_by_worker ON records (site_id, json_extract(body, '$.workerId'), ts) WHERE kind = 'verdict';
 CREATE INDEX IF NOT EXISTS records_checkin_photo ON records (site_id, json_extract(body, '$.photoSha256')) WHERE kind = 'checkin';
 `,
+}, {
+  version: 3,
+  name: 'camera snapshots by device and time, and by hash (contract §6 GET …/snapshots, GET …/photos/{sha256})',
+  // Partial indexes: a reading's insert only evaluates the WHERE; a site's history is not scanned per request.
+  up: `
+CREATE INDEX IF NOT EXISTS records_snapshot_by_device ON records (site_id, device_id, ts, seq) WHERE kind = 'snapshot';
+CREATE INDEX IF NOT EXISTS records_snapshot_hash ON records (site_id, msg_id) WHERE kind = 'snapshot';
+`,
 }];

@@ -59,6 +59,10 @@ export interface LedgerStore {
   paymentsOf(siteId: string, period: string): StoredRecord[];
   byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[];
   hasCheckinPhoto(siteId: string, sha256: string): boolean;
+  /** A device's camera snapshots after the position (ts, seq), by arrival time then seq, at most `limit`. */
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): StoredRecord[];
+  /** Whether a snapshot of the site has this SHA-256 (snapshots are identified by it, contract §1). */
+  hasSnapshot(siteId: string, sha256: string): boolean;
   countByKind(): Record<string, number>;
   /** Resolves once nothing is pending or in flight. */
   drained(): Promise<void>;

@@ -1,15 +1,16 @@
 import crypto from 'node:crypto';
-import type { Clock } from '../clock/clock.ts';
 import type { ServerResponse } from 'node:http';
-import type { AlertEvent, AlertStore } from '../alerts/alertStore.ts';
-import type { LedgerStore } from '../ledger/types.ts';
-import type { StoredRecord } from '../ledger/types.ts';
+import type { AlertStore } from '../alerts/alertStore.ts';
+import type { Clock } from '../clock/clock.ts';
+import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
 import type { Token } from '../registry/registry.ts';
+import type { SiteSummary } from './siteSummary.ts';
 
 export type LiveEventName = 'reading' | 'checkin' | 'alert' | 'status' | 'snapshot';
 
 interface Subscriber {
-  siteId: string;
+  /** Whether this stream carries a site's events (the sites asked for, within the token's scope). */
+  wants: (siteId: string) => boolean;
   res: ServerResponse;
   dropped: number;
 }
@@ -17,26 +18,38 @@ interface Subscriber {
 const TICKET_TTL_MS = 60_000;
 /** A viewer that cannot keep up loses events rather than holding memory: 1 MiB of backlog. */
 const MAX_BACKLOG_BYTES = 1024 * 1024;
+/**
+ * How far back a `Last-Event-ID` resumes: this many ledger records (every site's, every kind)
+ * are read to find the stream's missed events. Further back, the stream starts again with a fresh
+ * `snapshot`, which is cheaper than replaying the gap and tells the page the same.
+ */
+export const RESUME_MAX_RECORDS = 20_000;
+const LIVE_KINDS: RecordKind[] = ['reading', 'checkin', 'status', 'snapshot', 'alert'];
+
+/** How a stream begins: a `snapshot` of its sites' state, or the events after the one a reconnect names. */
+export type StreamStart = { from: 'snapshot' } | { from: 'resumed'; after: number; events: number };
 
 /**
- * The live feed (contract §2 `GET /live`): Server-Sent Events of a site's committed records and
- * alert events. Browsers' EventSource cannot send a header, so they first get a single-use
- * ticket (60 s) bound to the token that asked for it.
+ * The live feed (contract §2 and §6 `GET /live`): Server-Sent Events of the committed ledger
+ * records and alert events of one site or every site of a token's regions. Every event's SSE `id`
+ * is its ledger `seq` — alert events included, which reach the feed as the `alert` records
+ * alerts/alertLedger.ts appends after each change's commit — so a reconnect's `Last-Event-ID`
+ * names a durable position: the missed events are read back from the ledger, across a gateway
+ * restart too. A stream that is new (or whose gap is too old) opens with a `snapshot` event whose
+ * `id` is the ledger position it was taken at. Browsers' EventSource cannot send a header, so they
+ * first get a single-use ticket (60 s) bound to the token that asked for it.
  */
 export class LiveHub {
   private readonly subs = new Set<Subscriber>();
   private readonly tickets = new Map<string, { token: Token; expires: number }>();
-  private readonly now: Clock;
   dropped = 0;
 
-  constructor(ledger: LedgerStore, alerts: AlertStore, now: Clock) {
-    this.now = now;
-    ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
-    alerts.onEvent((e) => { if (this.subs.size) this.onAlert(e, alerts); });
+  constructor(private readonly o: { ledger: LedgerStore; alerts: AlertStore; now: Clock; summarise: (siteIds: string[]) => SiteSummary[] }) {
+    o.ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
   }
 
   issueTicket(token: Token): { ticket: string; expiresAt: string } {
-    const now = this.now();
+    const now = this.o.now();
     for (const [t, v] of this.tickets) if (v.expires <= now) this.tickets.delete(t);
     const ticket = crypto.randomBytes(24).toString('base64url');
     this.tickets.set(ticket, { token, expires: now + TICKET_TTL_MS });
@@ -47,19 +60,25 @@ export class LiveHub {
   redeem(ticket: string): Token | null {
     const t = this.tickets.get(ticket);
     this.tickets.delete(ticket);
-    if (!t || t.expires <= this.now()) return null;
+    if (!t || t.expires <= this.o.now()) return null;
     return t.token;
   }
 
-  subscribe(siteId: string, res: ServerResponse): () => void {
-    const sub: Subscriber = { siteId, res, dropped: 0 };
+  /**
+   * Starts a stream of `siteIds` (those in scope when it opened) plus, for a regions stream, sites
+   * that `wants` accepts later. Everything here runs in one turn of the event loop: no commit can
+   * fall between the replay (or the snapshot) and the first live event.
+   */
+  subscribe(siteIds: string[], wants: (siteId: string) => boolean, res: ServerResponse, lastEventId?: string): { start: StreamStart; close: () => void } {
+    const sub: Subscriber = { wants: cached(wants), res, dropped: 0 };
+    res.write(`retry: 3000\n: sitegate live, ${siteIds.length} site(s)\n\n`);
+    const start = this.resume(sub, lastEventId) ?? this.snapshot(sub, siteIds);
     this.subs.add(sub);
-    res.write(`retry: 3000\n: connected to ${siteId}\n\n`);
     const ping = setInterval(() => res.write(': ping\n\n'), 25_000);
     ping.unref();
-    const done = () => { clearInterval(ping); this.subs.delete(sub); };
-    res.on('close', done);
-    return done;
+    const close = () => { clearInterval(ping); this.subs.delete(sub); };
+    res.on('close', close);
+    return { start, close };
   }
 
   get subscribers(): number {
@@ -71,28 +90,78 @@ export class LiveHub {
     this.subs.clear();
   }
 
-  private send(siteId: string, event: LiveEventName, data: unknown, id?: string): void {
-    const frame = `event: ${event}\n${id ? `id: ${id}\n` : ''}data: ${JSON.stringify(data)}\n\n`;
-    for (const s of this.subs) {
-      if (s.siteId !== siteId) continue;
-      if (s.res.writableLength > MAX_BACKLOG_BYTES) { s.dropped++; this.dropped++; continue; }
-      s.res.write(frame);
+  private snapshot(sub: Subscriber, siteIds: string[]): StreamStart {
+    const at = this.o.ledger.lastSeq;
+    this.write(sub, frame('snapshot', { at: new Date(this.o.now()).toISOString(), sites: this.o.summarise(siteIds) }, at));
+    return { from: 'snapshot' };
+  }
+
+  /** The events after `lastEventId`, read back from the ledger; undefined when that cannot be done without a gap. */
+  private resume(sub: Subscriber, lastEventId: string | undefined): StreamStart | undefined {
+    if (lastEventId === undefined || !/^\d{1,15}$/.test(lastEventId)) return undefined;
+    const after = Number(lastEventId);
+    const head = this.o.ledger.lastSeq;
+    // An id from another data directory (ahead of this ledger), or a gap too long to read back.
+    if (after > head || head - after > RESUME_MAX_RECORDS) return undefined;
+    let events = 0;
+    for (let seq = after; seq < head;) {
+      const batch = this.o.ledger.readAfter(seq, 1000, LIVE_KINDS);
+      if (!batch.length) break;
+      for (const r of batch) {
+        if (r.seq > head) break;
+        if (!sub.wants(r.siteId)) continue;
+        const f = this.frameOf(r);
+        if (f) { this.write(sub, f); events++; }
+      }
+      seq = batch.at(-1)!.seq;
     }
+    return { from: 'resumed', after, events };
+  }
+
+  private write(s: Subscriber, f: string): void {
+    if (s.res.writableLength > MAX_BACKLOG_BYTES) { s.dropped++; this.dropped++; return; }
+    s.res.write(f);
   }
 
   private onRecord(r: StoredRecord): void {
-    const base = { deviceId: r.deviceId, ts: new Date(r.ts).toISOString(), id: r.msgId };
-    const b = r.body as Record<string, unknown>;
-    switch (r.kind) {
-      case 'reading': return this.send(r.siteId, 'reading', { ...base, metrics: b.metrics }, String(r.seq));
-      case 'checkin': return this.send(r.siteId, 'checkin', { ...base, workerId: b.workerId, direction: b.direction, method: b.method, ...(b.photoSha256 ? { photoSha256: b.photoSha256 } : {}) }, String(r.seq));
-      case 'status': return this.send(r.siteId, 'status', { ...base, state: b.state, ...(b.batteryPct !== undefined ? { batteryPct: b.batteryPct } : {}) }, String(r.seq));
-      case 'snapshot': return this.send(r.siteId, 'snapshot', { ...base, sha256: b.sha256, bytes: b.bytes }, String(r.seq));
-      default: return undefined;
+    let f: string | undefined | null = null;
+    for (const s of this.subs) {
+      if (!s.wants(r.siteId)) continue;
+      // Rendered once per record, and only when some stream carries its site.
+      if (f === null) f = this.frameOf(r);
+      if (f === undefined) return;
+      this.write(s, f);
     }
   }
 
-  private onAlert(e: AlertEvent, alerts: AlertStore): void {
-    this.send(e.alert.siteId, 'alert', { event: e.type, ...alerts.view(e.alert) });
+  private frameOf(r: StoredRecord): string | undefined {
+    const base = { siteId: r.siteId, deviceId: r.deviceId, ts: new Date(r.ts).toISOString(), id: r.msgId };
+    const b = r.body as Record<string, unknown>;
+    switch (r.kind) {
+      case 'reading': return frame('reading', { ...base, metrics: b.metrics }, r.seq);
+      case 'checkin': return frame('checkin', { ...base, workerId: b.workerId, direction: b.direction, method: b.method, ...(b.photoSha256 ? { photoSha256: b.photoSha256 } : {}) }, r.seq);
+      case 'status': return frame('status', { ...base, state: b.state, ...(b.batteryPct !== undefined ? { batteryPct: b.batteryPct } : {}) }, r.seq);
+      // A camera's snapshot (contract §2); the stream's opening `snapshot` carries `sites` instead.
+      case 'snapshot': return frame('snapshot', { ...base, sha256: b.sha256, bytes: b.bytes }, r.seq);
+      case 'alert': {
+        // The alert's state now, with the event that this record is: a replayed event shows where the alert stands.
+        const a = this.o.alerts.get(b.id as string);
+        return a ? frame('alert', { event: b.event, at: new Date(r.receivedAt).toISOString(), ...this.o.alerts.view(a) }, r.seq) : undefined;
+      }
+      default: return undefined;
+    }
   }
+}
+
+function frame(event: LiveEventName, data: unknown, id: number): string {
+  return `id: ${id}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+}
+
+function cached(wants: (siteId: string) => boolean): (siteId: string) => boolean {
+  const known = new Map<string, boolean>();
+  return (siteId) => {
+    let w = known.get(siteId);
+    if (w === undefined) known.set(siteId, (w = wants(siteId)));
+    return w;
+  };
 }

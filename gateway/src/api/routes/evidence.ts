@@ -16,7 +16,7 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody 
 /**
  * Contract §2 attendance evidence for payroll auditors (access `audit`: auditors see their sites,
  * regulators their region): a worker's check-ins of a month with the digest that proves the list
- * (JSON, or CSV with a BOM), and the check-in photos by SHA-256.
+ * (JSON, or CSV with a BOM), and a site's photos by SHA-256 (check-ins, camera snapshots, rectifications).
  */
 export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
   return async (app) => {
@@ -52,7 +52,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       config: { access: 'photo' },
       schema: {
         tags: ['audit'],
-        summary: 'A photo of this site by its SHA-256: a check-in photo, or one uploaded for a rectification (construction units: rectification photos only)',
+        summary: 'A photo of this site by its SHA-256: a check-in photo, a camera snapshot, or one uploaded for a rectification (construction units: no check-in photos)',
         params: z.object({ siteId: Id, sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, '64 hex digits').transform((s) => s.toLowerCase()) }),
         response: errors,
       },
@@ -61,7 +61,8 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       // A hash of another site's photo is answered as unknown: existence does not leak across scopes.
       // Check-in photos show workers' faces (personal information): not for construction units.
       const mayCheckins = req.token!.role !== 'construction_unit';
-      if (!deps.photos.has(siteId, sha256) && !(mayCheckins && deps.ledger.hasCheckinPhoto(siteId, sha256))) {
+      // Camera snapshots are the site's own view (contract §6 drill-down): every role of this route.
+      if (!deps.photos.has(siteId, sha256) && !deps.ledger.hasSnapshot(siteId, sha256) && !(mayCheckins && deps.ledger.hasCheckinPhoto(siteId, sha256))) {
         throw new SitegateError('not_found', `no photo ${sha256} at site ${siteId}`);
       }
       const bytes = readEvidence(deps.ledger.evidenceDir, sha256);

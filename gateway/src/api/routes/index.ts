@@ -7,6 +7,7 @@ import { faceRoutes } from './faces.ts';
 import { ingestRoutes } from './ingest.ts';
 import { liveRoutes } from './live.ts';
 import { registryRoutes } from './registry.ts';
+import { snapshotRoutes } from './snapshots.ts';
 import { statsRoutes } from './stats.ts';
 import { statusRoutes } from './status.ts';
 import { tokenRoutes } from './tokens.ts';
@@ -27,4 +28,5 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   faceRoutes,
   webhookRoutes,
   statsRoutes,
+  snapshotRoutes,
 ];

@@ -1,13 +1,17 @@
 import fs from 'node:fs';
 import type { FastifyInstance } from 'fastify';
+import { ALERT_KIND_LABELS, KEY_ROLE_LABELS } from '../../i18n/lang.ts';
 import type { ApiDeps } from '../deps.ts';
 
 /** Outside /api/v1: health (no token), readiness with ingest and sink state, Prometheus metrics (admin). */
 export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
-  // The regulators' live page (dashboards/live/index.html): static, it asks for a token itself.
-  const page = fs.readFileSync(new URL('../../../../dashboards/live/index.html', import.meta.url));
+  // The regulators' live page (dashboards/live/index.html): static, it asks for a token itself. The
+  // labels of alert kinds and key roles come from the one catalogue (i18n/lang.ts), filled in once.
+  // Images are fetched with the token and shown as blob: URLs (an <img> cannot send a header).
+  const page = fs.readFileSync(new URL('../../../../dashboards/live/index.html', import.meta.url), 'utf8')
+    .replace('"__SITEGATE_LABELS__"', () => JSON.stringify({ kinds: ALERT_KIND_LABELS, roles: KEY_ROLE_LABELS }));
   app.get('/live', { schema: { hide: true } }, async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'").send(page));
+    reply.type('text/html; charset=utf-8').header('content-security-policy', "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline'; img-src 'self' blob:").send(page));
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
 

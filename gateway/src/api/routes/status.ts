@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ErrorBody, Id } from '../../../../schemas/src/common.ts';
 import { DeadLetter, SiteStatus } from '../../../../schemas/src/api.ts';
 import { siteToday } from '../../attendance/today.ts';
+import { deviceOnline } from '../../live/siteSummary.ts';
 import type { ApiDeps } from '../deps.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -22,8 +23,7 @@ export function statusRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         const status = live?.status;
         return {
           deviceId: d.deviceId, kind: d.kind,
-          // Online: connected now, or its latest status says so (HTTP-only terminals).
-          online: connected || status?.state === 'online',
+          online: deviceOnline(deps.broker, deps.live, d.deviceId),
           connected,
           ...(live?.lastSeen ? { lastSeen: iso(live.lastSeen) } : {}),
           ...(status ? { status: { state: status.state, ts: iso(status.ts), ...(status.firmware ? { firmware: status.firmware } : {}), ...(status.batteryPct !== undefined ? { batteryPct: status.batteryPct } : {}) } } : {}),
