@@ -149,4 +149,15 @@ describe('commands to site equipment (contract §7)', () => {
     expect(bad.status).toBe(400);
     expect((await g.api('GET', '/sites/S1/devices/FOG-1/commands/cmd_none')).status).toBe(404);
   });
+
+  it('site settings take linkage rules and refuse what they do not know', async () => {
+    const rule = { on: { kind: 'hazard.threshold', metric: 'pm10', severity: 'warning' }, deviceId: 'FOG-1', action: 'on', clearAction: 'off' };
+    const ok = await g.api('PUT', '/sites/S1', { name: 'S1', regionCode: '330106', settings: { linkage: [rule] } });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.json.settings.linkage).toEqual([rule]);
+    for (const bad of [{ ...rule, colour: 'red' }, { ...rule, on: { kind: 'hazard.smoke' } }, { ...rule, deviceId: 'no spaces' }]) {
+      const r = await g.api('PUT', '/sites/S1', { name: 'S1', regionCode: '330106', settings: { linkage: [bad] } });
+      expect(r.status, JSON.stringify(bad)).toBe(400);
+    }
+  });
 });

@@ -23,6 +23,7 @@ import { systemClock, type Clock } from './clock/clock.ts';
 import { CheckRunner } from './checks/checkRunner.ts';
 import { CommandDelivery } from './commands/commandDelivery.ts';
 import { CommandStore } from './commands/commandStore.ts';
+import { Linkage } from './commands/linkage.ts';
 import { CHECKS } from './checks/registry.ts';
 import type { CheckFactory } from './checks/check.ts';
 import { alertsTopic } from './ingest/topics.ts';
@@ -180,6 +181,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...alerts.view(e.alert) });
     alertLedger.record(e);
   });
+  // Linkage (contract §7): commands sent on alert events after their commit, with a cursor for a crash in between.
+  const linkage = new Linkage({
+    alerts, commands, registry, audit, progress: new CheckProgress(state, 'linkage'), metrics, logger: logger.child({ component: 'linkage' }), now,
+  });
   const liveHub = new LiveHub(ledger, alerts, now);
   const timerMs = deps.alertTimerMs ?? 30_000;
   const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;
@@ -230,6 +235,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
       deliverer.start();
       commandDelivery.start();
+      linkage.start(); // before the checks: their first alert events find it listening
       void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
@@ -248,6 +254,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       commandDelivery.stop();
       await deliverer.close();
       await checks.stop();
+      linkage.stop();
       await faces.close();
       await reports.close();
       await ledger.drained();

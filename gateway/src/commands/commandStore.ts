@@ -121,6 +121,12 @@ export class CommandStore {
     return (this.sql('SELECT * FROM commands WHERE device_id = ? ORDER BY created_at DESC, command_id DESC LIMIT ?').all(deviceId, limit) as Row[]).map(fromRow);
   }
 
+  /** The linkage command of (alert, rule, phase), if it was sent. */
+  byLinkageKey(key: string): CommandRecord | undefined {
+    const r = this.sql('SELECT * FROM commands WHERE linkage_key = ?').get(key) as Row | undefined;
+    return r ? fromRow(r) : undefined;
+  }
+
   /** Commands an alert's linkage sent. */
   ofAlert(alertId: string): CommandRecord[] {
     return (this.sql('SELECT * FROM commands WHERE alert_id = ? ORDER BY created_at, command_id').all(alertId) as Row[]).map(fromRow);
