@@ -28,6 +28,9 @@ export const GENERATED: Record<string, z.ZodType> = {
   'error': s.ErrorBody,
   'agent-config': s.AgentConfig,
   'terminal-event': s.TerminalEvent,
+  'command': s.CommandMessage,
+  'command-result': s.CommandResult,
+  'command-request': s.CommandBody,
 };
 
 export const OUT_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'json');

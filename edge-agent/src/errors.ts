@@ -16,6 +16,8 @@ export const AGENT_ERRORS = {
   modbus_timeout: { status: 504, message: 'the Modbus device did not answer in time' },
   source_failed: { status: 500, message: 'the source failed unexpectedly' },
   modbus_exception: { status: 502, message: 'the Modbus device answered a read with an exception' },
+  command_invalid: { status: 400, message: 'a command from the gateway does not match the contract (§7)' },
+  command_failed: { status: 502, message: 'a command could not be executed on the equipment (answered ok: false)' },
 } as const;
 
 export type AgentErrorCode = keyof typeof AGENT_ERRORS;

@@ -21,6 +21,9 @@ import { WebhookDeliverer } from './webhooks/webhookDeliverer.ts';
 import { Broker } from './broker/broker.ts';
 import { systemClock, type Clock } from './clock/clock.ts';
 import { CheckRunner } from './checks/checkRunner.ts';
+import { CommandDelivery } from './commands/commandDelivery.ts';
+import { CommandStore } from './commands/commandStore.ts';
+import { Linkage } from './commands/linkage.ts';
 import { CHECKS } from './checks/registry.ts';
 import type { CheckFactory } from './checks/check.ts';
 import { alertsTopic } from './ingest/topics.ts';
@@ -54,6 +57,8 @@ export interface GatewayDeps {
   checks?: CheckFactory[];
   /** How often the alert timers run (alerts.escalateDue), real ms; 0: never (tests that drive them). */
   alertTimerMs?: number;
+  /** How often pending commands past expiresAt are expired, real ms; 0: never (tests that drive it). */
+  commandSweepMs?: number;
 }
 
 export interface Gateway {
@@ -72,6 +77,9 @@ export interface Gateway {
   checks: CheckRunner;
   /** Sends the webhook outbox (contract §6). */
   deliverer: WebhookDeliverer;
+  /** Commands to site equipment and their delivery (contract §7). */
+  commands: CommandStore;
+  commandDelivery: CommandDelivery;
   /** The report thread (month-wide reports off the event loop). */
   reports: ReportReader;
   /** Where the generated admin token was written, when SITEGATE_ADMIN_TOKEN was not given. */
@@ -138,13 +146,17 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const live = new LiveState(ledger);
   const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
-  const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }) });
+  const audit = new AuditTrail(state);
+  // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
+  const commands = new CommandStore({ db: state, audit, now });
+  const commandDelivery = new CommandDelivery({ store: commands, metrics, logger: logger.child({ component: 'commands' }), now, sweepMs: deps.commandSweepMs ?? 5_000 });
+  const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }), commands: commandDelivery });
+  commandDelivery.attach(broker.aedes);
   const sinkState = new SinkStateStore(state);
   const sinks = [...configuredSinks(config, (deviceId) => registry.device(deviceId)?.kind), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
     sink, ledger, state: sinkState, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);
-  const audit = new AuditTrail(state);
   const alerts = new AlertStore({
     db: state, audit, now,
     escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
@@ -170,6 +182,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...alerts.view(e.alert) });
     alertLedger.record(e);
   });
+  // Linkage (contract §7): commands sent on alert events after their commit, with a cursor for a crash in between.
+  const linkage = new Linkage({
+    alerts, commands, registry, audit, progress: new CheckProgress(state, 'linkage'), metrics, logger: logger.child({ component: 'linkage' }), now,
+  });
   const liveHub = new LiveHub({
     ledger, alerts, now,
     summarise: (siteIds) => siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; }),
@@ -180,7 +196,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
-    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces, photos, webhooks,
+    registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces, photos, webhooks, commands,
     scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
   };
 
@@ -211,7 +227,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   await http.ready();
 
   const gateway: Gateway = {
-    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks, reports, deliverer,
+    config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks, reports, deliverer, commands, commandDelivery,
     ...(adminTokenFile ? { adminTokenFile } : {}),
     async listen() {
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
@@ -222,6 +238,8 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       for (const s of sinks) s.start();
       await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
       deliverer.start();
+      commandDelivery.start();
+      linkage.start(); // before the checks: their first alert events find it listening
       void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
@@ -237,8 +255,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await broker.close();
       await ledger.drained();
       clearInterval(escalation);
+      commandDelivery.stop();
       await deliverer.close();
       await checks.stop();
+      linkage.stop();
       await faces.close();
       await reports.close();
       await ledger.drained();

@@ -14,8 +14,10 @@ export const REASONS = {
   payload_too_large: { status: 413, message: 'payload exceeds the size limit of its topic' },
   batch_too_large: { status: 400, message: 'a batch holds more than 1000 readings' },
   batch_empty: { status: 400, message: 'a batch holds no readings' },
-  unknown_channel: { status: 400, message: 'unknown topic under the device (expected checkin, telemetry, status or snapshot)' },
+  unknown_channel: { status: 400, message: 'unknown topic under the device (expected checkin, telemetry, status, snapshot or command-results)' },
   not_a_jpeg: { status: 400, message: 'snapshot or photo is not a JPEG image' },
+  // Command results (contract §7) — acknowledged, not stored.
+  unknown_command: { status: 400, message: 'no such command for this device' },
   // Wage payment rows (contract §2).
   unknown_worker: { status: 400, message: 'worker is not registered at this site' },
   bad_period: { status: 400, message: 'period is not a month YYYY-MM' },

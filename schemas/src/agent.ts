@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Id, Timestamp } from './common.ts';
 import { CheckinMethod, Direction, METRICS, MessageId } from './messages.ts';
+import { CommandAction } from './command.ts';
 
 /**
  * The edge agent a site installs (issue 13): its configuration file and the JSON shapes its local
@@ -87,6 +88,34 @@ export const SimulatorSource = z.strictObject({
 export const SourceConfig = z.discriminatedUnion('type', [FaceTerminalSource, StationSource, CameraSource, ModbusSource, SimulatorSource]);
 export type SourceConfig = z.infer<typeof SourceConfig>;
 
+const Address = z.number().int().min(0).max(65_535).describe('0-based coil or register address');
+
+/** What one command action does on the equipment: a coil (function 05) or a holding register (06) write. */
+export const ActuatorWrite = z.discriminatedUnion('write', [
+  z.strictObject({ write: z.literal('coil'), address: Address, value: z.boolean() }),
+  z.strictObject({
+    write: z.literal('register'), address: Address,
+    value: z.number().int().min(0).max(65_535).optional().describe('a fixed value'),
+    param: z.string().min(1).max(64).optional().describe('or the command parameter of this name, × scale'),
+    scale: z.number().default(1),
+  }).refine((w) => (w.value === undefined) !== (w.param === undefined), 'exactly one of value or param'),
+]);
+export type ActuatorWrite = z.infer<typeof ActuatorWrite>;
+
+/**
+ * Equipment the gateway sends commands to (contract §7): a fog cannon's or sprinkler's
+ * controller on Modbus TCP; `actions` maps each command action to the write that performs it.
+ */
+export const ModbusActuator = z.strictObject({
+  type: z.literal('modbus'), ...Device,
+  host: z.string().min(1), port: z.number().int().min(1).max(65_535).default(502),
+  unitId: z.number().int().min(0).max(255).default(1),
+  timeoutMs: z.number().int().min(50).max(30_000).default(1000),
+  actions: z.record(CommandAction, z.array(ActuatorWrite).min(1).max(16))
+    .refine((a) => Object.keys(a).length > 0, 'at least one action').describe('command action → the writes that perform it, in order'),
+});
+export type ModbusActuator = z.infer<typeof ModbusActuator>;
+
 export const AgentConfig = z.strictObject({
   version: z.literal(1).default(1),
   gateway: z.strictObject({
@@ -106,7 +135,13 @@ export const AgentConfig = z.strictObject({
   }).prefault({}),
   models: z.record(z.string(), z.array(RegisterSpec).min(1)).default({}),
   sources: z.array(SourceConfig).default([]),
+  actuators: z.array(ModbusActuator).default([]).describe('equipment that executes the gateway\'s commands (contract §7)'),
 }).superRefine((c, ctx) => {
+  const seen = new Set<string>();
+  c.actuators.forEach((a, i) => {
+    if (seen.has(a.deviceId)) ctx.addIssue({ code: 'custom', path: ['actuators', i, 'deviceId'], message: `two actuators for ${a.deviceId}` });
+    seen.add(a.deviceId);
+  });
   c.sources.forEach((s, i) => {
     if (s.type === 'modbus' && !c.models[s.model]) ctx.addIssue({ code: 'custom', path: ['sources', i, 'model'], message: `no model "${s.model}" under models` });
   });

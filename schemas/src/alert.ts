@@ -14,8 +14,11 @@ export const AlertState = z.enum(['open', 'acked', 'rectified', 'resolved', 'cle
 /** States in which an alert is still being handled (one per key; timers run in open and acked). */
 export const ACTIVE_STATES = ['open', 'acked', 'rectified'] as const;
 
-/** What can happen to an alert: one entry of its history (and a webhook event, contract §6). */
-export const AlertEventType = z.enum(['opened', 'escalated', 'acked', 'rectified', 'resolved', 'reopened', 'cleared', 'severity', 'withdrawn', 'reminder']);
+/**
+ * What can happen to an alert: one entry of its history (and, but for `severity` and `linkage`, a
+ * webhook event, contract §6). `linkage`: a command its site's linkage sent (contract §7).
+ */
+export const AlertEventType = z.enum(['opened', 'escalated', 'acked', 'rectified', 'resolved', 'reopened', 'cleared', 'severity', 'withdrawn', 'reminder', 'linkage']);
 
 export const AlertHistoryEntry = z.object({
   at: z.string(),

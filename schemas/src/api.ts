@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Id, LocalDate, RegionCode, Timestamp } from './common.ts';
+import { LinkageRule } from './command.ts';
 
 /** Contract §2: request and response bodies of the HTTP API. */
 
@@ -57,6 +58,7 @@ export const SiteSettings = z.strictObject({
     critical: z.number().positive().optional(),
     warning: z.number().positive().optional(),
   }).optional().describe('rectification deadline after recordedAt, seconds (contract §6; default critical 86400, warning 604800)'),
+  linkage: z.array(LinkageRule).max(100).optional().describe('commands sent when matching alerts open and clear (contract §7)'),
 });
 export type SiteSettings = z.infer<typeof SiteSettings>;
 

@@ -7,3 +7,4 @@ export * from './config.ts';
 export * from './webhook.ts';
 export * from './stats.ts';
 export * from './agent.ts';
+export * from './command.ts';

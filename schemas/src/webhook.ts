@@ -2,8 +2,11 @@ import { z } from 'zod';
 import { Id, RegionCode } from './common.ts';
 import { Alert, AlertEventType, AlertKind } from './alert.ts';
 
-/** Events a webhook can subscribe to (contract §6); `severity` changes travel inside later events. */
-export const WebhookEvent = AlertEventType.exclude(['severity']);
+/**
+ * Events a webhook can subscribe to (contract §6); `severity` changes travel inside later events,
+ * and `linkage` entries (contract §7) in the alert's history.
+ */
+export const WebhookEvent = AlertEventType.exclude(['severity', 'linkage']);
 export type WebhookEvent = z.infer<typeof WebhookEvent>;
 
 const KindPrefix = z.string().min(1).max(64).refine(

@@ -1,6 +1,6 @@
 import Database from 'better-sqlite3';
 
-export type Channel = 'checkin' | 'telemetry' | 'snapshot';
+export type Channel = 'checkin' | 'telemetry' | 'snapshot' | 'command-results';
 
 export interface NewEvent {
   deviceId: string;
@@ -56,7 +56,7 @@ export class Outbox {
   /** Stores the events in one transaction, all or none (see the class comment for the bound). */
   put(events: NewEvent[]): PutResult {
     const size = events.reduce((s, e) => s + e.payload.length + ROW_OVERHEAD, 0);
-    if (events.some((e) => e.channel !== 'checkin') && this.bytes + size > this.maxBytes) {
+    if (events.some((e) => e.channel === 'telemetry' || e.channel === 'snapshot') && this.bytes + size > this.maxBytes) {
       return { ok: false, reason: 'queue_full', message: `queue holds ${this.bytes} of ${this.maxBytes} bytes: telemetry and snapshots are refused until it drains` };
     }
     const at = this.now();
@@ -102,6 +102,26 @@ export class Outbox {
     return Object.fromEntries(rows.map((r) => [r.channel, r.n]));
   }
 
+  /** The result of a command already executed (a command the gateway sends again must not act twice). */
+  commandResult(commandId: string): { ok: boolean; message?: string } | undefined {
+    const r = this.db.prepare('SELECT ok, message FROM commands_done WHERE command_id = ?').get(commandId) as { ok: number; message: string | null } | undefined;
+    return r ? { ok: r.ok === 1, ...(r.message !== null ? { message: r.message } : {}) } : undefined;
+  }
+
+  /** Records a command's result and queues its answer in one transaction: answered once, never lost. */
+  putCommandResult(deviceId: string, commandId: string, result: { ok: boolean; message?: string }, payload: Buffer): void {
+    const at = this.now();
+    this.db.transaction(() => {
+      this.db.prepare('INSERT OR IGNORE INTO commands_done (command_id, device, ok, message, at) VALUES (?, ?, ?, ?, ?)')
+        .run(commandId, deviceId, result.ok ? 1 : 0, result.message ?? null, at);
+      // A command lives at most 7 days at the gateway (MAX_COMMAND_TTL_S): older ones cannot come again.
+      this.db.prepare('DELETE FROM commands_done WHERE at < ?').run(at - 8 * 86_400_000);
+      this.insert.run(deviceId, 'command-results', commandId, payload, payload.length + ROW_OVERHEAD, at);
+    })();
+    this.bytes += payload.length + ROW_OVERHEAD;
+    this.count += 1;
+  }
+
   /** Small durable facts for `sitegate-agent status` when the agent is not running (last publish). */
   setMeta(key: string, value: string): void {
     this.upsertMeta.run(key, value);
@@ -141,6 +161,8 @@ function migrate(db: Database.Database): void {
       }
       d.exec('DROP TABLE outbox');
     },
+    // Commands executed (contract §7), so a command delivered again is answered, not acted on twice.
+    (d) => d.exec('CREATE TABLE commands_done (command_id TEXT PRIMARY KEY, device TEXT NOT NULL, ok INTEGER NOT NULL, message TEXT, at INTEGER NOT NULL)'),
   ];
   const version = db.pragma('user_version', { simple: true }) as number;
   if (version > steps.length) throw new Error(`outbox schema ${version} is newer than this agent (${steps.length}): upgrade the agent`);

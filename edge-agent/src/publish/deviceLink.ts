@@ -13,6 +13,8 @@ export interface DeviceLinkOptions {
   reconnectMs: number;
   firmware?: string;
   now: () => number;
+  /** The device executes commands (contract §7): subscribe to its own `…/commands`. */
+  commands?: boolean;
 }
 
 /** Contract §1: a telemetry batch holds ≤ 1000 readings and ≤ 256 KiB. */
@@ -38,8 +40,8 @@ export interface LinkStats {
  * one `{"batch": […]}`, so a backlog drains in large messages while each reading is stored alone.
  * An event leaves the queue only in the PUBACK callback; after a reconnect or a restart whatever
  * was not acknowledged is sent again from the oldest, and the gateway stores it once by its id.
- * Emits `sent` (events acknowledged), `rejected` ({ref, reason}) from the errors topic, `connect`,
- * `offline`, `warn`.
+ * Emits `sent` (events acknowledged), `rejected` ({ref, reason}) from the errors topic, `command`
+ * (the raw payload of a command for this device), `connect`, `offline`, `warn`.
  */
 export class DeviceLink extends EventEmitter {
   private client?: mqtt.MqttClient;
@@ -75,11 +77,14 @@ export class DeviceLink extends EventEmitter {
       this.cursor = 0;
       this.stats.connected = true;
       this.client!.subscribe(this.topic('errors'), { qos: 1 });
+      // Every session: the gateway sends what is still pending when it sees this subscription.
+      if (this.o.commands) this.client!.subscribe(this.topic('commands'), { qos: 1 });
       this.client!.publish(this.topic('status'), this.status('online'), { qos: 1, retain: true });
       this.emit('connect');
       this.pump();
     });
     this.client.on('message', (topic, payload) => {
+      if (topic === this.topic('commands')) { this.emit('command', payload); return; }
       if (topic !== this.topic('errors')) return;
       try {
         const r = JSON.parse(payload.toString()) as { ref: string; reason: string };

@@ -208,6 +208,18 @@ export class AlertStore {
     });
   }
 
+  /**
+   * A command the site's linkage sent for this alert (contract §7): a `linkage` entry in its
+   * history and the audit trail, in the caller's transaction (with the command it records).
+   */
+  linkage(id: string, note: string, data: Record<string, unknown>): void {
+    this.tx.run(() => {
+      const a = this.get(id);
+      if (!a) throw new SitegateError('not_found', `no alert ${id}`);
+      this.emit('linkage', a, this.now(), 'linkage', note, undefined, data);
+    });
+  }
+
   ack(id: string, by: string, note?: string): AlertRecord {
     return this.handle(id, 'ack', by, note ? { note } : {});
   }
@@ -274,8 +286,9 @@ export class AlertStore {
         a.dueAt ?? null, a.remindedFor ?? null, a.missedDue ? 1 : 0, a.ackedAt ?? null, a.rectifiedAt ?? null, a.closedAt ?? null, a.id);
   }
 
-  private emit(type: AlertEventType, alert: AlertRecord, at: number, by?: string, note?: string, photos?: string[]): void {
+  private emit(type: AlertEventType, alert: AlertRecord, at: number, by?: string, note?: string, photos?: string[], extra: Record<string, unknown> = {}): void {
     const entry = this.audit.append(`alert.${type}`, `alert:${alert.id}`, {
+      ...extra,
       siteId: alert.siteId, kind: alert.kind, key: alert.key, severity: alert.severity, level: alert.level, state: alert.state,
       ...(type === 'opened' ? { openedAt: alert.openedAt, subject: alert.subject, evidence: alert.evidence } : {}),
       ...(alert.dueAt !== undefined && type !== 'withdrawn' ? { dueAt: alert.dueAt } : {}),

@@ -6,6 +6,7 @@ import type { WebhookStore } from '../webhooks/webhookStore.ts';
 import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { CheckRunner } from '../checks/checkRunner.ts';
+import type { CommandStore } from '../commands/commandStore.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
 import type { LiveHub } from '../live/liveHub.ts';
 import type { LedgerStore } from '../ledger/types.ts';
@@ -36,6 +37,8 @@ export interface ApiDeps {
   /** Photos uploaded for a site (rectifications). */
   photos: SitePhotos;
   webhooks: WebhookStore;
+  /** Commands to site equipment (contract §7). */
+  commands: CommandStore;
   metrics: Metrics;
   loop: EventLoopMonitor;
   /** Month-wide reports, computed off the event loop. */

@@ -8,11 +8,12 @@ import type { Site, Token } from '../registry/registry.ts';
  *   close   — resolve and reopen alerts (contract §6): admin; regulator (region)
  *   audit   — attendance, evidence, wage checks: admin; regulator (region); auditor (sites)
  *   photo   — photos of a site (check-in, rectification): audit's roles and the construction unit
+ *   command — send commands to a site's equipment (contract §7): admin; construction unit (sites)
  *   payroll — post wage payments: admin; payroll (sites)
  *   ingest  — a device's ingest routes: admin; terminal of that very device
  *   admin   — registry and tokens: admin only
  */
-export type Access = 'read' | 'handle' | 'close' | 'audit' | 'photo' | 'payroll' | 'ingest' | 'admin';
+export type Access = 'read' | 'handle' | 'close' | 'audit' | 'photo' | 'command' | 'payroll' | 'ingest' | 'admin';
 
 export function siteInScope(token: Token, site: Pick<Site, 'siteId' | 'regionCode'>): boolean {
   const scope = token.scope;
@@ -36,6 +37,7 @@ const ROLES_FOR: Record<Access, ReadonlySet<Token['role']>> = {
   close: new Set(['admin', 'regulator']),
   audit: new Set(['admin', 'regulator', 'auditor']),
   photo: new Set(['admin', 'regulator', 'auditor', 'construction_unit']),
+  command: new Set(['admin', 'construction_unit']),
   payroll: new Set(['admin', 'payroll']),
   ingest: new Set(['admin', 'terminal']),
   admin: new Set(['admin']),

@@ -23,11 +23,18 @@ const NOT_AUTHORIZED = 5;
 
 const connackError = (message: string, returnCode: 4 | 5) => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
+/** Commands (contract §7; commands/commandDelivery.ts): where a device's answers go, and what was forwarded to it. */
+export interface CommandLink {
+  result(topic: string, payload: Buffer): { ok: true; duplicate?: boolean } | { ok: false; reason: Reason; message: string };
+  forwarded(client: Client, packet: AedesPublishPacket): void;
+}
+
 export interface BrokerDeps {
   registry: Registry;
   ingestor: Ingestor;
   metrics: Metrics;
   logger: Logger;
+  commands?: CommandLink;
 }
 
 /**
@@ -68,7 +75,11 @@ export class Broker {
       authenticate: (client, username, password, cb) => self!.authenticate(client as SitegateClient, username, password, cb),
       authorizePublish: (client, packet, cb) => self!.authorizePublish(client as SitegateClient | null, packet as AedesPublishPacket, cb),
       authorizeSubscribe: (client, sub, cb) => self!.authorizeSubscribe(client as SitegateClient, sub, cb),
-      authorizeForward: (_client, packet) => (self!.rejected.has(packet) ? null : packet),
+      authorizeForward: (client, packet) => {
+        if (self!.rejected.has(packet)) return null;
+        self!.deps.commands?.forwarded(client, packet as AedesPublishPacket);
+        return packet;
+      },
     });
     self = new Broker(aedes, deps);
     return self;
@@ -165,7 +176,17 @@ export class Broker {
     if (!t) return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
     if (t.deviceId !== id.device.deviceId) return this.refusePublish(client, packet.topic, 'wrong_device', cb);
     if (t.siteId !== id.device.siteId) return this.refusePublish(client, packet.topic, 'wrong_site', cb);
-    if (t.channel === 'errors') return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
+    // Gateway → device only: a device publishing here could command itself or fake an error.
+    if (t.channel === 'errors' || t.channel === 'commands') return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
+    if (t.channel === 'command-results') {
+      // Stored (state.db, synchronous) before the callback, so the PUBACK follows the commit.
+      const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+      const r = this.deps.commands?.result(packet.topic, payload)
+        ?? { ok: false as const, reason: 'unknown_channel' as const, message: 'this gateway takes no command results' };
+      if (!r.ok) this.report(client, packet, { accepted: 0, duplicate: 0, rejected: 1, results: [{ ref: packet.topic, outcome: 'rejected', reason: r.reason, message: r.message }] });
+      else this.rejected.add(packet); // nobody else may subscribe to it; nothing to forward
+      return cb(null);
+    }
     if (!isInboundChannel(t.channel)) {
       this.report(client, packet, { accepted: 0, duplicate: 0, rejected: 1, results: [{ ref: packet.topic, outcome: 'rejected', reason: 'unknown_channel' }] });
       this.deps.metrics.rejected.inc({ reason: 'unknown_channel', via: 'mqtt' });
@@ -225,8 +246,9 @@ export class Broker {
 
   private authorizeSubscribe(client: SitegateClient, sub: Subscription, cb: (err: Error | null, sub: Subscription | null) => void): void {
     const id = client.sitegate;
+    // A device hears only what is addressed to it: its rejections and its commands (contract §1, §7).
     const ok = id?.type === 'device'
-      ? sub.topic === deviceTopic(id.device.siteId, id.device.deviceId, 'errors')
+      ? sub.topic === deviceTopic(id.device.siteId, id.device.deviceId, 'errors') || sub.topic === deviceTopic(id.device.siteId, id.device.deviceId, 'commands')
       : id?.type === 'token' && this.tokenMaySubscribe(id.token, sub.topic);
     if (ok) return cb(null, sub);
     this.deps.metrics.aclRefusals.inc({ reason: 'topic_not_allowed', action: 'subscribe' });

@@ -1,9 +1,10 @@
 import { ID_PATTERN } from '../../../schemas/src/common.ts';
 
-/** Contract §1 topics, defined once. */
-export const CHANNELS = ['checkin', 'telemetry', 'status', 'snapshot', 'errors'] as const;
+/** Contract §1 and §7 topics, defined once. */
+export const CHANNELS = ['checkin', 'telemetry', 'status', 'snapshot', 'errors', 'commands', 'command-results'] as const;
 export type Channel = (typeof CHANNELS)[number];
-export type InboundChannel = Exclude<Channel, 'errors'>;
+/** What a device publishes into the ledger (command results go to the command store, §7). */
+export type InboundChannel = Exclude<Channel, 'errors' | 'commands' | 'command-results'>;
 
 const KiB = 1024;
 /** Payload limits per channel (contract §1). */

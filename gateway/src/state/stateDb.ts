@@ -110,6 +110,22 @@ CREATE TABLE device_liveness (
   gaps TEXT NOT NULL, offline_opened_at INTEGER, offline_recorded_at INTEGER);
 `,
   },
+  {
+    version: 5,
+    name: 'commands to site equipment (contract §7): one row per command, its state the delivery cursor; linkage commands keyed by alert event and rule',
+    // A command is its own cursor: pending until the device PUBACKs it (sent again on every
+    // subscription until then), then waiting for its result. `linkage_key` makes a linkage
+    // command idempotent: (alert event's audit seq, rule, phase) is sent once whatever the restarts.
+    up: `
+CREATE TABLE commands (
+  command_id TEXT PRIMARY KEY, site_id TEXT NOT NULL, device_id TEXT NOT NULL, action TEXT NOT NULL, params TEXT,
+  state TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, delivered_at INTEGER,
+  result_at INTEGER, result_ts INTEGER, message TEXT, by TEXT NOT NULL, alert_id TEXT, linkage_key TEXT UNIQUE);
+CREATE INDEX commands_by_device ON commands (device_id, created_at);
+CREATE INDEX commands_unfinished ON commands (device_id, created_at) WHERE state IN ('pending', 'delivered');
+CREATE INDEX commands_by_alert ON commands (alert_id) WHERE alert_id IS NOT NULL;
+`,
+  },
 ];
 
 /** Opens (creating when missing) and migrates the state database; `:memory:` for unit tests. */

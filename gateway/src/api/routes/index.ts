@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import type { ApiDeps } from '../deps.ts';
 import { alertRoutes } from './alerts.ts';
 import { attendanceRoutes } from './attendance.ts';
+import { commandRoutes } from './commands.ts';
 import { evidenceRoutes } from './evidence.ts';
 import { faceRoutes } from './faces.ts';
 import { ingestRoutes } from './ingest.ts';
@@ -28,5 +29,9 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   faceRoutes,
   webhookRoutes,
   statsRoutes,
+<<<<<<< HEAD
   snapshotRoutes,
+=======
+  commandRoutes,
+>>>>>>> issue-13-s2
 ];
