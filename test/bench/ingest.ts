@@ -174,6 +174,13 @@ function spawnTs<C extends { type: string }, R extends { type: string }>(entry: 
 type Target = Rpc<TargetCommand, TargetReply> & { mqttPort: number; httpUrl?: string; dataDir?: string; profileDir?: string; brokerPid?: number };
 type LoadGen = Rpc<LoadCommand, LoadReply>;
 
+/** The gateway runs with the V8 flags `npm start` gives it (BENCH_GATEWAY_NODE_ARGS overrides them, for A/B runs). */
+function gatewayNodeArgs(): string[] {
+  if (process.env.BENCH_GATEWAY_NODE_ARGS !== undefined) return process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean);
+  const start = (JSON.parse(fs.readFileSync(path.resolve(HERE, '../../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-'));
+}
+
 async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number }): Promise<Target> {
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SITEGATE_')));
   env.BENCH_TARGET = mode;
@@ -188,7 +195,7 @@ async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?:
       ...(o.influx ? { SITEGATE_INFLUX_URL: o.influx.url, SITEGATE_INFLUX_DB: o.influx.db } : {}),
     });
   }
-  const execArgv = ['--expose-gc', ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
+  const execArgv = ['--expose-gc', ...(mode === 'gateway' ? gatewayNodeArgs() : []), ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
   const rpc = spawnTs<TargetCommand, TargetReply>(path.join(HERE, 'gatewayProcess.ts'), { env, execArgv, nofile: o.nofile }) as Rpc<TargetCommand, TargetReply> & { waitReady(ms: number): Promise<TargetReply> };
   const ready = await rpc.waitReady(60_000);
   if (ready.type !== 'ready') throw new Error(`target: unexpected ${ready.type}`);
