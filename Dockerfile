@@ -25,5 +25,7 @@ VOLUME /data
 EXPOSE 8080 1883 8083
 USER node
 HEALTHCHECK --interval=10s --timeout=3s --retries=5 CMD ["node", "-e", "fetch('http://127.0.0.1:8080/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
-# Exec form: SIGTERM reaches node itself and the gateway shuts down cleanly.
-CMD ["node", "--import", "tsx", "gateway/src/main.ts"]
+# Exec form: SIGTERM reaches node itself and the gateway shuts down cleanly. A 32 MiB semi-space:
+# the ingest path's short-lived objects (packets, parsed payloads, records) die young instead of
+# being promoted, ~10 % less CPU per QoS 1 message (issue 11 bench); same flags as `npm start`.
+CMD ["node", "--max-semi-space-size=32", "--import", "tsx", "gateway/src/main.ts"]

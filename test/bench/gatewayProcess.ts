@@ -1,15 +1,23 @@
 /**
  * The system under test of the ingest benchmark, in a child process of its own (so its RSS, its
  * CPU time and a `--cpu-prof` profile are its own, and the load generator never shares its event
- * loop). Two targets, started the same way:
+ * loop). Three targets, started the same way:
  *
- *   bare     aedes with no auth and a `published` handler that only counts (the baseline);
- *   gateway  buildApp() from gateway/src/app.ts with the configuration in SITEGATE_* variables.
+ *   bare       aedes with no auth and a `published` handler that only counts (the baseline);
+ *   mosquitto  Debian's Mosquitto (its own process, started here) and one subscriber to every
+ *              device topic at QoS 1, counting deliveries and answering each with PUBACK: the
+ *              path a site without sitegate deploys (Mosquitto → Telegraf), minus the storage;
+ *   gateway    buildApp() from gateway/src/app.ts with the configuration in SITEGATE_* variables.
  *
  * `BENCH_TARGET` picks one. It reports `{type:'ready', …ports}` over IPC, then answers the
  * commands of `TargetCommand`.
  */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
 import type { Gateway } from '../../gateway/src/app.ts';
 
 export type TargetCommand =
@@ -23,7 +31,7 @@ export type TargetCommand =
 export interface CommitStats { commits: number; records: number; commitMsP50: number; commitMsP95: number; commitMsP99: number; commitMsMean: number; groupMean: number; groupP50: number; groupMax: number }
 
 export type TargetReply =
-  | { type: 'ready'; mqttPort: number; httpPort?: number; pid: number }
+  | { type: 'ready'; mqttPort: number; httpPort?: number; pid: number; brokerPid?: number }
   | { type: 'reached'; at: number; atMonoUs: number; count: number; timedOut: boolean }
   | { type: 'sinkIdle'; at: number; lagRecords: number; written: number; timedOut: boolean; lastError?: string }
   | { type: 'stats'; count: number; commit?: CommitStats; rss: number; heapUsed: number; clients: number }
@@ -69,6 +77,91 @@ async function bare(): Promise<{ target: Target; mqttPort: number }> {
       async stop() {
         await new Promise<void>((r) => broker.close(() => r()));
         await new Promise<void>((r) => server.close(() => r()));
+      },
+    },
+  };
+}
+
+/** A loopback port nobody listens on right now. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * The peer: Mosquitto with one QoS 1 subscriber to `sites/#` (what Telegraf's mqtt_consumer
+ * would be). Mosquitto PUBACKs a publisher on receipt; its queue to the subscriber is unbounded
+ * here (`max_queued_messages 0`) so that no message is dropped and every one is counted, and up
+ * to 1,000 deliveries may await the subscriber's PUBACK (Telegraf's default
+ * max_undelivered_messages).
+ */
+async function mosquitto(): Promise<{ target: Target; mqttPort: number; brokerPid: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-bench-mosq-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'mosquitto.conf');
+  fs.writeFileSync(conf, [
+    `listener ${port} 127.0.0.1`, 'allow_anonymous true', 'persistence false', 'max_queued_messages 0',
+    'max_inflight_messages 1000', 'log_dest stderr', 'log_type error', 'log_type warning', 'log_type notice', 'log_type information', '',
+  ].join('\n'));
+  const broker = spawn(process.env.BENCH_MOSQUITTO_BIN!, ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const exited = new Promise<void>((r) => broker.once('exit', () => r()));
+  process.once('exit', () => broker.kill('SIGTERM')); // never outlive the target process
+  await new Promise<void>((resolve, reject) => {
+    const lines = readline.createInterface({ input: broker.stderr! });
+    lines.on('line', (l) => { if (/mosquitto version .* running/.test(l)) { lines.removeAllListeners('line'); lines.on('line', () => {}); resolve(); } });
+    broker.once('exit', (code) => reject(new Error(`mosquitto exited with code ${code} during start`)));
+    broker.once('error', reject);
+  });
+  const { FrameReader, mqttStr, remainingLength } = await import('./mqttFrames.ts');
+  let delivered = 0;
+  const listeners = new Set<() => void>();
+  const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+  const subscribed = new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    const reader = new FrameReader((type, body, flags) => {
+      if (type === 2) {
+        // CONNACK: subscribe to every device topic at QoS 1 (MQTT 3.1.1 §3.8).
+        const b = Buffer.concat([Buffer.from([0, 1]), mqttStr('sites/#'), Buffer.from([1])]);
+        socket.write(Buffer.concat([Buffer.from([0x82, ...remainingLength(b.length)]), b]));
+      } else if (type === 9) resolve();
+      else if (type === 3) {
+        const qos = (flags >> 1) & 3;
+        if (qos > 0) {
+          const at = 2 + body.readUInt16BE(0);
+          acks.push(Buffer.from([0x40, 2, body[at]!, body[at + 1]!])); // PUBACK (§3.4)
+        }
+        delivered++;
+      }
+    });
+    const acks: Buffer[] = [];
+    socket.on('data', (chunk) => {
+      const before = delivered;
+      reader.push(chunk);
+      if (acks.length) socket.write(acks.length === 1 ? acks[0]! : Buffer.concat(acks));
+      acks.length = 0;
+      if (delivered !== before) for (const l of listeners) l();
+    });
+    const body = Buffer.concat([mqttStr('MQTT'), Buffer.from([4, 0x02, 0, 0]), mqttStr('bench-subscriber')]);
+    socket.write(Buffer.concat([Buffer.from([0x10, ...remainingLength(body.length)]), body]));
+  });
+  await subscribed;
+  return {
+    mqttPort: port, brokerPid: broker.pid!,
+    target: {
+      count: () => delivered,
+      clients: () => NaN,
+      onCount: (l) => { listeners.add(l); return () => listeners.delete(l); },
+      async stop() {
+        socket.destroy();
+        broker.kill('SIGTERM');
+        await exited;
+        fs.rmSync(dir, { recursive: true, force: true });
       },
     },
   };
@@ -155,8 +248,8 @@ async function handle(t: Target, cmd: TargetCommand): Promise<TargetReply> {
 
 if (process.send) {
   const mode = process.env.BENCH_TARGET;
-  const started = mode === 'bare' ? await bare() : mode === 'gateway' ? await gateway() : null;
-  if (!started) throw new Error(`BENCH_TARGET must be bare or gateway, not ${mode}`);
+  const started = mode === 'bare' ? await bare() : mode === 'gateway' ? await gateway() : mode === 'mosquitto' ? await mosquitto() : null;
+  if (!started) throw new Error(`BENCH_TARGET must be bare, mosquitto or gateway, not ${mode}`);
   const { target } = started;
   // Requests carry an `rid` that their reply echoes: a `waitCount` may be answered after later requests.
   process.on('message', ({ rid, ...cmd }: TargetCommand & { rid: number }) => {
@@ -167,5 +260,6 @@ if (process.send) {
     );
   });
   const httpPort = 'httpPort' in started ? (started.httpPort as number) : undefined;
-  process.send({ type: 'ready', mqttPort: started.mqttPort, ...(httpPort ? { httpPort } : {}), pid: process.pid } satisfies TargetReply);
+  const brokerPid = 'brokerPid' in started ? (started.brokerPid as number) : undefined;
+  process.send({ type: 'ready', mqttPort: started.mqttPort, ...(httpPort ? { httpPort } : {}), ...(brokerPid ? { brokerPid } : {}), pid: process.pid } satisfies TargetReply);
 }

@@ -1,16 +1,18 @@
 /**
- * Ingest benchmark: bare aedes (no auth, a `published` that only counts) against the full durable
+ * Ingest benchmark: bare aedes (no auth, a `published` that only counts) and the peer a site would
+ * otherwise deploy (Mosquitto → one QoS 1 subscriber, no storage) against the full durable
  * pipeline (buildApp: auth, ACL, zod validation, group-committed SQLite ledger with fsync before
  * every PUBACK, InfluxDB v1 sink to a real influxd), driven by one load generator
  * (test/bench/loadgen.ts) in its own process. Each target runs in its own child process
- * (test/bench/gatewayProcess.ts), so both are measured the same way and neither shares an event
+ * (test/bench/gatewayProcess.ts), so all are measured the same way and none shares an event
  * loop with the generator.
  *
  *   npx tsx test/bench/ingest.ts        (or `npm run bench`, which runs the other benches too)
  *
  * Environment knobs (all bounded): BENCH_DEVICES (20), BENCH_WINDOW (50), BENCH_MESSAGES (100000),
  * BENCH_WARMUP (10000), BENCH_PROFILE_MESSAGES (30000, 0 = no profile), BENCH_IDLE (5000, 0 = skip),
- * BENCH_PHASES (throughput,mqttjs,profile,idle).
+ * BENCH_PHASES (throughput,mqttjs,profile,idle), BENCH_MOSQUITTO (off leaves the Mosquitto peer out),
+ * BENCH_MOSQUITTO_BIN (/usr/sbin/mosquitto).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -25,6 +27,8 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
 const SCRYPT_N = 1024;
 const CLK_TCK = 100; // USER_HZ on Linux
+/** Debian's Mosquitto, the peer broker (BENCH_MOSQUITTO=off leaves it out). */
+const MOSQUITTO_BIN = process.env.BENCH_MOSQUITTO_BIN ?? '/usr/sbin/mosquitto';
 
 export interface IngestBenchOptions {
   devices?: number;
@@ -70,15 +74,20 @@ export interface Comparison {
   /** The median run of each side (by msg/s). */
   bare: RunFigures;
   pipeline: PipelineFigures;
+  /** The peer a user would otherwise deploy: Mosquitto → one QoS 1 subscriber (absent when the binary is not there). */
+  mosquitto?: RunFigures;
   /** Median pipeline msg/s ÷ median bare msg/s. */
   ratio: number;
   roundRatios: number[];
+  /** Median pipeline msg/s ÷ median Mosquitto msg/s (issue 11's goal: ≥ 1.0 at QoS 1, ≥ 0.7 at QoS 0). */
+  ratioMosquitto?: number;
+  roundRatiosMosquitto?: number[];
   /**
    * Bare CPU µs/msg ÷ pipeline CPU µs/msg (medians): the throughput ratio both would reach if
    * each had its CPU to itself — steadier than msg/s on a shared machine.
    */
   cpuRatio: { mainThread: number; process: number };
-  runs: { bare: RunFigures[]; pipeline: RunFigures[] };
+  runs: { bare: RunFigures[]; pipeline: RunFigures[]; mosquitto?: RunFigures[] };
 }
 
 export interface CpuSplit { thread: string; activeMs: number; stages: [string, number][]; categories: [string, number][]; functions: [string, number][] }
@@ -162,12 +171,20 @@ function spawnTs<C extends { type: string }, R extends { type: string }>(entry: 
   } as Rpc<C, R> & { waitReady(ms: number): Promise<R> };
 }
 
-type Target = Rpc<TargetCommand, TargetReply> & { mqttPort: number; httpUrl?: string; dataDir?: string; profileDir?: string };
+type Target = Rpc<TargetCommand, TargetReply> & { mqttPort: number; httpUrl?: string; dataDir?: string; profileDir?: string; brokerPid?: number };
 type LoadGen = Rpc<LoadCommand, LoadReply>;
 
-async function startTarget(mode: 'bare' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number }): Promise<Target> {
+/** The gateway runs with the V8 flags `npm start` gives it (BENCH_GATEWAY_NODE_ARGS overrides them, for A/B runs). */
+function gatewayNodeArgs(): string[] {
+  if (process.env.BENCH_GATEWAY_NODE_ARGS !== undefined) return process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean);
+  const start = (JSON.parse(fs.readFileSync(path.resolve(HERE, '../../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
+  return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-'));
+}
+
+async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number }): Promise<Target> {
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SITEGATE_')));
   env.BENCH_TARGET = mode;
+  env.BENCH_MOSQUITTO_BIN = MOSQUITTO_BIN;
   let dataDir: string | undefined;
   if (mode === 'gateway') {
     dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-bench-'));
@@ -178,12 +195,12 @@ async function startTarget(mode: 'bare' | 'gateway', o: { influx?: { url: string
       ...(o.influx ? { SITEGATE_INFLUX_URL: o.influx.url, SITEGATE_INFLUX_DB: o.influx.db } : {}),
     });
   }
-  const execArgv = ['--expose-gc', ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
+  const execArgv = ['--expose-gc', ...(mode === 'gateway' ? gatewayNodeArgs() : []), ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
   const rpc = spawnTs<TargetCommand, TargetReply>(path.join(HERE, 'gatewayProcess.ts'), { env, execArgv, nofile: o.nofile }) as Rpc<TargetCommand, TargetReply> & { waitReady(ms: number): Promise<TargetReply> };
   const ready = await rpc.waitReady(60_000);
   if (ready.type !== 'ready') throw new Error(`target: unexpected ${ready.type}`);
   return Object.assign(rpc, {
-    mqttPort: ready.mqttPort, ...(ready.httpPort ? { httpUrl: `http://127.0.0.1:${ready.httpPort}` } : {}),
+    mqttPort: ready.mqttPort, ...(ready.httpPort ? { httpUrl: `http://127.0.0.1:${ready.httpPort}` } : {}), ...(ready.brokerPid ? { brokerPid: ready.brokerPid } : {}),
     ...(dataDir ? { dataDir } : {}), ...(o.profileDir ? { profileDir: o.profileDir } : {}),
   });
 }
@@ -490,6 +507,9 @@ async function comparePhase(load: LoadGen, influx: Influxd, o: Opts, c: { qos: 0
   const db = `bench_q${c.qos}_${c.client}_${Date.now()}`;
   await influx.query(`CREATE DATABASE "${db}"`);
   const bare = await startTarget('bare', { nofile });
+  const withMosquitto = process.env.BENCH_MOSQUITTO !== 'off' && fs.existsSync(MOSQUITTO_BIN);
+  if (!withMosquitto) log(`  (no Mosquitto peer: ${process.env.BENCH_MOSQUITTO === 'off' ? 'BENCH_MOSQUITTO=off' : `${MOSQUITTO_BIN} is not there`})`);
+  const mosq = withMosquitto ? await startTarget('mosquitto', { nofile }) : undefined;
   const gw = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
   try {
     const ids = benchDevices(o.devices, 'dev-');
@@ -498,30 +518,39 @@ async function comparePhase(load: LoadGen, influx: Influxd, o: Opts, c: { qos: 0
     const influxPid = childrenNamed('influxd')[0];
     const bareMeter = new CpuMeter({ bare: bare.pid, loadgen: load.pid });
     const gwMeter = new CpuMeter({ gateway: gw.pid, loadgen: load.pid, ...(influxPid ? { influxd: influxPid } : {}) });
+    // The peer's CPU: the broker process and the subscriber's (a Node process, like the gateway).
+    const mosqMeter = mosq ? new CpuMeter({ mosquitto: mosq.brokerPid!, subscriber: mosq.pid, loadgen: load.pid }) : undefined;
     const warmPer = Math.ceil(o.warmup / o.devices);
     const per = Math.ceil(o.messages / o.devices);
     const base = { qos: c.qos, window: o.window, client: c.client };
     await runLoad(load, bare, { ...base, devices: bareDevices, perDevice: warmPer, tag: 'warm' });
+    if (mosq) await runLoad(load, mosq, { ...base, devices: bareDevices, perDevice: warmPer, tag: 'warm' });
     await runLoad(load, gw, { ...base, devices: gwDevices, perDevice: warmPer, tag: 'warm' });
     await gw.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
     await gw.request({ type: 'resetStats' });
     const metricsBefore = await api(gw, 'GET', '/metrics') as string;
     const bareRuns: RunFigures[] = [];
     const gwRuns: RunFigures[] = [];
+    const mosqRuns: RunFigures[] = [];
     let lastEnd = 0;
+    const sides = ['bare', ...(mosq ? ['mosquitto'] as const : []), 'gateway'] as const;
     for (let r = 0; r < c.rounds; r++) {
       const la = loadavg();
-      // Alternate who goes first, so a trend in the background load favours neither.
-      for (const side of r % 2 === 0 ? ['bare', 'gateway'] as const : ['gateway', 'bare'] as const) {
+      // Rotate who goes first, so a trend in the background load favours none.
+      for (let k = 0; k < sides.length; k++) {
+        const side = sides[(k + r) % sides.length]!;
         const run = side === 'bare'
           ? await runLoad(load, bare, { ...base, devices: bareDevices, perDevice: per, tag: `r${r}`, meter: bareMeter })
-          : await runLoad(load, gw, { ...base, devices: gwDevices, perDevice: per, tag: `r${r}`, meter: gwMeter });
-        (side === 'bare' ? bareRuns : gwRuns).push(run.figures);
+          : side === 'mosquitto'
+            ? await runLoad(load, mosq!, { ...base, devices: bareDevices, perDevice: per, tag: `r${r}`, meter: mosqMeter! })
+            : await runLoad(load, gw, { ...base, devices: gwDevices, perDevice: per, tag: `r${r}`, meter: gwMeter });
+        (side === 'bare' ? bareRuns : side === 'mosquitto' ? mosqRuns : gwRuns).push(run.figures);
         if (side === 'gateway') lastEnd = run.endAt;
       }
-      const b = bareRuns[r]!, g = gwRuns[r]!;
-      log(`  QoS ${c.qos} ${c.client} round ${r + 1}/${c.rounds}: bare ${b.msgPerS} msg/s, pipeline ${g.msgPerS} msg/s (ratio ${round(g.msgPerS / b.msgPerS, 3)}; ` +
-        `main-thread CPU ${b.cpuUsPerMsg['bare.main-thread']} vs ${g.cpuUsPerMsg['gateway.main-thread']} µs/msg; load average ${la})`);
+      const b = bareRuns[r]!, g = gwRuns[r]!, m = mosqRuns[r];
+      log(`  QoS ${c.qos} ${c.client} round ${r + 1}/${c.rounds}: bare ${b.msgPerS} msg/s, ${m ? `mosquitto ${m.msgPerS} msg/s, ` : ''}pipeline ${g.msgPerS} msg/s (÷bare ${round(g.msgPerS / b.msgPerS, 3)}` +
+        `${m ? `, ÷mosquitto ${round(g.msgPerS / m.msgPerS, 3)}` : ''}; gateway CPU ${g.cpuUsPerMsg.gateway} µs/msg (main thread ${g.cpuUsPerMsg['gateway.main-thread']}), ` +
+        `bare ${b.cpuUsPerMsg.bare}${m ? `, mosquitto ${m.cpuUsPerMsg.mosquitto} + subscriber ${m.cpuUsPerMsg.subscriber}` : ''}; PUBACK p50 ${g.ackP50Ms ?? '–'} ms; load average ${la})`);
     }
     const stats = await gw.request({ type: 'stats' });
     if (stats.type !== 'stats') throw new Error('stats');
@@ -546,18 +575,23 @@ async function comparePhase(load: LoadGen, influx: Influxd, o: Opts, c: { qos: 0
       qos: c.qos, client: c.client, rounds: c.rounds, bare: pick(bareRuns), pipeline,
       ratio: round(median(gwRuns.map((x) => x.msgPerS)) / median(bareRuns.map((x) => x.msgPerS)), 3),
       roundRatios: gwRuns.map((x, i) => round(x.msgPerS / bareRuns[i]!.msgPerS, 3)),
+      ...(mosqRuns.length ? {
+        mosquitto: pick(mosqRuns),
+        ratioMosquitto: round(median(gwRuns.map((x) => x.msgPerS)) / median(mosqRuns.map((x) => x.msgPerS)), 3),
+        roundRatiosMosquitto: gwRuns.map((x, i) => round(x.msgPerS / mosqRuns[i]!.msgPerS, 3)),
+      } : {}),
       cpuRatio: {
         mainThread: round(median(bareRuns.map((x) => x.cpuUsPerMsg['bare.main-thread']!)) / median(gwRuns.map((x) => x.cpuUsPerMsg['gateway.main-thread']!)), 3),
         process: round(median(bareRuns.map((x) => x.cpuUsPerMsg.bare!)) / median(gwRuns.map((x) => x.cpuUsPerMsg.gateway!)), 3),
       },
-      runs: { bare: bareRuns, pipeline: gwRuns },
+      runs: { bare: bareRuns, pipeline: gwRuns, ...(mosqRuns.length ? { mosquitto: mosqRuns } : {}) },
     };
-    log(`  QoS ${c.qos} ${c.client}: ratio of medians ${out.ratio} (rounds ${out.roundRatios.join(', ')}); CPU-cost ratio, main thread ${out.cpuRatio.mainThread}, whole process ${out.cpuRatio.process}; ` +
+    log(`  QoS ${c.qos} ${c.client}: ratio of medians ${out.ratio} (rounds ${out.roundRatios.join(', ')})${out.ratioMosquitto !== undefined ? `, ÷mosquitto ${out.ratioMosquitto} (rounds ${out.roundRatiosMosquitto!.join(', ')})` : ''}; CPU-cost ratio, main thread ${out.cpuRatio.mainThread}, whole process ${out.cpuRatio.process}; ` +
       `${pipeline.prometheus!.groupMean} records/fsync, commit p50 ${pipeline.commit?.commitMsP50.toFixed(2)} ms p95 ${pipeline.commit?.commitMsP95.toFixed(2)} ms; ` +
       `influx ${lagAtEnd} behind at end, caught up ${pipeline.influxCatchUpS} s later; count(*) ${influxCount}/${expected}${influxCount === expected ? ' ✓' : ' ✗'}`);
     return out;
   } finally {
-    await Promise.all([stopTarget(bare), stopTarget(gw)]);
+    await Promise.all([stopTarget(bare), stopTarget(gw), ...(mosq ? [stopTarget(mosq)] : [])]);
   }
 }
 
@@ -692,8 +726,10 @@ export function ingestTable(r: IngestResults): [string, string][] {
   for (const [name, cmp] of [['QoS 1', r.qos1], ['QoS 0 telemetry', r.qos0], ['QoS 1, mqtt.js clients', r.mqttjs]] as const) {
     if (!cmp) continue;
     rows.push([`bare aedes, ${name}`, `${cmp.bare.msgPerS} msg/s (median run)${ack(cmp.bare)}`]);
+    if (cmp.mosquitto) rows.push([`Mosquitto → subscriber, ${name}`, `${cmp.mosquitto.msgPerS} msg/s (median run)${ack(cmp.mosquitto)}; CPU ${cpu(cmp.mosquitto.cpuUsPerMsg)} µs/msg`]);
     rows.push([`full pipeline, ${name}`, `${cmp.pipeline.msgPerS} msg/s (median run)${ack(cmp.pipeline)}`]);
-    rows.push([`ratio, ${name}`, `${cmp.ratio}  (rounds ${cmp.roundRatios.join(', ')})${cmp === r.qos1 ? '  — target ≥ 0.8; prototype without durability 0.66' : ''}`]);
+    rows.push([`ratio ÷ bare aedes, ${name}`, `${cmp.ratio}  (rounds ${cmp.roundRatios.join(', ')})`]);
+    if (cmp.ratioMosquitto !== undefined) rows.push([`ratio ÷ Mosquitto, ${name}`, `${cmp.ratioMosquitto}  (rounds ${cmp.roundRatiosMosquitto!.join(', ')})${cmp.qos === 1 ? '  — issue 11 goal ≥ 1.0' : '  — issue 11 goal ≥ 0.7'}`]);
     rows.push([`CPU-cost ratio, ${name}`, `main thread ${cmp.cpuRatio.mainThread}, whole process ${cmp.cpuRatio.process}  (bare CPU µs/msg ÷ pipeline CPU µs/msg)`]);
     rows.push([`CPU µs/msg bare, ${name}`, cpu(cmp.bare.cpuUsPerMsg)]);
     rows.push([`CPU µs/msg pipeline, ${name}`, cpu(cmp.pipeline.cpuUsPerMsg)]);

@@ -1,9 +1,9 @@
 /** MQTT framing shared by the bench's raw-socket clients (loadgen.ts, faceLoad.ts). */
 
-/** Splits a byte stream into MQTT control packets (type nibble + body). */
+/** Splits a byte stream into MQTT control packets (type nibble, body, flags nibble). */
 export class FrameReader {
   private buf: Buffer = Buffer.alloc(0);
-  constructor(private readonly onPacket: (type: number, body: Buffer) => void) {}
+  constructor(private readonly onPacket: (type: number, body: Buffer, flags: number) => void) {}
   push(chunk: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     let off = 0;
@@ -17,7 +17,7 @@ export class FrameReader {
         if ((b & 0x80) === 0) { complete = true; i++; break; }
       }
       if (!complete || this.buf.length - i < len) break;
-      this.onPacket(this.buf[off]! >> 4, this.buf.subarray(i, i + len));
+      this.onPacket(this.buf[off]! >> 4, this.buf.subarray(i, i + len), this.buf[off]! & 0x0f);
       off = i + len;
     }
     this.buf = off === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(off);

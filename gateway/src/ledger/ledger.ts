@@ -5,9 +5,10 @@ import { RpcWorker } from '../util/workerRpc.ts';
 import type { AppendReply, AppendRequest } from './ledgerWorker.ts';
 import type { AppendResult, EvidenceFile, LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './types.ts';
 
+/** One `appendMany` (or `append`): its records commit in one group and settle with one promise. */
 interface Pending {
-  record: LedgerRecord;
-  resolve: (r: AppendResult) => void;
+  records: LedgerRecord[];
+  resolve: (r: AppendResult[]) => void;
   reject: (e: Error) => void;
 }
 
@@ -108,8 +109,10 @@ export class Ledger implements LedgerReads {
   private readonly reader: Database.Database;
   private readonly queries: LedgerQueries;
   private pending: Pending[] = [];
+  /** Records in `pending` (the burst threshold counts records, not calls). */
+  private pendingRecords = 0;
   private pendingFiles: EvidenceFile[] = [];
-  private inflight: Map<number, Pending[]> = new Map();
+  private inflight: Map<number, { calls: Pending[]; records: LedgerRecord[] }> = new Map();
   private nextId = 1;
   private scheduled = false;
   private closed = false;
@@ -146,8 +149,8 @@ export class Ledger implements LedgerReads {
 
   /** Records waiting for, or in, a group commit. */
   get backlog(): number {
-    let n = this.pending.length;
-    for (const group of this.inflight.values()) n += group.length;
+    let n = this.pendingRecords;
+    for (const group of this.inflight.values()) n += group.records.length;
     return n;
   }
 
@@ -162,22 +165,30 @@ export class Ledger implements LedgerReads {
   }
 
   append(record: LedgerRecord, files: EvidenceFile[] = []): Promise<AppendResult> {
+    return this.appendMany([record], files).then((r) => r[0]!);
+  }
+
+  /**
+   * The records of one message (a reading, a batch of up to 1,000) go into the same group and
+   * settle with one promise: a promise per record cost the ingest path more than the commit.
+   */
+  appendMany(records: LedgerRecord[], files: EvidenceFile[] = []): Promise<AppendResult[]> {
     if (this.failed) return Promise.reject(this.failed);
     if (this.closed) return Promise.reject(new Error('ledger is closed'));
+    if (records.length === 0) {
+      if (files.length === 0) return Promise.resolve([]);
+      records = [];
+    }
     if (files.length) this.pendingFiles.push(...files);
     return new Promise((resolve, reject) => {
-      this.pending.push({ record, resolve, reject });
+      this.pending.push({ records, resolve, reject });
+      this.pendingRecords += records.length;
       this.schedule();
     });
   }
 
-  appendMany(records: LedgerRecord[], files: EvidenceFile[] = []): Promise<AppendResult[]> {
-    if (records.length === 0 && files.length === 0) return Promise.resolve([]);
-    return Promise.all(records.map((r, i) => this.append(r, i === 0 ? files : [])));
-  }
-
   private schedule(): void {
-    if (this.pending.length >= this.burstGroup) this.flush();
+    if (this.pendingRecords >= this.burstGroup) this.flush();
     if (this.scheduled || this.inflight.size > 0 || this.pending.length === 0) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -196,16 +207,21 @@ export class Ledger implements LedgerReads {
    */
   private flush(): void {
     if (this.pending.length === 0 || this.failed) return;
-    if (this.inflight.size > 0 && (this.inflight.size >= MAX_INFLIGHT_GROUPS || this.pending.length < this.burstGroup)) return;
-    const group = this.pending.splice(0, this.maxGroup);
+    if (this.inflight.size > 0 && (this.inflight.size >= MAX_INFLIGHT_GROUPS || this.pendingRecords < this.burstGroup)) return;
+    // Whole calls, up to maxGroup records (a call larger than that still goes as one group).
+    let n = 0, size = 0;
+    while (n < this.pending.length && (n === 0 || size + this.pending[n]!.records.length <= this.maxGroup)) size += this.pending[n++]!.records.length;
+    const calls = this.pending.splice(0, n);
+    this.pendingRecords -= size;
+    const records = calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
     const files = this.pendingFiles;
     this.pendingFiles = [];
     const id = this.nextId++;
-    this.inflight.set(id, group);
-    this.worker.call({ records: group.map((p) => p.record), files }).then(
+    this.inflight.set(id, { calls, records });
+    this.worker.call({ records, files }).then(
       (reply) => this.settle(id, reply),
       (err: Error) => {
-        const failed = this.inflight.get(id) ?? [];
+        const failed = this.inflight.get(id)?.calls ?? [];
         this.inflight.delete(id);
         this.fail(new Error(`ledger commit failed: ${err.message}`), failed);
       },
@@ -216,17 +232,29 @@ export class Ledger implements LedgerReads {
     const group = this.inflight.get(id);
     if (!group) return;
     this.inflight.delete(id);
-    this.opts.onCommit?.({ records: group.length, commitMs: reply.commitMs, fileMs: reply.fileMs });
+    const { calls, records } = group;
+    this.opts.onCommit?.({ records: records.length, commitMs: reply.commitMs, fileMs: reply.fileMs });
     const committed: StoredRecord[] = [];
-    reply.seqs.forEach((seq, i) => {
-      if (seq !== null) {
-        committed.push({ ...group[i]!.record, seq });
-        if (seq > this.committedSeq) this.committedSeq = seq;
-      }
-    });
+    const { seqs } = reply;
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i]!;
+      if (seq === null) continue;
+      // The record itself becomes the stored record (nobody else holds it): no copy per record.
+      const stored = records[i] as StoredRecord;
+      stored.seq = seq;
+      committed.push(stored);
+      if (seq > this.committedSeq) this.committedSeq = seq;
+    }
     // The next group goes to disk before anyone downstream runs: durability first.
     this.flush();
-    reply.seqs.forEach((seq, i) => group[i]!.resolve({ seq }));
+    let at = 0;
+    for (const c of calls) {
+      const n = c.records.length;
+      const results: AppendResult[] = new Array(n);
+      for (let k = 0; k < n; k++) results[k] = { seq: seqs[at + k]! };
+      at += n;
+      c.resolve(results);
+    }
     if (committed.length) for (const l of this.commitListeners) l(committed);
     this.notifyDrained();
   }
@@ -235,10 +263,11 @@ export class Ledger implements LedgerReads {
     if (this.failed) return;
     this.failed = err;
     for (const p of group) p.reject(err);
-    for (const g of this.inflight.values()) for (const p of g) p.reject(err);
+    for (const g of this.inflight.values()) for (const p of g.calls) p.reject(err);
     for (const p of this.pending) p.reject(err);
     this.inflight.clear();
     this.pending = [];
+    this.pendingRecords = 0;
     this.notifyDrained();
     this.opts.onFatal?.(err);
   }

@@ -65,9 +65,12 @@ export class LiveState {
     }
     const b = r.body as Record<string, unknown>;
     if (r.kind === 'reading') {
-      for (const [metric, value] of Object.entries(b.metrics as Record<string, number>)) {
+      // Entries are updated in place (readers copy them): no object per metric per reading.
+      const metrics = b.metrics as Record<string, number>;
+      for (const metric in metrics) {
         const prev = d.latest.get(metric);
-        if (!prev || prev.ts <= r.ts) d.latest.set(metric, { value, ts: r.ts });
+        if (!prev) d.latest.set(metric, { value: metrics[metric]!, ts: r.ts });
+        else if (prev.ts <= r.ts) { prev.value = metrics[metric]!; prev.ts = r.ts; }
       }
     } else if (r.kind === 'status') {
       if (!d.status || d.status.ts <= r.ts) {
