@@ -29,9 +29,6 @@ export const API_ROUTES: ((deps: ApiDeps) => FastifyPluginAsyncZod)[] = [
   faceRoutes,
   webhookRoutes,
   statsRoutes,
-<<<<<<< HEAD
   snapshotRoutes,
-=======
   commandRoutes,
->>>>>>> issue-13-s2
 ];
