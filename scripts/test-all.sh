@@ -39,9 +39,13 @@ suite() {
   local report; report="$(mktemp -t sitegate-vitest-XXXXXX.json)"
   echo "== suite: ${label}"
   local timing; timing="$(mktemp -t sitegate-vitest-XXXXXX.json)"
-  "${prefix[@]}" npx vitest run "${extra[@]}" --reporter=default --reporter=json --outputFile.json="$report" || status=1
+  local rc=0
+  "${prefix[@]}" npx vitest run "${extra[@]}" --reporter=default --reporter=json --outputFile.json="$report" || rc=$?
+  [ $rc -ne 0 ] && { status=1; echo "FAILED [${label}] vitest exited with status ${rc} (an error outside any test, e.g. a test process that crashed, is printed above under 'Unhandled Errors')" >>"$FAILURES"; }
   # Tight latency bounds, measured alone (vitest.timing.config.ts).
-  "${prefix[@]}" npx vitest run -c vitest.timing.config.ts --reporter=default --reporter=json --outputFile.json="$timing" || status=1
+  rc=0
+  "${prefix[@]}" npx vitest run -c vitest.timing.config.ts --reporter=default --reporter=json --outputFile.json="$timing" || rc=$?
+  [ $rc -ne 0 ] && { status=1; echo "FAILED [${label}] timing run: vitest exited with status ${rc}" >>"$FAILURES"; }
   local counts
   counts="$(node -e '
     let passed = 0, failed = 0;
@@ -53,17 +57,17 @@ suite() {
     console.log(passed, failed);
   ' "$report" "$timing" 2>/dev/null || echo "0 1")"
   # The names of what failed, with the first line of each error, so the tail of a CI log says it.
-  node -e '
+  LABEL="$label" node -e '
     for (const f of process.argv.slice(1)) {
       const r = JSON.parse(require("fs").readFileSync(f, "utf8"));
       for (const file of r.testResults) {
         if (file.status === "failed" && file.assertionResults.every((t) => t.status !== "failed")) {
-          console.log("FAILED (file) " + file.name + ": " + String(file.message || "").split("\n")[0]);
+          console.log("FAILED [" + process.env.LABEL + "] (file) " + file.name + ": " + String(file.message || "").split("\n")[0]);
         }
         for (const t of file.assertionResults) {
           if (t.status !== "failed") continue;
           const why = String((t.failureMessages || [])[0] || "").split("\n")[0];
-          console.log("FAILED " + file.name + " > " + t.fullName + ": " + why.slice(0, 300));
+          console.log("FAILED [" + process.env.LABEL + "] " + file.name + " > " + t.fullName + ": " + why.slice(0, 300));
         }
       }
     }

@@ -7,6 +7,7 @@
  * stopped midway saves a snapshot, so the next start replays only what is after it. The device
  * liveness read-back at start (up to 200,000 records) also ends at a stop.
  */
+import type { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Check, CheckFactory } from '../gateway/src/checks/check.ts';
 import { deviceOfflineCheck } from '../gateway/src/checks/device-offline/deviceOffline.ts';
@@ -132,7 +133,8 @@ describe('checks behind ingest', () => {
     const secret = await g.device(SITE, 'ENV-3');
     // 12,000 readings straight into the ledger, with the hazard check told nothing (as after a crash).
     const hazard = () => g!.gw.checks.get<HazardCheck>('hazard')!;
-    hazard().stop = async () => {};
+    // A crash: no snapshot at the stop; the engines' thread just ends.
+    hazard().stop = () => (hazard() as unknown as { worker: Worker }).worker.terminate().then(() => undefined);
     await g.gw.checks.stop();
     const records = Array.from({ length: 12_000 }, (_, i) => ({
       kind: 'reading' as const, siteId: SITE, deviceId: 'ENV-3', ts: T0 + i, msgId: `b${i}`, dedupeKey: `ENV-3:b${i}`, receivedAt: T0,

@@ -16,8 +16,8 @@
  * Re-ingesting readings already held (a ledger replay after the snapshot point) is a no-op and
  * emits nothing, so replaying from a little before the snapshot neither misses nor repeats alerts.
  */
-import type { AlertKind, AlertSignal, Severity } from '../types.ts';
-import { DAY_MS, learntInterval } from './aggregates.ts';
+import type { AlertSignal } from '../types.ts';
+import { DAY_MS } from './aggregates.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import {
   SEVERITY,
@@ -30,122 +30,20 @@ import {
   signalsBetween,
   stateAfter,
   step,
-  type SignalTarget,
-  type TrackState,
   type Transition,
 } from './history.ts';
-import { messageFor } from './messages.ts';
 import { HazardSnapshot } from './snapshot.ts';
-import { type HazardRule, type Limits, type ObserveContext, type Observation, type RuleMemo } from './rule.ts';
 import { HazardSettings, RULES_BY_METRIC, resolveLimits } from './settings.ts';
 import { Series } from './series.ts';
 
 /** domain.md "Event times": older than this behind the device's latest reading is `late`. */
 export const LATE_HORIZON_MS = DAY_MS;
-/** Gaps the interval is learnt from (median), and so samples a late reading can still affect. */
-const LEARN_GAPS = 16;
 /** Older samples kept beyond the look-back: previous sample, interpolation bracket, gaps. */
 const KEEP_OLDER = LEARN_GAPS + 2;
+import { Context, LEARN_GAPS, newTrack, prune, type DeviceState, type SeriesState, type Track } from './tracks.ts';
+import type { HazardAlert, HazardDevice, HazardEngineOptions, HazardReading, HazardStats } from './engineTypes.ts';
 
-export interface HazardReading {
-  siteId: string;
-  deviceId: string;
-  /** Event time, epoch ms. */
-  ts: number;
-  metrics: Record<string, number>;
-}
-
-export interface HazardDevice {
-  /** Registered sampling interval; learnt from the spacing when absent. */
-  intervalS?: number;
-}
-
-export interface HazardEngineOptions {
-  /** The site's IANA time zone (domain.md "Calendar": default Asia/Shanghai). */
-  timezone: string;
-  settings?: HazardSettings;
-  /** Registered interval of a device, for callers that do not pass it to `ingest`. */
-  intervalOf?: (deviceId: string) => number | undefined;
-}
-
-/** An alert as the readings held imply it (the alert store's view, once signals are applied). */
-export interface HazardAlert {
-  kind: Extract<AlertKind, `hazard.${string}`>;
-  siteId: string;
-  key: string;
-  subject: { deviceId: string; metric: string };
-  severity: Exclude<Severity, 'info'>;
-  openedAt: number;
-  clearedAt: number | null;
-  evidence: Record<string, unknown>;
-}
-
-export interface HazardStats {
-  /** Readings evaluated. */
-  readings: number;
-  /** Metric values placed in a series (metrics without a rule are not kept). */
-  samples: number;
-  /** Readings more than 24 h older than their device's latest: not evaluated. */
-  late: number;
-  /** Values already held (a replay): nothing to do. */
-  unchanged: number;
-  /** Samples placed before the newest of their series (late or out of order). */
-  outOfOrder: number;
-  /** Samples at which a rule was evaluated, re-evaluations included. */
-  evaluations: number;
-  signals: number;
-  /** Alerts withdrawn because late data disproved them. */
-  retracted: number;
-}
-
-interface Track {
-  readonly rule: HazardRule;
-  /** The rule's evidence under the limits in force, for transitions. */
-  readonly evidence: (obs: Observation) => Record<string, unknown>;
-  readonly target: SignalTarget;
-  limits: Limits | undefined;
-  readonly memo: RuleMemo;
-  transitions: Transition[];
-  /** State after all transitions. */
-  state: TrackState;
-}
-
-interface SeriesState {
-  readonly metric: string;
-  readonly data: Series;
-  readonly tracks: Track[];
-  readonly lookbackMs: number;
-}
-
-interface DeviceState {
-  readonly siteId: string;
-  readonly deviceId: string;
-  latest: number;
-  readonly series: Map<string, SeriesState>;
-}
-
-class Context implements ObserveContext {
-  ts!: Float64Array;
-  v!: Float64Array;
-  n: Float64Array | null = null;
-  sum: Float64Array | null = null;
-  energy: Float64Array | null = null;
-  max: Float64Array | null = null;
-  version = 0;
-  memo!: RuleMemo;
-  first = 0;
-  end = 0;
-  j = 0;
-  metric = '';
-  limits!: Limits;
-  registeredMs: number | undefined;
-
-  constructor(readonly calendar: SiteCalendar) {}
-
-  intervalMs(): number | undefined {
-    return this.registeredMs ?? learntInterval(this, this.j, LEARN_GAPS);
-  }
-}
+export type { HazardAlert, HazardDevice, HazardEngineOptions, HazardReading, HazardStats } from './engineTypes.ts';
 
 export class HazardEngine {
   readonly timezone: string;
@@ -400,36 +298,4 @@ export class HazardEngine {
       out.push(s);
     }
   }
-}
-
-function newTrack(dev: DeviceState, metric: string, rule: HazardRule): Track {
-  const key =
-    rule.kind === 'hazard.rate'
-      ? `hazard.rate:${dev.deviceId}:${metric}`
-      : `hazard.threshold:${dev.deviceId}:${metric}:${rule.id}`;
-  const track: Track = {
-    rule,
-    evidence: (obs) => rule.evidence(obs, track.limits as Limits),
-    limits: undefined,
-    memo: {},
-    transitions: [],
-    state: closedState(),
-    target: {
-      kind: rule.kind,
-      siteId: dev.siteId,
-      key,
-      subject: { deviceId: dev.deviceId, metric },
-      message: (s) => messageFor(rule, metric, s),
-    },
-  };
-  return track;
-}
-
-/** Forgets alerts that ended before `cutoff`: no reading still accepted can change them. */
-function prune(track: Track, cutoff: number): void {
-  const list = track.transitions;
-  if (list.length === 0 || list[0].at >= cutoff) return;
-  let drop = 0;
-  for (let i = 0; i < list.length && list[i].at < cutoff; i++) if (list[i].type === 'close') drop = i + 1;
-  if (drop > 0) track.transitions = list.slice(drop);
 }

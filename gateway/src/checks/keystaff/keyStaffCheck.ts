@@ -6,7 +6,6 @@ import type { StoredRecord } from '../../ledger/types.ts';
 import type { Site } from '../../registry/registry.ts';
 import type { Check, CheckContext, CheckFactory } from '../check.ts';
 import { CheckProgress } from '../progress.ts';
-import type { AlertKind, RaiseSignal } from '../types.ts';
 import { absentSignal } from './rules/absent.ts';
 import { attendanceLowSignal } from './rules/attendanceLow.ts';
 import { multiSiteSignals } from './rules/multiSite.ts';
