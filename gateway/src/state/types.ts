@@ -97,7 +97,7 @@ export interface Progress {
 }
 
 /** Each sink's cursor into the ledger and the records it refused as bad data. */
-export interface SinkState {
+export interface SinkStore {
   /** 0 for a sink that never confirmed a batch. */
   cursor(sink: string): number;
   saveCursor(sink: string, seq: number, at: number): void;
@@ -113,7 +113,7 @@ export interface StateStore {
   readonly alerts: Alerts;
   readonly audit: Audit;
   readonly registry: SiteRegistry;
-  readonly sinkState: SinkState;
+  readonly sinkState: SinkStore;
   /** The progress of one consumer (a check by its name, `alert-ledger`, `linkage`). */
   progress(consumer: string): Progress;
   /**
