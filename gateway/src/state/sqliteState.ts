@@ -33,7 +33,7 @@ export class SqliteStateStore implements StateStore {
 
   private constructor(o: SqliteStateOptions) {
     this.db = openStateDb(o.dataDir);
-    this.registry = new Registry(o.dataDir, { now: o.now, db: this.db, ...(o.scryptN ? { scryptN: o.scryptN } : {}) });
+    this.registry = new Registry(o.dataDir, { now: o.now, db: this.db, ...(o.scryptN !== undefined ? { scryptN: o.scryptN } : {}) });
     this.audit = new AuditTrail(this.db);
     this.alerts = new AlertStore({
       db: this.db, audit: this.audit, now: o.now,
