@@ -12,9 +12,8 @@ import { errorHandler } from './api/errorHandler.ts';
 import { API_ROUTES } from './api/routes/index.ts';
 import { operationsRoutes } from './api/routes/operations.ts';
 import { AlertLedgerFeed } from './alerts/alertLedger.ts';
-import { AlertStore, type AlertEvent } from './alerts/alertStore.ts';
-import { CheckProgress } from './checks/progress.ts';
-import { AuditTrail } from './audit/auditTrail.ts';
+import type { AlertEvent, AlertStore } from './alerts/alertStore.ts';
+import type { AuditTrail } from './audit/auditTrail.ts';
 import { SitePhotos } from './alerts/sitePhotos.ts';
 import { WebhookStore } from './webhooks/webhookStore.ts';
 import { WebhookDeliverer } from './webhooks/webhookDeliverer.ts';
@@ -33,8 +32,8 @@ import { ReportReader } from './ledger/reportReader.ts';
 import { createLogger } from './observability/logger.ts';
 import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
-import { Registry } from './registry/registry.ts';
-import { openStateDb } from './state/stateDb.ts';
+import type { Registry } from './registry/registry.ts';
+import { SqliteStateStore } from './state/sqliteState.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
@@ -42,7 +41,6 @@ import { InfluxV2Sink } from './sinks/influxV2.ts';
 import type { DeviceKindOf } from './sinks/points.ts';
 import type { Sink } from './sinks/sink.ts';
 import { SinkRunner } from './sinks/sinkRunner.ts';
-import { SinkStateStore } from './sinks/sinkState.ts';
 import { LiveState } from './state/liveState.ts';
 import { LiveHub } from './live/liveHub.ts';
 import { siteSummary } from './live/siteSummary.ts';
@@ -129,9 +127,11 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const metrics = createMetrics();
   const loop = new EventLoopMonitor();
   fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
-  // state.db (state/stateDb.ts): registry, alerts, audit, faces, check progress, sink cursors.
-  const state = openStateDb(config.SITEGATE_DATA_DIR);
-  const registry = new Registry(config.SITEGATE_DATA_DIR, { scryptN: config.SITEGATE_SECRET_SCRYPT_N, now, db: state });
+  // state.db (state/sqliteState.ts, migrations in state/stateDb.ts): registry, alerts, audit, sink
+  // cursors and dead letters behind the interfaces of state/types.ts; faces, commands, webhooks and
+  // the checks' own rows on the same connection.
+  const store = SqliteStateStore.open({ dataDir: config.SITEGATE_DATA_DIR, now, scryptN: config.SITEGATE_SECRET_SCRYPT_N });
+  const { db: state, registry, audit, alerts, sinkState } = store;
   let fatal: Error | null = null;
   const ledger = await Ledger.open(config.SITEGATE_DATA_DIR, {
     onCommit: ({ records, commitMs }) => {
@@ -146,22 +146,15 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const live = new LiveState(ledger);
   const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
   const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
-  const audit = new AuditTrail(state);
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
   const commands = new CommandStore({ db: state, audit, now });
   const commandDelivery = new CommandDelivery({ store: commands, metrics, logger: logger.child({ component: 'commands' }), now, sweepMs: deps.commandSweepMs ?? 5_000 });
   const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }), commands: commandDelivery });
   commandDelivery.attach(broker.aedes);
-  const sinkState = new SinkStateStore(state);
   const sinks = [...configuredSinks(config, (deviceId) => registry.device(deviceId)?.kind), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
     sink, ledger, state: sinkState, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,
   }));
   const adminTokenFile = bootstrapAdmin(config, registry, logger);
-  const alerts = new AlertStore({
-    db: state, audit, now,
-    escalationFor: (siteId) => registry.site(siteId)?.settings.escalationS,
-    rectifyFor: (siteId) => registry.site(siteId)?.settings.rectifyS,
-  });
   const photos = new SitePhotos(state, ledger.evidenceDir, now);
   // Webhooks: the outbox is written in each alert change's own transaction (webhooks/webhookStore.ts).
   const webhooks = new WebhookStore(state, registry, now);
@@ -177,14 +170,14 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
-  const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: new CheckProgress(state, 'alert-ledger'), logger });
+  const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger });
   alerts.onEvent((e: AlertEvent) => {
     broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...alerts.view(e.alert) });
     alertLedger.record(e);
   });
   // Linkage (contract §7): commands sent on alert events after their commit, with a cursor for a crash in between.
   const linkage = new Linkage({
-    alerts, commands, registry, audit, progress: new CheckProgress(state, 'linkage'), metrics, logger: logger.child({ component: 'linkage' }), now,
+    alerts, commands, registry, audit, progress: store.progress('linkage'), metrics, logger: logger.child({ component: 'linkage' }), now,
   });
   const liveHub = new LiveHub({
     ledger, alerts, now,
@@ -265,8 +258,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await Promise.all(sinks.map((s) => s.close()));
       alertLedger.close();
       await ledger.close();
-      registry.close();
-      state.close();
+      store.close();
       loop.stop();
       logger.info('sitegate stopped');
     },

@@ -3,7 +3,6 @@ import { openStateDb } from '../state/stateDb.ts';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { AuditTrail } from '../audit/auditTrail.ts';
 import type { RaiseSignal } from '../checks/types.ts';
-import { Transactions } from '../state/transactions.ts';
 import { AlertStore, type AlertEvent } from './alertStore.ts';
 
 const T0 = Date.parse('2026-09-01T02:00:00Z');
@@ -12,6 +11,8 @@ const raise = (over: Partial<RaiseSignal> = {}): RaiseSignal => ({
   key: 'hazard.threshold:D1:pm10:dust-mean', severity: 'warning', openedAt: T0, message: 'pm10 1-h mean 162 > 150', evidence: { mean: 162 }, ...over,
 });
 
+// Lifecycle promises any engine must keep (raise once, clear, withdraw on exclusive facts, events
+// after the commit, the audit chain) are in state/stateContract.ts; these are the SQLite store's own.
 describe('alert store (contract §5 lifecycle) on a real SQLite database', () => {
   let db: Database.Database;
   let now: number;
@@ -37,61 +38,10 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     expect(events.map((e) => e.type)).toEqual(['opened', 'severity']);
   });
 
-  it('tells listeners only after the commit: nothing from a transaction that rolls back, everything once one commits', () => {
-    const tx = Transactions.of(db);
-    expect(() => tx.run(() => {
-      store.apply(raise());
-      expect(events).toEqual([]); // not yet: the transaction is open
-      throw new Error('the cursor write failed');
-    })).toThrow('the cursor write failed');
-    expect(events).toEqual([]);
-    expect(store.list({ limit: 10 }).items).toEqual([]); // and the alert itself rolled back with it
-    const opened = tx.run(() => {
-      const a = store.apply(raise())!;
-      // A nested part that fails takes only its own event with it.
-      expect(() => tx.run(() => { store.apply({ type: 'clear', kind: 'hazard.threshold', siteId: 'S1', key: a.key, at: T0 + 1 }); throw new Error('inner'); })).toThrow('inner');
-      expect(events).toEqual([]);
-      return a;
-    });
-    expect(events.map((e) => [e.type, e.alert.id])).toEqual([['opened', opened.id]]);
-    expect(store.list({ limit: 10 }).items.map((a) => a.state)).toEqual(['open']);
-  });
-
   it('refuses to change an alert inside a transaction that did not go through Transactions.run', () => {
     expect(() => db.transaction(() => store.apply(raise()))()).toThrow(/not opened through Transactions.run/);
     expect(events).toEqual([]);
     expect(store.list({ limit: 10 }).items).toEqual([]);
-  });
-
-  it('reconcile raises a condition exactly once, whatever its state since; exclusive facts withdraw what they no longer support', () => {
-    const a = store.reconcile(raise().key, raise(), { exclusive: false })!;
-    expect(store.reconcile(raise().key, raise(), { exclusive: false })!.id).toBe(a.id); // a replay: on record
-    store.resolve(a.id, 'inspector');
-    expect(store.reconcile(raise().key, raise(), { exclusive: false })!.id).toBe(a.id); // resolved by a person: not raised again
-    // Not exclusive: a later occurrence under the same key is a new alert; the first stands.
-    const later = store.reconcile(raise().key, raise({ openedAt: T0 + 7_200_000 }), { exclusive: false })!;
-    expect(later.id).not.toBe(a.id);
-    expect(store.get(a.id)!.withdrawn).toBe(false);
-    // Exclusive: the facts now place the condition elsewhere → the one on record is withdrawn, the new one raised.
-    const key = 'keystaff.absent:S1:W1:2026-09-01';
-    const absent = (openedAt: number): RaiseSignal => raise({ kind: 'keystaff.absent', key, subject: { workerId: 'W1' }, openedAt });
-    const first = store.reconcile(key, absent(T0), { exclusive: true })!;
-    const moved = store.reconcile(key, absent(T0 + 60_000), { exclusive: true })!;
-    expect(moved.id).not.toBe(first.id);
-    expect(store.get(first.id)).toMatchObject({ withdrawn: true, state: 'cleared' });
-    // …and facts that support nothing withdraw the last one.
-    expect(store.reconcile(key, null, { exclusive: true, reason: 'checked in after all' })).toBeUndefined();
-    expect(store.get(moved.id)!.withdrawn).toBe(true);
-    expect(events.filter((e) => e.alert.key === key).map((e) => e.type)).toEqual(['opened', 'withdrawn', 'opened', 'withdrawn']);
-    expect(() => store.reconcile('other', raise(), { exclusive: false })).toThrow(/given a signal for/);
-  });
-
-  it('clears when the condition ends, and the next occurrence opens a new alert', () => {
-    const a = store.apply(raise())!;
-    store.apply({ type: 'clear', kind: 'hazard.threshold', siteId: 'S1', key: a.key, at: T0 + 3_600_000 });
-    expect(store.get(a.id)!.state).toBe('cleared');
-    const b = store.apply(raise({ openedAt: T0 + 7_200_000 }))!;
-    expect(b.id).not.toBe(a.id);
   });
 
   it('withdraws an alert that late data disproved, hides it from lists, keeps it in the trail', () => {
@@ -156,15 +106,6 @@ describe('alert store (contract §5 lifecycle) on a real SQLite database', () =>
     expect(store.list({ limit: 100, since: T0 + 3000 }).items).toHaveLength(10);
     expect(store.list({ limit: 100, state: 'acked' }).items).toHaveLength(0);
     expect(store.list({ limit: 100, siteIds: [] }).items).toHaveLength(0);
-  });
-
-  it('records every transition in a hash chain that detects any edit', () => {
-    const a = store.apply(raise())!;
-    store.ack(a.id, 'u1');
-    store.resolve(a.id, 'u1', 'done');
-    expect(audit.verify()).toMatchObject({ ok: true, entries: 3 });
-    db.prepare("UPDATE audit_log SET data = replace(data, 'u1', 'u9') WHERE seq = 2").run();
-    expect(audit.verify()).toMatchObject({ ok: false, brokenAt: 2 });
   });
 
   it('detects a removed entry in the chain', () => {

@@ -9,6 +9,7 @@ import { SitegateError } from '../errors.ts';
 import { decodeCursor, encodeCursor, fromRow, isOverdue, type AlertEvent, type AlertRecord, type AlertView } from './alertRecord.ts';
 import { listAlerts, type AlertQuery } from './alertList.ts';
 import { DEFAULT_ESCALATION_S, DEFAULT_RECTIFY_S, nextStep, stepNote, type Limits } from './deadlines.ts';
+import type { Alerts } from '../state/types.ts';
 
 export type { AlertState, AlertEventType };
 export type { AlertEvent, AlertRecord, AlertView, AlertQuery };
@@ -37,7 +38,7 @@ type TimerRow = { id: string; site_id: string; severity: Severity; state: AlertS
  * Every change is one transaction with its entry in the hash-chained audit trail and whatever
  * durable consumers (the webhook outbox) write for it; other listeners hear it after the commit.
  */
-export class AlertStore {
+export class AlertStore implements Alerts {
   private readonly sql: (text: string) => Database.Statement;
   private readonly tx: Transactions;
   private readonly audit: AuditTrail;

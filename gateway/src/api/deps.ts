@@ -1,9 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
-import type { AlertStore } from '../alerts/alertStore.ts';
 import type { SitePhotos } from '../alerts/sitePhotos.ts';
 import type { WebhookStore } from '../webhooks/webhookStore.ts';
-import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { CheckRunner } from '../checks/checkRunner.ts';
 import type { CommandStore } from '../commands/commandStore.ts';
@@ -16,7 +14,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { SinkRunner } from '../sinks/sinkRunner.ts';
-import type { SinkStateStore } from '../sinks/sinkState.ts';
+import type { Alerts, Audit, SinkStore } from '../state/types.ts';
 import type { LiveState } from '../state/liveState.ts';
 
 /** Everything the HTTP routes use, handed in as one object (style.md §7). */
@@ -28,10 +26,10 @@ export interface ApiDeps {
   live: LiveState;
   sinks: SinkRunner[];
   /** Sink cursors and dead letters. */
-  sinkState: SinkStateStore;
-  alerts: AlertStore;
+  sinkState: SinkStore;
+  alerts: Alerts;
   liveHub: LiveHub;
-  audit: AuditTrail;
+  audit: Audit;
   checks: CheckRunner;
   faces: FaceRegistry;
   /** Photos uploaded for a site (rectifications). */

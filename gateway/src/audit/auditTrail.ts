@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { statementCache } from '../util/statements.ts';
+import type { Audit } from '../state/types.ts';
 
 /**
  * The tamper-evident history (全程留痕): an append-only log in which every entry carries the
@@ -34,7 +35,7 @@ export function entryHash(prevHash: string, e: Pick<AuditEntry, 'seq' | 'at' | '
   return crypto.createHash('sha256').update(`${prevHash}\n${canonicalJson({ seq: e.seq, at: e.at, type: e.type, subject: e.subject, data: e.data })}`).digest('hex');
 }
 
-export class AuditTrail {
+export class AuditTrail implements Audit {
   /** Statements compiled once (alert-heavy loads call these per signal). */
   private readonly sql: (text: string) => Database.Statement;
 

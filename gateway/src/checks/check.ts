@@ -1,7 +1,5 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
-import type { AlertStore } from '../alerts/alertStore.ts';
-import type { AuditTrail } from '../audit/auditTrail.ts';
 import type { LedgerStore, RecordKind } from '../ledger/types.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
@@ -9,13 +7,14 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { LiveState } from '../state/liveState.ts';
+import type { Alerts, Audit } from '../state/types.ts';
 
 /** What every check may use, handed in as one object. */
 export interface CheckContext {
   registry: Registry;
   ledger: LedgerStore;
-  alerts: AlertStore;
-  audit: AuditTrail;
+  alerts: Alerts;
+  audit: Audit;
   live: LiveState;
   logger: Logger;
   metrics: Metrics;

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { Transactions } from '../state/transactions.ts';
+import type { Progress } from '../state/types.ts';
 
 /**
  * Small durable counters a check keeps in state.db to restart where it stopped: a ledger cursor
@@ -7,7 +8,7 @@ import { Transactions } from '../state/transactions.ts';
  * One row per (check, scope). Writes are cheap upserts; wrap them in the same transaction as the
  * alert changes they cover so that a crash never separates the two.
  */
-export class CheckProgress {
+export class CheckProgress implements Progress {
   private readonly getStmt: Database.Statement;
   private readonly putStmt: Database.Statement;
   private readonly allStmt: Database.Statement;

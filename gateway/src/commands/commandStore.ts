@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
 import { DEFAULT_COMMAND_TTL_S, type Command, type CommandMessage, type CommandResult, type CommandState } from '../../../schemas/src/command.ts';
-import type { AuditTrail } from '../audit/auditTrail.ts';
+import type { Audit } from '../state/types.ts';
 import type { Clock } from '../clock/clock.ts';
 import { Transactions } from '../state/transactions.ts';
 import { statementCache } from '../util/statements.ts';
@@ -74,7 +74,7 @@ export class CommandStore {
   private readonly tx: Transactions;
   private readonly created = new Set<Listener>();
 
-  constructor(private readonly o: { db: Database.Database; audit: AuditTrail; now: Clock }) {
+  constructor(private readonly o: { db: Database.Database; audit: Audit; now: Clock }) {
     this.sql = statementCache(o.db);
     this.tx = Transactions.of(o.db);
   }

@@ -1,11 +1,10 @@
 import type { Logger } from 'pino';
 import { DEFAULT_COMMAND_TTL_S, type LinkageRule } from '../../../schemas/src/command.ts';
-import type { AlertEvent, AlertRecord, AlertStore } from '../alerts/alertStore.ts';
-import type { AuditTrail } from '../audit/auditTrail.ts';
+import type { AlertEvent, AlertRecord } from '../alerts/alertStore.ts';
+import type { Alerts, Audit, SiteRegistry } from '../state/types.ts';
 import type { CheckProgress } from '../checks/progress.ts';
 import type { Clock } from '../clock/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { Registry } from '../registry/registry.ts';
 import type { CommandStore } from './commandStore.ts';
 
 const RANK = { info: 0, warning: 1, critical: 2 } as const;
@@ -48,7 +47,7 @@ export class Linkage {
   private cursor = 0;
 
   constructor(private readonly o: {
-    alerts: AlertStore; commands: CommandStore; registry: Pick<Registry, 'site' | 'device'>; audit: AuditTrail;
+    alerts: Alerts; commands: CommandStore; registry: Pick<SiteRegistry, 'site' | 'device'>; audit: Audit;
     progress: CheckProgress; metrics: Metrics; logger: Logger; now: Clock;
   }) {}
 

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';
-import type { AlertStore } from '../alerts/alertStore.ts';
+import type { Alerts } from '../state/types.ts';
 import type { Clock } from '../clock/clock.ts';
 import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
 import type { Token } from '../registry/registry.ts';
@@ -44,7 +44,7 @@ export class LiveHub {
   private readonly tickets = new Map<string, { token: Token; expires: number }>();
   dropped = 0;
 
-  constructor(private readonly o: { ledger: LedgerStore; alerts: AlertStore; now: Clock; summarise: (siteIds: string[]) => SiteSummary[] }) {
+  constructor(private readonly o: { ledger: LedgerStore; alerts: Alerts; now: Clock; summarise: (siteIds: string[]) => SiteSummary[] }) {
     o.ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
   }
 

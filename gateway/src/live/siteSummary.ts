@@ -1,4 +1,4 @@
-import type { AlertStore } from '../alerts/alertStore.ts';
+import type { Alerts } from '../state/types.ts';
 import { isOverdue, type AlertView } from '../alerts/alertRecord.ts';
 import { siteToday } from '../attendance/today.ts';
 import type { Broker } from '../broker/broker.ts';
@@ -32,7 +32,7 @@ export interface SummaryDeps {
   ledger: LedgerStore;
   live: LiveState;
   broker: Pick<Broker, 'connectedDevices'>;
-  alerts: AlertStore;
+  alerts: Alerts;
   now: Clock;
 }
 

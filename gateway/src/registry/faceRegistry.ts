@@ -4,7 +4,7 @@ import { Transactions } from '../state/transactions.ts';
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { AuditTrail } from '../audit/auditTrail.ts';
+import type { Audit } from '../state/types.ts';
 import { SitegateError } from '../errors.ts';
 import { DEFAULT_ENROL_MIN_FACE_PX, enrolmentFor, FacePool, type FaceAnalysis, type FaceAnalyzer } from '../face/index.ts';
 import { persistEvidence } from '../ledger/evidence.ts';
@@ -33,7 +33,7 @@ export interface FaceAnalyzerHandle extends FaceAnalyzer {
 export interface FaceRegistryOptions {
   db: Database.Database;
   evidenceDir: string;
-  audit: AuditTrail;
+  audit: Audit;
   metrics: Metrics;
   logger: Logger;
   now: Clock;

@@ -7,6 +7,7 @@ import { SitegateError } from '../errors.ts';
 import { cardFingerprint, hashSecret, installationKey, newSecret, tokenHash, verifySecret } from './secrets.ts';
 import type { Clock } from '../clock/clock.ts';
 import { openStateDb } from '../state/stateDb.ts';
+import type { SiteRegistry } from '../state/types.ts';
 
 export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
 export const DEFAULT_WORKDAYS = [1, 2, 3, 4, 5, 6];
@@ -53,7 +54,7 @@ export interface Token {
  * Sites, workers, devices and API tokens, plus small operational state (sink cursors, dead
  * letters), in `state.db`. Read paths are served from memory; every change is written through.
  */
-export class Registry {
+export class Registry implements SiteRegistry {
   readonly db: Database.Database;
   private readonly ownsDb: boolean;
   private readonly cardKey: Buffer;

@@ -4,13 +4,13 @@ import type { LedgerStore } from '../ledger/types.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { SinkError, type Sink } from './sink.ts';
-import type { SinkStateStore } from './sinkState.ts';
+import type { SinkStore } from '../state/types.ts';
 
 export interface SinkRunnerOptions {
   sink: Sink;
   ledger: LedgerStore;
   /** Cursor and dead letters (state.db). */
-  state: SinkStateStore;
+  state: SinkStore;
   metrics: Metrics;
   logger: Logger;
   /** Calendar clock (lag, dead-letter and cursor times). */

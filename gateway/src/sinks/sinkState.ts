@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { statementCache } from '../util/statements.ts';
+import type { SinkStore } from '../state/types.ts';
 
 export interface DeadLetter { id: number; sink: string; seq: number; line: string; error: string; at: number }
 
@@ -7,7 +8,7 @@ export interface DeadLetter { id: number; sink: string; seq: number; line: strin
  * What each sink keeps in state.db (tables in state/stateDb.ts): its cursor into the ledger,
  * advanced only after the database confirmed a batch, and the records it refused as bad data.
  */
-export class SinkStateStore {
+export class SinkStateStore implements SinkStore {
   private readonly sql: (text: string) => Database.Statement;
 
   constructor(db: Database.Database) {

@@ -1,4 +1,4 @@
-import type { AuditTrail } from '../../audit/auditTrail.ts';
+import type { Audit } from '../../state/types.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import type { CheckFactory } from '../check.ts';
 import { MonthlyDecisionCheck } from '../monthlyDecisions.ts';
@@ -29,7 +29,7 @@ interface ClosedEntry {
 }
 
 /** The latest digest of (site, month) recorded in the tamper-evident history, per worker. */
-export function recordedDigest(audit: AuditTrail, siteId: string, month: string, workerId: string): RecordedDigest | undefined {
+export function recordedDigest(audit: Audit, siteId: string, month: string, workerId: string): RecordedDigest | undefined {
   const entries = audit.bySubject(digestSubject(siteId, month));
   const last = entries[entries.length - 1];
   if (!last) return undefined;
