@@ -1,6 +1,7 @@
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClock } from './support/clock.ts';
+import { COMMAND_ANSWER_TIMEOUT_S } from '../schemas/src/command.ts';
 import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';
 
 /**
@@ -111,6 +112,41 @@ describe('commands to site equipment (contract §7)', () => {
     expect(g.gw.commands.get(keep)!.state).toBe('delivered');
     expect(g.gw.audit.bySubject(`command:${lapse}`).map((e) => e.type)).toEqual(['command.created', 'command.expired']);
     expect(g.gw.audit.verify().ok).toBe(true);
+  });
+
+  it('a delivered command never answered expires after COMMAND_ANSWER_TIMEOUT_S, counted; a late answer is kept, not applied', async () => {
+    // `keep` was PUBACKed by FOG-1 in the test before and never answered.
+    const keep = g.gw.commands.list('FOG-1').find((x) => x.action === 'off' && x.state === 'delivered')!;
+    expect(keep).toBeDefined();
+    const metric = async (event: string) => {
+      const line = (await g.api('GET', '/metrics')).text.split('\n').find((l) => l.startsWith(`sitegate_commands_total{event="${event}"} `));
+      return line ? Number(line.slice(line.lastIndexOf(' ') + 1)) : 0;
+    };
+    clock.set(keep.deliveredAt! + COMMAND_ANSWER_TIMEOUT_S * 1000 - 1);
+    expect(g.gw.commandDelivery.sweep()).toBe(0);
+    expect(g.gw.commands.get(keep.commandId)!.state).toBe('delivered');
+    clock.advance(1);
+    expect(g.gw.commandDelivery.sweep()).toBe(1);
+    const view = (await g.api('GET', `/sites/S1/devices/FOG-1/commands/${keep.commandId}`)).json;
+    expect(view).toMatchObject({ state: 'expired', deliveredAt: new Date(keep.deliveredAt!).toISOString(), message: expect.stringContaining(`no answer within ${COMMAND_ANSWER_TIMEOUT_S} s`) });
+    expect(view.resultAt).toBeUndefined();
+    expect(await metric('expired_unanswered')).toBe(1);
+    expect(g.gw.commandDelivery.sweep()).toBe(0); // once
+
+    // The answer comes after all: acknowledged (the device must not resend it for ever), kept in the audit trail, state unchanged.
+    const c = await g.connect('FOG-1', fog);
+    await c.publishAsync('sites/S1/devices/FOG-1/command-results', JSON.stringify({ commandId: keep.commandId, ts: clock.now(), ok: true, message: 'coil 0 off' }), { qos: 1 });
+    const after = (await g.api('GET', `/sites/S1/devices/FOG-1/commands/${keep.commandId}`)).json;
+    expect(after).toMatchObject({ state: 'expired', resultAt: new Date(clock.now()).toISOString(), message: view.message });
+    expect(await metric('late_result')).toBe(1);
+    await c.publishAsync('sites/S1/devices/FOG-1/command-results', JSON.stringify({ commandId: keep.commandId, ts: clock.now(), ok: true }), { qos: 1 });
+    expect(await metric('late_result')).toBe(1); // a repeat of it is a duplicate
+    const entries = g.gw.audit.bySubject(`command:${keep.commandId}`);
+    expect(entries.map((e) => e.type)).toEqual(['command.created', 'command.expired', 'command.late_result']);
+    expect(entries[1]!.data).toMatchObject({ unanswered: true, deliveredAt: keep.deliveredAt });
+    expect(entries[2]!.data).toMatchObject({ ok: true, message: 'coil 0 off' });
+    expect(g.gw.audit.verify().ok).toBe(true);
+    await c.endAsync();
   });
 
   it('a device hears only its own commands, cannot publish commands, and bad results are answered on its errors topic', async () => {

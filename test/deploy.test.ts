@@ -54,26 +54,11 @@ describe('docker-compose.yml', () => {
     expect(ds.url).toBe('http://influxdb:8086');
     expect(ds.jsonData).toMatchObject({ version: 'Flux', organization: 'sitegate', defaultBucket: 'sitegate' });
     expect(ds.secureJsonData.token).toBe('$INFLUX_TOKEN');
+    const ql = parse(fs.readFileSync(path.join(ROOT, 'dashboards/grafana/provisioning/datasources/influxdb.yml'), 'utf8')).datasources[1];
+    expect(ql).toMatchObject({ uid: 'sitegate-influxql', url: 'http://influxdb:8086', jsonData: { version: 'InfluxQL', dbName: 'sitegate' } });
+    expect(ql.secureJsonData.httpHeaderValue1).toBe('Token $INFLUX_TOKEN');
     expect(g.environment.INFLUX_TOKEN).toBeDefined();
   });
 });
-
-describe('Grafana dashboard', () => {
-  const dash = JSON.parse(fs.readFileSync(path.join(ROOT, 'dashboards/grafana/dashboards/sitegate.json'), 'utf8'));
-  const queries: string[] = dash.panels.flatMap((p: any) => p.targets.map((t: any) => t.query));
-
-  it('queries only measurements, tags and fields that contract §4 writes', () => {
-    const measurements = new Set(queries.flatMap((q) => [...q.matchAll(/_measurement == "([a-z_]+)"/g)].map((m) => m[1])));
-    expect([...measurements].sort()).toEqual(['alert', 'checkin', 'device_status', 'reading']);
-    const fields = new Set(queries.flatMap((q) => [...q.matchAll(/_field == "([a-z0-9_]+)"/g)].map((m) => m[1])));
-    const known = ['pm2_5', 'pm10', 'tsp', 'noise_dba', 'wind_speed_ms', 'crane_load_pct', 'crane_moment_pct', 'hoist_load_pct', 'pit_displacement_mm', 'pit_settlement_mm', 'verdict', 'online'];
-    for (const f of fields) expect(known).toContain(f);
-    for (const q of queries) expect(q).toContain('r.site == "${site}"');
-  });
-
-  it('has unique panel ids and a site variable', () => {
-    const ids = dash.panels.map((p: any) => p.id);
-    expect(new Set(ids).size).toBe(ids.length);
-    expect(dash.templating.list.map((v: any) => v.name)).toContain('site');
-  });
-});
+// The dashboards themselves: dashboards.test.ts (generated files, names, thresholds) and
+// dashboards.influx.e2e.test.ts (every InfluxQL query against a real influxd).

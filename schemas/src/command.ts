@@ -24,8 +24,17 @@ export const CommandBody = z.strictObject({
 export type CommandBody = z.infer<typeof CommandBody>;
 
 /**
+ * How long a delivered command waits for its answer (seconds from the PUBACK). A device acts on a
+ * command when it receives it, not later (the edge agent refuses one past `expiresAt`), so an
+ * answer that has not come in this time is not coming: the command is `expired` instead of
+ * `delivered` for ever. An answer that still arrives is acknowledged and kept in the audit trail.
+ */
+export const COMMAND_ANSWER_TIMEOUT_S = 600;
+
+/**
  * pending (stored, not yet acknowledged by the device) → delivered (the device PUBACKed it) →
- * succeeded | failed (its answer on `…/command-results`); expired: not delivered by `expiresAt`.
+ * succeeded | failed (its answer on `…/command-results`); expired: not delivered by `expiresAt`,
+ * or delivered and not answered within COMMAND_ANSWER_TIMEOUT_S.
  */
 export const CommandState = z.enum(['pending', 'delivered', 'succeeded', 'failed', 'expired']);
 export type CommandState = z.infer<typeof CommandState>;

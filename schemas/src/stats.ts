@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Id, RegionCode, Timestamp } from './common.ts';
+import { Id, Lang, RegionCode, Timestamp } from './common.ts';
 import { AlertKind } from './alert.ts';
 
 /**
@@ -27,6 +27,7 @@ export const AlertStatsQuery = z.object({
   from: Timestamp.optional().describe('openedAt from (inclusive); default: the beginning'),
   to: Timestamp.optional().describe('openedAt to (exclusive); default: now'),
   format: z.enum(['json', 'csv']).default('json'),
+  lang: Lang.describe('language of the CSV headers and labels: zh (default) or en; the JSON is the same in both'),
 });
 
 export const AlertStats = z.object({

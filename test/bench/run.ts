@@ -3,7 +3,7 @@
  * RSS with idle devices), then the face and hazard benchmarks when their files exist. Prints a
  * table at the end and writes every figure to bench-results.json (gitignored).
  *
- * BENCH_ONLY=ingest,face,faceLoad,hazard,history,stop picks parts; the ingest knobs are listed in test/bench/ingest.ts.
+ * BENCH_ONLY=ingest,face,faceLoad,hazard,history,stop,commands,agent picks parts; the ingest knobs are listed in test/bench/ingest.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -13,7 +13,7 @@ import { ingestTable, profileDetail, runIngestBench, type IngestResults } from '
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const RESULTS_FILE = path.resolve(HERE, '../../bench-results.json');
-const only = new Set((process.env.BENCH_ONLY ?? 'ingest,face,faceLoad,hazard,history,stop').split(','));
+const only = new Set((process.env.BENCH_ONLY ?? 'ingest,face,faceLoad,hazard,history,stop,commands,agent').split(','));
 
 const results: Record<string, unknown> = { startedAt: new Date().toISOString(), host: { cpus: os.availableParallelism(), node: process.version, loadavg: os.loadavg() } };
 const table: [string, string][] = [];
@@ -40,6 +40,8 @@ const others: { name: string; file: string; fn: string }[] = [
   { name: 'hazard', file: 'hazard.ts', fn: 'runHazardBench' },
   { name: 'history', file: 'history.ts', fn: 'runHistoryBench' },
   { name: 'stop', file: 'stop.ts', fn: 'runStopBench' },
+  { name: 'commands', file: 'commands.ts', fn: 'runCommandsBench' },
+  { name: 'agent', file: 'agentBacklog.ts', fn: 'runAgentBacklogBench' },
 ];
 for (const b of others) {
   if (!only.has(b.name)) continue;

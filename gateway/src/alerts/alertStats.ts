@@ -3,6 +3,7 @@ import { AlertKind as AlertKindSchema } from '../../../schemas/src/alert.ts';
 import type { AlertFigures, AlertStats } from '../../../schemas/src/stats.ts';
 import type { AlertKind, AlertState } from '../checks/types.ts';
 import { toCsv } from '../evidence/csv.ts';
+import { ALERT_KIND_LABELS, type Label, type Lang } from '../i18n/lang.ts';
 import type { Site } from '../registry/registry.ts';
 
 type Row = {
@@ -73,15 +74,42 @@ export function alertStats(db: Database.Database, sites: Site[], from: number | 
   };
 }
 
-const FIGURES = ['raised', 'acked', 'rectified', 'resolved', 'cleared', 'withdrawn', 'open', 'overdue'] as const;
+/** The figures' columns, in the order of contract §6, with their headers in both languages. */
+const FIGURE_COLUMNS: readonly (readonly [Label, (f: AlertFigures) => string])[] = [
+  [{ zh: '产生', en: 'raised' }, (f) => String(f.raised)],
+  [{ zh: '已确认', en: 'acked' }, (f) => String(f.acked)],
+  [{ zh: '已整改', en: 'rectified' }, (f) => String(f.rectified)],
+  [{ zh: '已办结', en: 'resolved' }, (f) => String(f.resolved)],
+  [{ zh: '已消除', en: 'cleared' }, (f) => String(f.cleared)],
+  [{ zh: '已撤销', en: 'withdrawn' }, (f) => String(f.withdrawn)],
+  [{ zh: '处理中', en: 'open' }, (f) => String(f.open)],
+  [{ zh: '逾期', en: 'overdue' }, (f) => String(f.overdue)],
+  [{ zh: '升至二级', en: 'escalated2' }, (f) => String(f.escalated[2])],
+  [{ zh: '升至三级', en: 'escalated3' }, (f) => String(f.escalated[3])],
+  [{ zh: '确认用时中位数（秒）', en: 'medianAckS' }, (f) => (f.medianAckS === null ? '' : String(f.medianAckS))],
+  [{ zh: '闭环用时中位数（秒）', en: 'medianCloseS' }, (f) => (f.medianCloseS === null ? '' : String(f.medianCloseS))],
+];
 
-/** The same figures as one CSV table (UTF-8 with BOM): a total row, a row per site, a row per kind. */
-export function alertStatsCsv(s: AlertStats): string {
-  const cells = (f: AlertFigures) => [...FIGURES.map((k) => String(f[k])), String(f.escalated[2]), String(f.escalated[3]), f.medianAckS === null ? '' : String(f.medianAckS), f.medianCloseS === null ? '' : String(f.medianCloseS)];
+const GROUP: Readonly<Record<'total' | 'site' | 'kind', Label>> = {
+  total: { zh: '合计', en: 'total' }, site: { zh: '工地', en: 'site' }, kind: { zh: '预警类别', en: 'kind' },
+};
+
+/**
+ * The same figures as one CSV table (UTF-8 with BOM): a total row, a row per site, a row per kind.
+ * Headers, the group and the kind's label in `lang` (Chinese by default, as every export); the
+ * kind's code stays in a column of its own for programs.
+ */
+export function alertStatsCsv(s: AlertStats, lang: Lang): string {
+  const row = (group: keyof typeof GROUP, site: readonly [string, string, string], kind: AlertKind | '', f: AlertFigures) =>
+    [GROUP[group][lang], ...site, kind, kind ? ALERT_KIND_LABELS[kind][lang] : '', ...FIGURE_COLUMNS.map(([, cell]) => cell(f))];
+  const header: Label[] = [
+    { zh: '分组', en: 'group' }, { zh: '工地编号', en: 'siteId' }, { zh: '工地名称', en: 'siteName' }, { zh: '行政区划代码', en: 'regionCode' },
+    { zh: '类别代码', en: 'kind' }, { zh: '类别', en: 'kindLabel' }, ...FIGURE_COLUMNS.map(([label]) => label),
+  ];
   return toCsv([
-    ['group', 'siteId', 'siteName', 'regionCode', 'kind', ...FIGURES, 'escalated2', 'escalated3', 'medianAckS', 'medianCloseS'],
-    ['total', '', '', '', '', ...cells(s.total)],
-    ...s.bySite.map((x) => ['site', x.siteId, x.name, x.regionCode, '', ...cells(x)]),
-    ...s.byKind.map((x) => ['kind', '', '', '', x.kind, ...cells(x)]),
+    header.map((l) => l[lang]),
+    row('total', ['', '', ''], '', s.total),
+    ...s.bySite.map((x) => row('site', [x.siteId, x.name, x.regionCode], '', x)),
+    ...s.byKind.map((x) => row('kind', ['', '', ''], x.kind, x)),
   ]);
 }

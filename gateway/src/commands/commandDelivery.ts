@@ -102,11 +102,12 @@ export class CommandDelivery {
     this.timer.unref();
   }
 
-  /** Expires pending commands past `expiresAt` (also run by the timer). */
+  /** Expires pending commands past `expiresAt` and delivered ones never answered (also run by the timer). Returns how many. */
   sweep(): number {
-    const n = this.o.store.expireDue(this.o.now());
-    if (n) this.o.metrics.commands.inc({ event: 'expired' }, n);
-    return n;
+    const { undelivered, unanswered } = this.o.store.expireDue(this.o.now());
+    if (undelivered) this.o.metrics.commands.inc({ event: 'expired' }, undelivered);
+    if (unanswered) this.o.metrics.commands.inc({ event: 'expired_unanswered' }, unanswered);
+    return undelivered + unanswered;
   }
 
   stop(): void {
@@ -139,6 +140,10 @@ export class CommandDelivery {
     const out = this.o.store.result(t.deviceId, r.data, ts.ms);
     if (out.outcome === 'rejected') return this.rejected(out.reason, out.message);
     if (out.outcome === 'duplicate') return { ok: true, duplicate: true };
+    if (out.outcome === 'late') {
+      this.o.metrics.commands.inc({ event: 'late_result' });
+      return { ok: true };
+    }
     this.o.metrics.commands.inc({ event: out.command.state });
     return { ok: true };
   }

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
-import { DEFAULT_COMMAND_TTL_S, type Command, type CommandMessage, type CommandResult, type CommandState } from '../../../schemas/src/command.ts';
+import { COMMAND_ANSWER_TIMEOUT_S, DEFAULT_COMMAND_TTL_S, type Command, type CommandMessage, type CommandResult, type CommandState } from '../../../schemas/src/command.ts';
 import type { Audit } from '../state/types.ts';
 import type { Clock } from '../clock/clock.ts';
 import { Transactions } from '../state/transactions.ts';
@@ -39,6 +39,8 @@ export interface NewCommand {
 export type ResultOutcome =
   | { outcome: 'accepted'; command: CommandRecord }
   | { outcome: 'duplicate'; command: CommandRecord }
+  /** The answer to a command that had expired unanswered: kept in the audit trail, the state stays `expired`. */
+  | { outcome: 'late'; command: CommandRecord }
   | { outcome: 'rejected'; reason: 'unknown_command'; message: string };
 
 type Row = {
@@ -66,7 +68,7 @@ type Listener = (c: CommandRecord) => void;
  * Commands to site equipment (contract §7), in state.db. A command is its own delivery cursor:
  * `pending` until the device PUBACKs it, `delivered` until its result arrives on
  * `…/command-results` (`succeeded` | `failed`), or `expired` when `expiresAt` passed before any
- * device took it. Every creation, result and expiry is an entry in the audit trail, committed
+ * device took it or no answer came within COMMAND_ANSWER_TIMEOUT_S of the PUBACK. Every creation, result and expiry is an entry in the audit trail, committed
  * with the change; listeners (delivery) hear of new commands after the commit.
  */
 export class CommandStore {
@@ -151,8 +153,15 @@ export class CommandStore {
     return this.tx.run(() => {
       const c = this.get(r.commandId);
       if (!c || c.deviceId !== deviceId) return { outcome: 'rejected', reason: 'unknown_command', message: `no command ${r.commandId} for device ${deviceId}` };
-      if (c.state !== 'pending' && c.state !== 'delivered') return { outcome: 'duplicate', command: c };
       const now = this.o.now();
+      if (c.state === 'expired' && c.deliveredAt !== undefined && c.resultAt === undefined) {
+        // Past its answer deadline: what the device says is still worth keeping (the coil did
+        // switch), but a final state does not change; resultAt marks that an answer came.
+        this.sql('UPDATE commands SET result_at = ?, result_ts = ? WHERE command_id = ?').run(now, resultTs, c.commandId);
+        this.audit('late_result', c, now, { siteId: c.siteId, deviceId, ok: r.ok, resultTs, ...(r.message !== undefined ? { message: r.message } : {}) });
+        return { outcome: 'late', command: { ...c, resultAt: now, resultTs } };
+      }
+      if (c.state !== 'pending' && c.state !== 'delivered') return { outcome: 'duplicate', command: c };
       const u: CommandRecord = {
         ...c, state: r.ok ? 'succeeded' : 'failed', resultAt: now, resultTs,
         deliveredAt: c.deliveredAt ?? now, ...(r.message !== undefined ? { message: r.message } : {}),
@@ -164,17 +173,33 @@ export class CommandStore {
     });
   }
 
-  /** Pending commands whose `expiresAt` passed: expired, each with its audit entry. Returns how many. */
-  expireDue(now = this.o.now()): number {
-    const due = this.sql("SELECT * FROM commands WHERE state = 'pending' AND expires_at <= ? ORDER BY expires_at LIMIT 1000").all(now) as Row[];
-    if (!due.length) return 0;
+  /**
+   * Commands that will not finish: pending ones whose `expiresAt` passed (no device took them),
+   * and delivered ones with no answer within COMMAND_ANSWER_TIMEOUT_S of their PUBACK. Both become
+   * `expired`, each with its audit entry saying which; the second also with a message.
+   */
+  expireDue(now = this.o.now()): { undelivered: number; unanswered: number } {
+    const answeredBy = now - COMMAND_ANSWER_TIMEOUT_S * 1000;
+    // `state IN (…)` as the partial index commands_unfinished says it, so the sweep reads only unfinished rows.
+    const due = this.sql(`SELECT * FROM commands WHERE state IN ('pending', 'delivered')
+      AND ((state = 'pending' AND expires_at <= ?) OR (state = 'delivered' AND delivered_at <= ?)) LIMIT 1000`).all(now, answeredBy) as Row[];
+    const out = { undelivered: 0, unanswered: 0 };
+    if (!due.length) return out;
     this.tx.run(() => {
       for (const r of due) {
-        this.sql("UPDATE commands SET state = 'expired' WHERE command_id = ? AND state = 'pending'").run(r.command_id);
-        this.audit('expired', fromRow(r), now, { siteId: r.site_id, deviceId: r.device_id });
+        if (r.state === 'pending') {
+          this.sql("UPDATE commands SET state = 'expired' WHERE command_id = ? AND state = 'pending'").run(r.command_id);
+          this.audit('expired', fromRow(r), now, { siteId: r.site_id, deviceId: r.device_id });
+          out.undelivered++;
+        } else {
+          const message = `delivered at ${iso(r.delivered_at!)}, no answer within ${COMMAND_ANSWER_TIMEOUT_S} s`;
+          this.sql("UPDATE commands SET state = 'expired', message = ? WHERE command_id = ? AND state = 'delivered'").run(message, r.command_id);
+          this.audit('expired', fromRow(r), now, { siteId: r.site_id, deviceId: r.device_id, unanswered: true, deliveredAt: r.delivered_at, message });
+          out.unanswered++;
+        }
       }
     });
-    return due.length;
+    return out;
   }
 
   private audit(what: string, c: CommandRecord, at: number, data: Record<string, unknown>): void {

@@ -38,7 +38,7 @@ export function createMetrics() {
     faceCheckinSeconds: h('sitegate_face_checkin_seconds', 'Face check-in receipt to durable verdict', [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60]),
     loopDelayP99: g('sitegate_event_loop_delay_p99_seconds', 'Event-loop delay, 99th percentile over the last window (perf_hooks.monitorEventLoopDelay)'),
     loopDelayMax: g('sitegate_event_loop_delay_max_seconds', 'Event-loop delay, maximum over the last window: the longest a PUBACK or /healthz waited behind synchronous work'),
-    commands: c('sitegate_commands_total', 'Commands to site equipment (contract §7) by what happened: created, delivered (PUBACK), succeeded, failed, expired', ['event']),
+    commands: c('sitegate_commands_total', 'Commands to site equipment (contract §7) by what happened: created, delivered (PUBACK), succeeded, failed, expired (undelivered by expiresAt), expired_unanswered (delivered, no answer in time), late_result (an answer after that)', ['event']),
     webhookDeliveries: c('sitegate_webhook_deliveries_total', 'Webhook delivery attempts by outcome: delivered (2xx), retried (kept pending with back-off), failed (gave up after 24 h)', ['outcome']),
     webhookPending: g('sitegate_webhook_deliveries_pending', 'Webhook deliveries not yet delivered or failed (the outbox)'),
     faceVerdicts: c('sitegate_face_verdicts_total', 'Face check-in verdicts, by verdict', ['verdict']),

@@ -24,7 +24,7 @@ export function statsRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       config: { access: 'read' },
       schema: {
         tags: ['alerts'],
-        summary: 'Alert figures for alerts opened in [from, to) at the sites in scope (regions= prefixes or siteId=), per site and kind; format=csv gives a CSV (UTF-8 with BOM)',
+        summary: 'Alert figures for alerts opened in [from, to) at the sites in scope (regions= prefixes or siteId=), per site and kind; format=csv gives a CSV (UTF-8 with BOM, Chinese headers and labels unless lang=en)',
         querystring: AlertStatsQuery, response: { 200: AlertStats, ...errors },
       },
     }, async (req, reply) => {
@@ -48,7 +48,7 @@ export function statsRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       const stats = alertStats(deps.registry.db, sites.sort((a, b) => a.siteId.localeCompare(b.siteId)), from, to, deps.now());
       if (q.format === 'csv') {
         reply.header('content-disposition', 'attachment; filename="alert-stats.csv"');
-        return sendSerialised(reply, alertStatsCsv(stats), 'text/csv; charset=utf-8');
+        return sendSerialised(reply, alertStatsCsv(stats, q.lang), 'text/csv; charset=utf-8');
       }
       return stats;
     });
