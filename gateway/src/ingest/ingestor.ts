@@ -55,7 +55,7 @@ export class Ingestor {
     const origin = this.origin(o.siteId, o.deviceId);
     // An oversized payload is refused here, before its bytes are copied anywhere.
     if (this.deps.payloads && payload.length <= MAX_PAYLOAD[channel]) {
-      return this.deps.payloads.appendPayload({ topic: o.topic, payload, receivedAt: origin.receivedAt }).then((r) => this.payloadReport(r, o.via));
+      return this.deps.payloads.appendPayload({ topic: o.topic, siteId: o.siteId, deviceId: o.deviceId, payload, receivedAt: origin.receivedAt }).then((r) => this.payloadReport(r, o.via));
     }
     return this.store(this.guard(() => decodeMessage(channel, payload, origin, o.topic), o.topic), o.via);
   }

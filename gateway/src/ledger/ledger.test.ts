@@ -104,11 +104,11 @@ describe('device payloads decoded on the writer thread (appendPayload)', () => {
       const deviceId = `D${i}`;
       const topic = `sites/S1/devices/${deviceId}/${channel}`;
       const payload = fs.readFileSync(path.join(CASES, name, file));
-      return { name, topic, payload, expected: decodeMessage(channel, payload, { siteId: 'S1', deviceId, receivedAt: NOW, now: NOW }, topic) };
+      return { name, topic, deviceId, payload, expected: decodeMessage(channel, payload, { siteId: 'S1', deviceId, receivedAt: NOW, now: NOW }, topic) };
     });
     const calls = cases.map((c, i) => ({
       before: ledger.append(reading('other', `o${i}`, NOW)),
-      result: ledger.appendPayload({ topic: c.topic, payload: c.payload, receivedAt: NOW }),
+      result: ledger.appendPayload({ topic: c.topic, siteId: 'S1', deviceId: c.deviceId, payload: c.payload, receivedAt: NOW }),
     }));
     const order: string[] = [];
     for (const [i, c] of cases.entries()) {
@@ -126,7 +126,7 @@ describe('device payloads decoded on the writer thread (appendPayload)', () => {
 
     // The same payload again: every record a duplicate, nothing stored, nothing heard.
     const again = cases.find((c) => c.expected.records.length > 1)!;
-    const dup = await ledger.appendPayload({ topic: again.topic, payload: again.payload, receivedAt: NOW });
+    const dup = await ledger.appendPayload({ topic: again.topic, siteId: 'S1', deviceId: again.deviceId, payload: again.payload, receivedAt: NOW });
     expect(dup.committed).toEqual([]);
     expect(dup.duplicates.map((d) => d.ref)).toEqual(again.expected.records.map((x) => x.msgId));
     expect(seen).toHaveLength(order.length);
@@ -137,8 +137,8 @@ describe('device payloads decoded on the writer thread (appendPayload)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
     dirs.push(dir);
     const ledger = await Ledger.open(dir);
-    const bad = ledger.appendPayload({ topic: 'not/a/device/topic', payload: Buffer.from('{}'), receivedAt: NOW });
-    const good = ledger.appendPayload({ topic: 'sites/S1/devices/D1/telemetry', payload: Buffer.from(JSON.stringify({ id: 'r1', ts: NOW, metrics: { pm10: 3 } })), receivedAt: NOW });
+    const bad = ledger.appendPayload({ topic: 'not/a/device/topic', siteId: 'S1', deviceId: 'D1', payload: Buffer.from('{}'), receivedAt: NOW });
+    const good = ledger.appendPayload({ topic: 'sites/S1/devices/D1/telemetry', siteId: 'S1', deviceId: 'D1', payload: Buffer.from(JSON.stringify({ id: 'r1', ts: NOW, metrics: { pm10: 3 } })), receivedAt: NOW });
     const b = await bad;
     expect(b.rejected).toMatchObject([{ ref: 'not/a/device/topic', reason: 'internal' }]);
     expect(b.rejected[0]!.error).toMatch(/not an inbound device topic/);

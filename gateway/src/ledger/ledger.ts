@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
+import { deviceDedupeKey } from '../ingest/validate.ts';
 import type { AppendReply, AppendRequest, PayloadBatch } from './ledgerWorker.ts';
 import type { AppendResult, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
 
@@ -297,7 +298,7 @@ export class Ledger implements LedgerReads, PayloadLedger {
     this.inflight.delete(id);
     const { calls, records } = group;
     const { seqs, payloads } = reply;
-    this.opts.onCommit?.({ records: records.length + (payloads ? payloads.committed.length + payloads.duplicates.length : 0), commitMs: reply.commitMs, fileMs: reply.fileMs });
+    this.opts.onCommit?.({ records: records.length + (payloads ? payloads.seqs.length + payloads.duplicates.length : 0), commitMs: reply.commitMs, fileMs: reply.fileMs });
     // Listeners get the group's stored records in seq order: appended records and decoded payloads interleaved as called.
     const committed: StoredRecord[] = [];
     const results: (AppendResult[] | PayloadResult)[] = new Array(calls.length);
@@ -306,9 +307,21 @@ export class Ledger implements LedgerReads, PayloadLedger {
       const c = calls[k]!;
       if (c.payload) {
         const n = payloads!.counts[p]!;
-        const mine = payloads!.committed.slice(pc, pc + n);
-        pc += n;
-        for (const r of mine) committed.push(r);
+        const mine: StoredRecord[] = new Array(n);
+        if (n > 0) {
+          const { seqs: pseqs, ts, msgIds, bodies } = payloads!;
+          const { siteId, deviceId, receivedAt } = c.payload;
+          const kind = payloads!.kinds[p]!;
+          for (let j = 0; j < n; j++, pc++) {
+            // Built here in one shape from the stored columns (see PayloadsReply).
+            const r: StoredRecord = {
+              siteId, deviceId, kind, msgId: msgIds[pc]!, dedupeKey: deviceDedupeKey(deviceId, msgIds[pc]!),
+              ts: ts[pc]!, receivedAt, body: JSON.parse(bodies[pc]!) as Record<string, unknown>, seq: pseqs[pc]!,
+            };
+            mine[j] = r;
+            committed.push(r);
+          }
+        }
         const duplicates: PayloadResult['duplicates'] = [];
         while (pd < payloads!.duplicates.length && payloads!.duplicates[pd]!.i === p) { const d = payloads!.duplicates[pd++]!; duplicates.push({ ref: d.ref, kind: d.kind }); }
         const rejected: PayloadResult['rejected'] = [];

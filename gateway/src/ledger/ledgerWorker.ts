@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import { persistEvidence } from './evidence.ts';
 import { migrate } from '../state/migrations.ts';
 import { LEDGER_MIGRATIONS } from './schema.ts';
-import type { EvidenceFile, LedgerRecord, PayloadRejection, RecordKind, StoredRecord } from './types.ts';
+import type { EvidenceFile, LedgerRecord, PayloadRejection, RecordKind } from './types.ts';
 import { serveRpc } from '../util/workerRpc.ts';
 import { decodeMessage, type Decoded } from '../ingest/validate.ts';
 import { isInboundChannel, parseDeviceTopic } from '../ingest/topics.ts';
@@ -31,10 +31,20 @@ export interface AppendRequest {
   plan: number[];
 }
 
+/**
+ * What became of a group's payloads. The stored records go back as columns, not as cloned
+ * objects: the main thread knows each payload's site, device and arrival, and every record of a
+ * payload has its channel's kind and the dedupe key `{deviceId}/{msgId}` (validate.ts), so
+ * seq, ts, msgId and the body's JSON text (the very text stored) are all it needs to rebuild them.
+ */
 export interface PayloadsReply {
-  /** The stored records of every payload, in seq order; `counts[i]` of them are payload i's. */
-  committed: StoredRecord[];
+  /** `counts[i]` stored records are payload i's, in seq order, all of kind `kinds[i]`. */
   counts: Uint32Array;
+  kinds: (RecordKind | null)[];
+  seqs: number[];
+  ts: number[];
+  msgIds: string[];
+  bodies: string[];
   duplicates: { i: number; ref: string; kind: RecordKind }[];
   rejected: (PayloadRejection & { i: number })[];
 }
@@ -58,8 +68,8 @@ const insert = db.prepare(
 );
 insert.safeIntegers(false);
 
-function insertOne(r: LedgerRecord): number | null {
-  const info = insert.run(r.dedupeKey, r.siteId, r.deviceId, r.kind, r.msgId, r.ts, r.receivedAt, JSON.stringify(r.body));
+function insertOne(r: LedgerRecord, body = JSON.stringify(r.body)): number | null {
+  const info = insert.run(r.dedupeKey, r.siteId, r.deviceId, r.kind, r.msgId, r.ts, r.receivedAt, body);
   return info.changes === 1 ? Number(info.lastInsertRowid) : null;
 }
 
@@ -101,15 +111,19 @@ const appendAll = db.transaction((req: AppendRequest, decoded: Decoded[] | undef
     const d = decoded![p]!;
     let n = 0;
     for (const rec of d.records) {
-      const seq = insertOne(rec);
+      const body = JSON.stringify(rec.body);
+      const seq = insertOne(rec, body);
       if (seq === null) {
         out!.duplicates.push({ i: p, ref: rec.msgId, kind: rec.kind });
         continue;
       }
-      (rec as StoredRecord).seq = seq;
-      out!.committed.push(rec as StoredRecord);
+      out!.seqs.push(seq);
+      out!.ts.push(rec.ts);
+      out!.msgIds.push(rec.msgId);
+      out!.bodies.push(body);
       n++;
     }
+    out!.kinds[p] = n > 0 ? d.records[0]!.kind : null;
     out!.counts[p++] = n;
   }
   return seqs;
@@ -130,7 +144,8 @@ void serveRpc<AppendRequest, AppendReply>({
       let out: PayloadsReply | undefined;
       let files = req.files;
       if (req.payloads) {
-        out = { committed: [], counts: new Uint32Array(req.payloads.topics.length), duplicates: [], rejected: [] };
+        const m = req.payloads.topics.length;
+        out = { counts: new Uint32Array(m), kinds: new Array(m).fill(null), seqs: [], ts: [], msgIds: [], bodies: [], duplicates: [], rejected: [] };
         decoded = decodeAll(req.payloads, out);
         for (const d of decoded) if (d.files.length) files = files.concat(d.files);
       }

@@ -39,8 +39,11 @@ export interface EvidenceFile {
  * frames, authenticates and authorises (issue 11).
  */
 export interface InboundPayload {
-  /** `sites/{siteId}/devices/{deviceId}/{channel}`, already authorised: site, device and channel come from it. */
+  /** `sites/{siteId}/devices/{deviceId}/{channel}`, already authorised: the writer reads the channel from it. */
   topic: string;
+  /** The topic's site and device (its records carry them). */
+  siteId: string;
+  deviceId: string;
   payload: Uint8Array;
   /** Arrival time, epoch ms (also the "now" of the future-timestamp horizon). */
   receivedAt: number;
