@@ -145,7 +145,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   });
   const live = new LiveState(ledger);
   const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
-  const ingestor = new Ingestor({ ledger, registry, metrics, logger, now });
+  const ingestor = new Ingestor({ ledger, payloads: ledger, registry, metrics, logger, now });
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
   const commands = new CommandStore({ db: state, audit, now });
   const commandDelivery = new CommandDelivery({ store: commands, metrics, logger: logger.child({ component: 'commands' }), now, sweepMs: deps.commandSweepMs ?? 5_000 });

@@ -11,7 +11,7 @@
  *
  * Environment knobs (all bounded): BENCH_DEVICES (20), BENCH_WINDOW (50), BENCH_MESSAGES (100000),
  * BENCH_WARMUP (10000), BENCH_PROFILE_MESSAGES (30000, 0 = no profile), BENCH_IDLE (5000, 0 = skip),
- * BENCH_PHASES (throughput,mqttjs,profile,idle), BENCH_MOSQUITTO (off leaves the Mosquitto peer out),
+ * BENCH_PHASES (throughput,mqttjs,profile,idle; qos1 or qos0 alone run half of throughput), BENCH_MOSQUITTO (off leaves the Mosquitto peer out),
  * BENCH_MOSQUITTO_BIN (/usr/sbin/mosquitto).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -696,10 +696,9 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
     log(`ingest: ${o.devices} devices × window ${o.window}, ${o.messages} messages per run, ${rounds} rounds per side after ${o.warmup} warm-up; ${results.machine!.cpus} CPUs, influxd ${influxVersion}, load average ${results.loadavg!.start.join(' ')}`);
     log(`  (device secrets are hashed with scrypt N=${SCRYPT_N} in this bench, not the production 16384, to keep set-up short;`);
     log('   bare aedes: no auth, a `published` handler that only counts; both targets in child processes, the generator in a third)');
-    if (phases.has('throughput')) {
-      results.qos1 = await comparePhase(load, influx, o, { qos: 1, client: 'raw', rounds }, nofile, log);
-      results.qos0 = await comparePhase(load, influx, o, { qos: 0, client: 'raw', rounds }, nofile, log);
-    }
+    // `qos1` / `qos0` run one half of `throughput` (short A/B runs on a shared box).
+    if (phases.has('throughput') || phases.has('qos1')) results.qos1 = await comparePhase(load, influx, o, { qos: 1, client: 'raw', rounds }, nofile, log);
+    if (phases.has('throughput') || phases.has('qos0')) results.qos0 = await comparePhase(load, influx, o, { qos: 0, client: 'raw', rounds }, nofile, log);
     if (phases.has('mqttjs')) {
       log('  the same QoS 1 comparison with mqtt.js clients in the generator:');
       results.mqttjs = await comparePhase(load, influx, o, { qos: 1, client: 'mqttjs', rounds }, nofile, log);

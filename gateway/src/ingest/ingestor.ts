@@ -1,12 +1,11 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { Reason } from '../errors.ts';
-import type { LedgerStore } from '../ledger/types.ts';
-import type { LedgerRecord } from '../ledger/types.ts';
+import type { LedgerRecord, LedgerStore, PayloadLedger, PayloadResult } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import { decodeMessage, validateValue, validateWagePayment, type Decoded, type Origin, type Rejection } from './validate.ts';
-import type { InboundChannel } from './topics.ts';
+import { MAX_PAYLOAD, type InboundChannel } from './topics.ts';
 
 export type Via = 'mqtt' | 'http';
 
@@ -28,6 +27,11 @@ export interface IngestReport {
 
 export interface IngestorDeps {
   ledger: LedgerStore;
+  /**
+   * When given (the SQLite ledger is one), device payloads go to it undecoded and are decoded and
+   * validated on its writer's thread with the rest of their group; otherwise here.
+   */
+  payloads?: PayloadLedger;
   registry: Registry;
   metrics: Metrics;
   logger: Logger;
@@ -49,7 +53,31 @@ export class Ingestor {
   /** An MQTT payload (or raw HTTP body) of a device channel. */
   ingestPayload(channel: InboundChannel, payload: Buffer, o: { siteId: string; deviceId: string; topic: string; via: Via }): Promise<IngestReport> {
     const origin = this.origin(o.siteId, o.deviceId);
+    // An oversized payload is refused here, before its bytes are copied anywhere.
+    if (this.deps.payloads && payload.length <= MAX_PAYLOAD[channel]) {
+      return this.deps.payloads.appendPayload({ topic: o.topic, siteId: o.siteId, deviceId: o.deviceId, payload, receivedAt: origin.receivedAt }).then((r) => this.payloadReport(r, o.via));
+    }
     return this.store(this.guard(() => decodeMessage(channel, payload, origin, o.topic), o.topic), o.via);
+  }
+
+  /** A payload decoded and stored by the ledger: counted and reported as `store` does. */
+  private payloadReport(r: PayloadResult, via: Via): IngestReport {
+    const { metrics, logger } = this.deps;
+    const results: Outcome[] = [];
+    for (const x of r.rejected) {
+      if (x.error) logger.error({ err: x.error, ref: x.ref }, 'decoding a message failed; rejected as internal');
+      metrics.rejected.inc({ reason: x.reason, via });
+      results.push({ ref: x.ref, outcome: 'rejected', reason: x.reason, message: x.message });
+    }
+    for (const rec of r.committed) {
+      this.counter('accepted', rec.kind, via).inc();
+      results.push({ ref: rec.msgId, outcome: 'accepted', seq: rec.seq });
+    }
+    for (const d of r.duplicates) {
+      this.counter('duplicates', d.kind, via).inc();
+      results.push({ ref: d.ref, outcome: 'duplicate' });
+    }
+    return { accepted: r.committed.length, duplicate: r.duplicates.length, rejected: r.rejected.length, results };
   }
 
   /**

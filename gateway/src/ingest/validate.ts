@@ -27,6 +27,9 @@ export interface Origin {
   now: number;
 }
 
+/** A device message's dedupe key (contract §1: deviceId + id); the ledger rebuilds records with it too. */
+export const deviceDedupeKey = (deviceId: string, msgId: string) => `${deviceId}/${msgId}`;
+
 const reject = (ref: string, reason: Reason, message?: string): Rejection => ({ ref, reason, message: message ?? REASONS[reason].message });
 
 const refOf = (v: unknown, fallback: string): string =>
@@ -78,7 +81,7 @@ export function decodeMessage(channel: InboundChannel, payload: Buffer, origin: 
     const hash = sha256(payload);
     out.files.push({ sha256: hash, data: payload });
     out.records.push({
-      siteId: origin.siteId, deviceId: origin.deviceId, kind: 'snapshot', msgId: hash, dedupeKey: `${origin.deviceId}/${hash}`,
+      siteId: origin.siteId, deviceId: origin.deviceId, kind: 'snapshot', msgId: hash, dedupeKey: deviceDedupeKey(origin.deviceId, hash),
       ts: origin.receivedAt, receivedAt: origin.receivedAt, body: { sha256: hash, bytes: payload.length },
     });
     return out;
@@ -143,7 +146,7 @@ function one(channel: Exclude<InboundChannel, 'snapshot'>, value: unknown, origi
       }
     }
     out.records.push({
-      ...base, kind: 'checkin', msgId: c.id, dedupeKey: `${origin.deviceId}/${c.id}`,
+      ...base, kind: 'checkin', msgId: c.id, dedupeKey: deviceDedupeKey(origin.deviceId, c.id),
       body: {
         workerId: c.workerId, direction: c.direction, method: c.method,
         ...(c.terminalScore !== undefined ? { terminalScore: c.terminalScore } : {}), ...photo,
@@ -151,12 +154,12 @@ function one(channel: Exclude<InboundChannel, 'snapshot'>, value: unknown, origi
     });
   } else if (channel === 'telemetry') {
     const r = parsed.data as Reading;
-    out.records.push({ ...base, kind: 'reading', msgId: r.id, dedupeKey: `${origin.deviceId}/${r.id}`, body: { metrics: r.metrics } });
+    out.records.push({ ...base, kind: 'reading', msgId: r.id, dedupeKey: deviceDedupeKey(origin.deviceId, r.id), body: { metrics: r.metrics } });
   } else {
     const s = parsed.data as DeviceStatus;
     const msgId = `status@${ts.ms}:${s.state}`;
     out.records.push({
-      ...base, kind: 'status', msgId, dedupeKey: `${origin.deviceId}/${msgId}`,
+      ...base, kind: 'status', msgId, dedupeKey: deviceDedupeKey(origin.deviceId, msgId),
       body: { state: s.state, ...(s.firmware ? { firmware: s.firmware } : {}), ...(s.batteryPct !== undefined ? { batteryPct: s.batteryPct } : {}) },
     });
   }

@@ -2,6 +2,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
+import { decodeMessage } from '../ingest/validate.ts';
+import { isInboundChannel } from '../ingest/topics.ts';
+import { evidencePath } from './evidence.ts';
 import { Ledger } from './ledger.ts';
 import { ledgerContract } from './ledgerContract.ts';
 import type { LedgerRecord, StoredRecord } from './types.ts';
@@ -78,6 +82,67 @@ describe('Ledger group commit under a burst', () => {
     await expect(ledger.append(reading('d1', 'after', 99))).rejects.toThrow(/exited|terminated/);
     expect(fatal).toHaveLength(1);
     expect(ledger.readAfter(0, 100).map((r) => r.msgId)).toEqual(['before', ...settled.slice(0, firstRejected).map((_, i) => `w${i}`)]);
+    await ledger.close();
+  });
+});
+
+describe('device payloads decoded on the writer thread (appendPayload)', () => {
+  const CASES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../ingest/cases');
+  const NOW = Date.parse('2026-11-23T00:00:00Z');
+
+  it('become what decodeMessage makes of them, stored in call order between appended records, listeners included', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
+    dirs.push(dir);
+    const ledger = await Ledger.open(dir);
+    const seen: StoredRecord[] = [];
+    ledger.onCommitted((rs) => seen.push(...rs));
+    // Every decoder case (ingest/cases), from its own device, with an appended record before each: one group.
+    const cases = fs.readdirSync(CASES).sort().map((name, i) => {
+      const channel = fs.readFileSync(path.join(CASES, name, 'topic'), 'utf8').trim();
+      if (!isInboundChannel(channel)) throw new Error(`bad channel ${channel}`);
+      const file = fs.existsSync(path.join(CASES, name, 'payload.json')) ? 'payload.json' : 'payload.txt';
+      const deviceId = `D${i}`;
+      const topic = `sites/S1/devices/${deviceId}/${channel}`;
+      const payload = fs.readFileSync(path.join(CASES, name, file));
+      return { name, topic, deviceId, payload, expected: decodeMessage(channel, payload, { siteId: 'S1', deviceId, receivedAt: NOW, now: NOW }, topic) };
+    });
+    const calls = cases.map((c, i) => ({
+      before: ledger.append(reading('other', `o${i}`, NOW)),
+      result: ledger.appendPayload({ topic: c.topic, siteId: 'S1', deviceId: c.deviceId, payload: c.payload, receivedAt: NOW }),
+    }));
+    const order: string[] = [];
+    for (const [i, c] of cases.entries()) {
+      const before = await calls[i]!.before;
+      const r = await calls[i]!.result;
+      expect(r.committed.map(({ seq: _, ...rec }) => rec), c.name).toEqual(c.expected.records);
+      expect(r.rejected, c.name).toEqual(c.expected.rejected);
+      expect(r.duplicates, c.name).toEqual([]);
+      for (const rec of r.committed) expect(rec.seq).toBeGreaterThan(before.seq!);
+      order.push(`other/o${i}`, ...c.expected.records.map((x) => x.dedupeKey));
+      for (const f of c.expected.files) expect(fs.existsSync(evidencePath(ledger.evidenceDir, f.sha256))).toBe(true);
+    }
+    expect(ledger.readAfter(0, 10_000).map((r) => r.dedupeKey)).toEqual(order);
+    expect(seen.map((r) => r.dedupeKey)).toEqual(order);
+
+    // The same payload again: every record a duplicate, nothing stored, nothing heard.
+    const again = cases.find((c) => c.expected.records.length > 1)!;
+    const dup = await ledger.appendPayload({ topic: again.topic, siteId: 'S1', deviceId: again.deviceId, payload: again.payload, receivedAt: NOW });
+    expect(dup.committed).toEqual([]);
+    expect(dup.duplicates.map((d) => d.ref)).toEqual(again.expected.records.map((x) => x.msgId));
+    expect(seen).toHaveLength(order.length);
+    await ledger.close();
+  });
+
+  it('rejects a payload it cannot attribute as internal, with the error to log, and stores the rest of the group', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
+    dirs.push(dir);
+    const ledger = await Ledger.open(dir);
+    const bad = ledger.appendPayload({ topic: 'not/a/device/topic', siteId: 'S1', deviceId: 'D1', payload: Buffer.from('{}'), receivedAt: NOW });
+    const good = ledger.appendPayload({ topic: 'sites/S1/devices/D1/telemetry', siteId: 'S1', deviceId: 'D1', payload: Buffer.from(JSON.stringify({ id: 'r1', ts: NOW, metrics: { pm10: 3 } })), receivedAt: NOW });
+    const b = await bad;
+    expect(b.rejected).toMatchObject([{ ref: 'not/a/device/topic', reason: 'internal' }]);
+    expect(b.rejected[0]!.error).toMatch(/not an inbound device topic/);
+    expect((await good).committed.map((r) => r.msgId)).toEqual(['r1']);
     await ledger.close();
   });
 });

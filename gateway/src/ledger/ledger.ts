@@ -2,15 +2,25 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
-import type { AppendReply, AppendRequest } from './ledgerWorker.ts';
-import type { AppendResult, EvidenceFile, LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './types.ts';
+import { deviceDedupeKey } from '../ingest/validate.ts';
+import type { AppendReply, AppendRequest, PayloadBatch } from './ledgerWorker.ts';
+import type { AppendResult, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
 
-/** One `appendMany` (or `append`): its records commit in one group and settle with one promise. */
-interface Pending {
-  records: LedgerRecord[];
-  resolve: (r: AppendResult[]) => void;
-  reject: (e: Error) => void;
-}
+/**
+ * One `appendMany` (or `append`), or one `appendPayload`: its records commit in one group and
+ * settle with one promise.
+ */
+type Pending =
+  | { records: LedgerRecord[]; payload?: undefined; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void }
+  | { records: LedgerRecord[]; payload: InboundPayload; resolve: (r: PayloadResult) => void; reject: (e: Error) => void };
+
+const NO_RECORDS: LedgerRecord[] = [];
+
+/**
+ * A payload's share of a group before it is decoded: about one record per 128 bytes (a reading
+ * is ~100 bytes of JSON), so a batch of 1,000 readings weighs what its records will.
+ */
+const payloadWeight = (p: InboundPayload) => 1 + (p.payload.length >> 7);
 
 export interface LedgerOptions {
   /** Called after every group commit with its size and timings (for metrics). */
@@ -102,17 +112,17 @@ export class LedgerQueries implements LedgerReads {
  * only after its transaction committed — callers acknowledge to devices after that
  * (MQTT-4.3.2: the receiver "MUST respond with a PUBACK … having accepted ownership").
  */
-export class Ledger implements LedgerReads {
+export class Ledger implements LedgerReads, PayloadLedger {
   readonly file: string;
   readonly evidenceDir: string;
   private readonly worker: RpcWorker<AppendRequest, AppendReply>;
   private readonly reader: Database.Database;
   private readonly queries: LedgerQueries;
   private pending: Pending[] = [];
-  /** Records in `pending` (the burst threshold counts records, not calls). */
+  /** Records in `pending`, payloads by their weight (the burst threshold counts records, not calls). */
   private pendingRecords = 0;
   private pendingFiles: EvidenceFile[] = [];
-  private inflight: Map<number, { calls: Pending[]; records: LedgerRecord[] }> = new Map();
+  private inflight: Map<number, { calls: Pending[]; records: LedgerRecord[]; weight: number }> = new Map();
   private nextId = 1;
   private scheduled = false;
   private closed = false;
@@ -150,7 +160,7 @@ export class Ledger implements LedgerReads {
   /** Records waiting for, or in, a group commit. */
   get backlog(): number {
     let n = this.pendingRecords;
-    for (const group of this.inflight.values()) n += group.records.length;
+    for (const group of this.inflight.values()) n += group.weight;
     return n;
   }
 
@@ -187,6 +197,20 @@ export class Ledger implements LedgerReads {
     });
   }
 
+  /**
+   * A device payload, decoded and validated on the writer's thread with the rest of its group and
+   * stored if valid; resolves after that group's commit with what became of each of its records.
+   */
+  appendPayload(p: InboundPayload): Promise<PayloadResult> {
+    if (this.failed) return Promise.reject(this.failed);
+    if (this.closed) return Promise.reject(new Error('ledger is closed'));
+    return new Promise((resolve, reject) => {
+      this.pending.push({ records: NO_RECORDS, payload: p, resolve, reject });
+      this.pendingRecords += payloadWeight(p);
+      this.schedule();
+    });
+  }
+
   private schedule(): void {
     if (this.pendingRecords >= this.burstGroup) this.flush();
     if (this.scheduled || this.inflight.size > 0 || this.pending.length === 0) return;
@@ -209,16 +233,29 @@ export class Ledger implements LedgerReads {
     if (this.pending.length === 0 || this.failed) return;
     if (this.inflight.size > 0 && (this.inflight.size >= MAX_INFLIGHT_GROUPS || this.pendingRecords < this.burstGroup)) return;
     // Whole calls, up to maxGroup records (a call larger than that still goes as one group).
-    let n = 0, size = 0;
-    while (n < this.pending.length && (n === 0 || size + this.pending[n]!.records.length <= this.maxGroup)) size += this.pending[n++]!.records.length;
+    let n = 0, size = 0, payloads = 0;
+    for (; n < this.pending.length; n++) {
+      const c = this.pending[n]!;
+      const w = c.payload ? payloadWeight(c.payload) : c.records.length;
+      if (n > 0 && size + w > this.maxGroup) break;
+      size += w;
+      if (c.payload) payloads++;
+    }
     const calls = this.pending.splice(0, n);
     this.pendingRecords -= size;
-    const records = calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
-    const files = this.pendingFiles;
+    const records = payloads === 0 && calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
+    const req: AppendRequest = { records, files: this.pendingFiles, plan: [] };
     this.pendingFiles = [];
+    let transfer: ArrayBuffer[] = [];
+    if (payloads === 0) req.plan.push(records.length);
+    else {
+      const batch = this.payloadBatch(calls, payloads, req.plan);
+      req.payloads = batch;
+      transfer = [batch.bytes.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer, batch.receivedAt.buffer as ArrayBuffer];
+    }
     const id = this.nextId++;
-    this.inflight.set(id, { calls, records });
-    this.worker.call({ records, files }).then(
+    this.inflight.set(id, { calls, records, weight: size });
+    this.worker.call(req, transfer).then(
       (reply) => this.settle(id, reply),
       (err: Error) => {
         const failed = this.inflight.get(id)?.calls ?? [];
@@ -228,33 +265,92 @@ export class Ledger implements LedgerReads {
     );
   }
 
+  /**
+   * The group's payloads as one buffer and three arrays, transferred to the writer (one copy of
+   * each payload's bytes, none of them cloned again), and the group's order in `plan`.
+   */
+  private payloadBatch(calls: Pending[], count: number, plan: number[]): PayloadBatch {
+    let total = 0;
+    for (const c of calls) if (c.payload) total += c.payload.payload.length;
+    // Not from Buffer's shared pool: the whole ArrayBuffer moves to the writer.
+    const bytes = new Uint8Array(total);
+    const ends = new Uint32Array(count);
+    const receivedAt = new Float64Array(count);
+    const topics: string[] = new Array(count);
+    let at = 0, i = 0, run = 0;
+    for (const c of calls) {
+      if (!c.payload) { run += c.records.length; continue; }
+      if (run > 0) { plan.push(run); run = 0; }
+      plan.push(-1);
+      bytes.set(c.payload.payload, at);
+      at += c.payload.payload.length;
+      ends[i] = at;
+      receivedAt[i] = c.payload.receivedAt;
+      topics[i++] = c.payload.topic;
+    }
+    if (run > 0) plan.push(run);
+    return { bytes, ends, receivedAt, topics };
+  }
+
   private settle(id: number, reply: AppendReply): void {
     const group = this.inflight.get(id);
     if (!group) return;
     this.inflight.delete(id);
     const { calls, records } = group;
-    this.opts.onCommit?.({ records: records.length, commitMs: reply.commitMs, fileMs: reply.fileMs });
+    const { seqs, payloads } = reply;
+    this.opts.onCommit?.({ records: records.length + (payloads ? payloads.seqs.length + payloads.duplicates.length : 0), commitMs: reply.commitMs, fileMs: reply.fileMs });
+    // Listeners get the group's stored records in seq order: appended records and decoded payloads interleaved as called.
     const committed: StoredRecord[] = [];
-    const { seqs } = reply;
-    for (let i = 0; i < seqs.length; i++) {
-      const seq = seqs[i]!;
-      if (seq === null) continue;
-      // The record itself becomes the stored record (nobody else holds it): no copy per record.
-      const stored = records[i] as StoredRecord;
-      stored.seq = seq;
-      committed.push(stored);
-      if (seq > this.committedSeq) this.committedSeq = seq;
+    const results: (AppendResult[] | PayloadResult)[] = new Array(calls.length);
+    let at = 0, p = 0, pc = 0, pd = 0, pr = 0;
+    for (let k = 0; k < calls.length; k++) {
+      const c = calls[k]!;
+      if (c.payload) {
+        const n = payloads!.counts[p]!;
+        const mine: StoredRecord[] = new Array(n);
+        if (n > 0) {
+          const { seqs: pseqs, ts, msgIds, bodies } = payloads!;
+          const { siteId, deviceId, receivedAt } = c.payload;
+          const kind = payloads!.kinds[p]!;
+          for (let j = 0; j < n; j++, pc++) {
+            // Built here in one shape from the stored columns (see PayloadsReply).
+            const r: StoredRecord = {
+              siteId, deviceId, kind, msgId: msgIds[pc]!, dedupeKey: deviceDedupeKey(deviceId, msgIds[pc]!),
+              ts: ts[pc]!, receivedAt, body: JSON.parse(bodies[pc]!) as Record<string, unknown>, seq: pseqs[pc]!,
+            };
+            mine[j] = r;
+            committed.push(r);
+          }
+        }
+        const duplicates: PayloadResult['duplicates'] = [];
+        while (pd < payloads!.duplicates.length && payloads!.duplicates[pd]!.i === p) { const d = payloads!.duplicates[pd++]!; duplicates.push({ ref: d.ref, kind: d.kind }); }
+        const rejected: PayloadResult['rejected'] = [];
+        while (pr < payloads!.rejected.length && payloads!.rejected[pr]!.i === p) {
+          const { i: _, ...r } = payloads!.rejected[pr++]!;
+          rejected.push(r);
+        }
+        results[k] = { committed: mine, duplicates, rejected };
+        p++;
+        continue;
+      }
+      const n = c.records.length;
+      const out: AppendResult[] = new Array(n);
+      for (let j = 0; j < n; j++) {
+        const seq = seqs[at + j]!;
+        out[j] = { seq };
+        if (seq === null) continue;
+        // The record itself becomes the stored record (nobody else holds it): no copy per record.
+        const stored = records[at + j] as StoredRecord;
+        stored.seq = seq;
+        committed.push(stored);
+      }
+      at += n;
+      results[k] = out;
     }
+    if (committed.length) this.committedSeq = Math.max(this.committedSeq, committed[committed.length - 1]!.seq);
     // The next group goes to disk before anyone downstream runs: durability first.
     this.flush();
-    let at = 0;
-    for (const c of calls) {
-      const n = c.records.length;
-      const results: AppendResult[] = new Array(n);
-      for (let k = 0; k < n; k++) results[k] = { seq: seqs[at + k]! };
-      at += n;
-      c.resolve(results);
-    }
+    for (let k = 0; k < calls.length; k++) (calls[k]!.resolve as (r: AppendResult[] | PayloadResult) => void)(results[k]!);
     if (committed.length) for (const l of this.commitListeners) l(committed);
     this.notifyDrained();
   }

@@ -1,3 +1,5 @@
+import type { Reason } from '../errors.ts';
+
 /**
  * The ledger is the system of record: every accepted message, appended once, in arrival order.
  * `seq` is its position; sinks keep a cursor into it, so the ledger is also their spool.
@@ -29,6 +31,38 @@ export interface StoredRecord extends LedgerRecord {
 export interface EvidenceFile {
   sha256: string;
   data: Uint8Array;
+}
+
+/**
+ * A device's payload as it arrived over MQTT, handed to the ledger undecoded: the writer thread
+ * decodes and validates it (ingest/validate.ts) next to the insert, so the main thread only
+ * frames, authenticates and authorises (issue 11).
+ */
+export interface InboundPayload {
+  /** `sites/{siteId}/devices/{deviceId}/{channel}`, already authorised: the writer reads the channel from it. */
+  topic: string;
+  /** The topic's site and device (its records carry them). */
+  siteId: string;
+  deviceId: string;
+  payload: Uint8Array;
+  /** Arrival time, epoch ms (also the "now" of the future-timestamp horizon). */
+  receivedAt: number;
+}
+
+/** Why (part of) a payload was not stored; `error` is set when decoding failed on a bug (reason `internal`). */
+export interface PayloadRejection {
+  ref: string;
+  reason: Reason;
+  message: string;
+  error?: string;
+}
+
+/** What became of one payload: each of its records committed, a duplicate, or rejected. */
+export interface PayloadResult {
+  /** Its records that were stored, with their seq, in seq order (the objects listeners get). */
+  committed: StoredRecord[];
+  duplicates: { ref: string; kind: RecordKind }[];
+  rejected: PayloadRejection[];
 }
 
 export interface AppendResult {
@@ -68,4 +102,13 @@ export interface LedgerStore {
   drained(): Promise<void>;
   /** Commits what is pending, then closes; appends after it are refused. */
   close(): Promise<void>;
+}
+
+/**
+ * A ledger that decodes device payloads itself, on its writer's thread (ledger.ts). Resolves after
+ * the commit of the payload's group, like `appendMany`; rejections are part of the result, not
+ * errors (the promise rejects only when nothing can be made durable).
+ */
+export interface PayloadLedger {
+  appendPayload(p: InboundPayload): Promise<PayloadResult>;
 }
