@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Check, CheckFactory } from '../gateway/src/checks/check.ts';
 import { deviceOfflineCheck } from '../gateway/src/checks/device-offline/deviceOffline.ts';
 import { CheckRunner } from '../gateway/src/checks/checkRunner.ts';
+import { CheckProgress } from '../gateway/src/checks/progress.ts';
 import { hazardCheck, type HazardCheck } from '../gateway/src/checks/hazard/hazardCheck.ts';
 import { HazardSnapshotStore } from '../gateway/src/checks/hazard/snapshotStore.ts';
 import type { StoredRecord } from '../gateway/src/ledger/types.ts';
@@ -88,6 +89,38 @@ describe('checks behind ingest', () => {
     expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="skip"\} [1-9]/m);
     expect(metrics).toMatch(/^sitegate_check_failures_total\{check="throwing",phase="tick"\} 1/m);
     await runner.stop();
+  });
+
+  it('a step that changed nothing commits nothing (no fsync per ledger group); one that changed something commits its cursor with it; a stop writes the cursor', async () => {
+    let write = false;
+    const quiet: CheckFactory = (ctx) => ({
+      name: 'quiet',
+      onRecords(records) {
+        if (write) new CheckProgress(ctx.registry.db, 'quiet').set('last', records.at(-1)!.seq);
+      },
+    });
+    g = await startGateway({}, { checks: [] });
+    const runner = new CheckRunner(g.gw.checks['ctx' as never], [quiet], { saveEveryMs: 3_600_000, tickMs: 3_600_000 });
+    await runner.start(g.gw.ledger);
+    const saved = () => new CheckProgress(g!.gw.registry.db, 'quiet').get('cursor');
+    await runner.idle();
+    const atStart = saved();
+    const secret = await g.device(SITE, 'ENV-5');
+    const c = await g.connect('ENV-5', secret);
+    for (let i = 0; i < 5; i++) await c.publishAsync(`sites/${SITE}/devices/ENV-5/telemetry`, JSON.stringify({ id: `n${i}`, ts: T0 + i * 1000, metrics: { pm10: 40 } }), { qos: 1 });
+    await runner.idle();
+    expect(runner.state().checks.quiet!.processedSeq).toBe(g.gw.ledger.lastSeq);
+    expect(saved()).toBe(atStart);
+    write = true;
+    await c.publishAsync(`sites/${SITE}/devices/ENV-5/telemetry`, JSON.stringify({ id: 'n5', ts: T0 + 5000, metrics: { pm10: 40 } }), { qos: 1 });
+    await runner.idle();
+    expect(saved()).toBe(g.gw.ledger.lastSeq);
+    write = false;
+    await c.publishAsync(`sites/${SITE}/devices/ENV-5/telemetry`, JSON.stringify({ id: 'n6', ts: T0 + 6000, metrics: { pm10: 40 } }), { qos: 1 });
+    await runner.idle();
+    expect(saved()).toBeLessThan(g.gw.ledger.lastSeq);
+    await runner.stop();
+    expect(saved()).toBe(g.gw.ledger.lastSeq);
   });
 
   it('back-pressure: at most maxQueued records held, the rest read back from the ledger, each delivered once in order', async () => {

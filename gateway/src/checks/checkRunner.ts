@@ -19,6 +19,8 @@ export interface CheckRunnerOptions {
   retryMs?: number;
   /** Attempts of one step before it is skipped, logged and counted (default 5). */
   maxAttempts?: number;
+  /** Longest a check's cursor goes unwritten while its steps change nothing (default 1 s; see pipeline.ts). */
+  saveEveryMs?: number;
 }
 
 export interface CheckRunnerState {
@@ -69,6 +71,7 @@ export class CheckRunner {
       readBack: o.readBack ?? 5000,
       retryMs: o.retryMs ?? 1000,
       maxAttempts: o.maxAttempts ?? 5,
+      saveEveryMs: o.saveEveryMs ?? 1000,
       failed: (phase, err) => this.failed(c, phase, err),
       log: this.log.child({ check: c.name }),
     }));

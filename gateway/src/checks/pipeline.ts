@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
 import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
 import { Transactions } from '../state/transactions.ts';
@@ -17,6 +18,11 @@ export interface PipelineOptions {
   retryMs: number;
   /** Attempts of one step before it is skipped (logged and counted: its effects are lost). */
   maxAttempts: number;
+  /**
+   * A step that changed nothing commits nothing (no fsync): its cursor is written with the next
+   * step that does, or after this long (ms). A crash redoes those steps, which changed nothing.
+   */
+  saveEveryMs: number;
   failed(phase: Phase, err: unknown): void;
   log: Logger;
 }
@@ -54,6 +60,9 @@ export class CheckPipeline {
   private retryDone: () => void = () => {};
   private readonly kinds: Set<string> | undefined;
   private readonly tx: Transactions;
+  private readonly totalChanges: Database.Statement;
+  /** When the cursor was last written (monotonic ms). */
+  private savedAt = -Infinity;
 
   constructor(
     readonly check: AnyCheck,
@@ -63,6 +72,7 @@ export class CheckPipeline {
   ) {
     this.kinds = check.kinds ? new Set(check.kinds) : undefined;
     this.tx = Transactions.of(progress.db);
+    this.totalChanges = progress.db.prepare('SELECT total_changes()').pluck();
   }
 
   get queuedRecords(): number {
@@ -79,6 +89,7 @@ export class CheckPipeline {
       const saved = this.progress.get('cursor');
       this.cursor = saved ?? this.check.firstCursor?.(this.ledger.lastSeq) ?? 0;
       if (saved === undefined) this.tx.run(() => this.progress.set('cursor', this.cursor));
+      this.savedAt = performance.now();
       try {
         await this.restore();
       } catch (err) {
@@ -167,6 +178,7 @@ export class CheckPipeline {
       await stopped;
     } else {
       await this.work;
+      this.tx.run(() => this.progress.set('cursor', this.cursor));
       await stopCheck();
     }
   }
@@ -237,9 +249,15 @@ export class CheckPipeline {
       records = records.filter((r) => r.seq <= took);
       through = took;
     }
+    const before = this.totalChanges.get();
     this.tx.run(() => {
       if (records.length > 0) check.onRecords(records, prepared);
-      this.progress.set('cursor', through);
+      // Only a step that changed something needs its cursor beside it (and pays for the fsync).
+      const t = performance.now();
+      if (this.totalChanges.get() !== before || t - this.savedAt >= this.o.saveEveryMs) {
+        this.progress.set('cursor', through);
+        this.savedAt = t;
+      }
     });
     this.cursor = this.seenSeq = through;
     return rest;

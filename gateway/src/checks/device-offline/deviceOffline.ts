@@ -65,6 +65,8 @@ export class DeviceOfflineCheck implements Check {
   private readonly rebuildRecords: number;
   private readonly heard = new Map<string, Heard>();
   private readonly rows: LivenessRows;
+  /** Devices heard since their row was last written. */
+  private readonly unsaved = new Set<string>();
   private startedAt: number;
   /** Set by stop(): a read-back at start ends where it is (issue 15: a stop never waits for a backlog). */
   private stopping = false;
@@ -98,15 +100,23 @@ export class DeviceOfflineCheck implements Check {
 
   stop(): void {
     this.stopping = true;
+    Transactions.of(this.ctx.registry.db).run(() => this.tick(-Infinity));
   }
 
-  /** In the runner's transaction with the cursor: what each device said, its alert raised or cleared, its row. */
+  /**
+   * In the runner's transaction with the cursor: what each device said, its alert raised or
+   * cleared. A device's row is written at once when its alert changed, else at the next tick: a
+   * row ahead of the cursor is harmless (observing a record again changes nothing), and a step
+   * that wrote nothing costs no fsync (issue 11).
+   */
   onRecords(records: StoredRecord[]): void {
-    const touched = new Set<string>();
     for (const r of records) {
-      if (this.observe(r, true)) touched.add(r.deviceId);
+      const h = this.heard.get(r.deviceId);
+      const wasOffline = h?.offline;
+      if (!this.observe(r, true)) continue;
+      if (this.heard.get(r.deviceId)!.offline !== wasOffline) this.rows.put(r.deviceId, this.heard.get(r.deviceId)!);
+      else this.unsaved.add(r.deviceId);
     }
-    for (const deviceId of touched) this.rows.put(deviceId, this.heard.get(deviceId)!);
   }
 
   private async learn(cursor: number): Promise<void> {
@@ -142,8 +152,13 @@ export class DeviceOfflineCheck implements Check {
     this.log.info({ devices: this.heard.size, offline: [...this.heard.values()].filter((h) => h.offline).length }, 'device liveness learnt from the ledger');
   }
 
-  /** Wall-clock part: devices silent beyond their limit go offline. */
+  /** Wall-clock part: devices silent beyond their limit go offline; rows of devices heard since the last tick. */
   tick(now: number): void {
+    for (const deviceId of this.unsaved) {
+      const h = this.heard.get(deviceId);
+      if (h) this.rows.put(deviceId, h);
+    }
+    this.unsaved.clear();
     for (const [deviceId, h] of this.heard) {
       if (h.offline) continue;
       const device = this.ctx.registry.device(deviceId);
