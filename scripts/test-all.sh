@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the real peers the tests use (influxd 1.x, mosquitto clients, chromium, faketime) when
+# Installs the real peers the tests use (influxd 1.x, mosquitto, chromium, faketime, PostgreSQL, Redis, HAProxy) when
 # missing, installs the npm dependencies from the lockfile, and runs the whole suite twice: on
 # today's clock, and with the clock 400 days ahead (Debian's faketime), so a test that only
 # passes on the day it was written fails here instead of on a user's machine next month.
@@ -12,6 +12,10 @@ command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+# Region mode (issue 14): PostgreSQL 15, Redis and HAProxy, started by the tests on free ports.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -19,8 +23,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-# Debian's influxdb package starts a system service on port 8086; the tests start their own.
-command -v systemctl >/dev/null 2>&1 && systemctl stop influxdb >/dev/null 2>&1 || true
+# Debian's packages start system services (influxdb on 8086, postgresql, redis, haproxy); the tests start their own.
+for svc in influxdb postgresql redis-server haproxy; do
+  command -v systemctl >/dev/null 2>&1 && systemctl stop "$svc" >/dev/null 2>&1 || true
+done
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund
