@@ -47,7 +47,7 @@ suite() {
   local timing; timing="$(mktemp -t sitegate-vitest-XXXXXX.json)"
   local rc=0
   "${prefix[@]}" npx vitest run "${extra[@]}" --reporter=default --reporter=json --outputFile.json="$report" || rc=$?
-  [ $rc -ne 0 ] && { status=1; echo "FAILED [${label}] vitest exited with status ${rc} (an error outside any test, e.g. a test process that crashed, is printed above under 'Unhandled Errors')" >>"$FAILURES"; }
+  [ $rc -ne 0 ] && { status=1; echo "FAILED [${label}] vitest exited with status ${rc} (the failed tests are named below; with none, an error outside any test — a test process that crashed — is printed above under 'Unhandled Errors')" >>"$FAILURES"; }
   # Tight latency bounds, measured alone (vitest.timing.config.ts).
   rc=0
   "${prefix[@]}" npx vitest run -c vitest.timing.config.ts --reporter=default --reporter=json --outputFile.json="$timing" || rc=$?

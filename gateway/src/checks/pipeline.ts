@@ -1,15 +1,10 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
+import type { LedgerStore, StoredRecord } from '../ledger/types.ts';
+import { StepFeed, type Step } from './feed.ts';
 import { Transactions } from '../state/transactions.ts';
 import type { AnyCheck, Prepared } from './check.ts';
 import type { CheckProgress } from './progress.ts';
-
-/** A step of records: `through` is the last ledger seq it covers (records of other kinds included). */
-interface Step {
-  records: StoredRecord[];
-  through: number;
-}
 
 export interface PipelineOptions {
   maxQueued: number;
@@ -30,9 +25,9 @@ export interface PipelineOptions {
 export type Phase = 'start' | 'records' | 'tick' | 'stop' | 'skip';
 
 /**
- * One check's own feed (issue 10): its cursor, a bounded queue of committed records, and the
- * read-back from the ledger when the queue overflowed or at start. Every check has one, so a slow
- * check (face verification) delays only itself.
+ * One check's own pipeline (issue 10): its cursor, its steps (`feed.ts`: a bounded queue of
+ * committed records, read back from the ledger when it overflowed or at start), retries. Every
+ * check has one, so a slow check (face verification) delays only itself.
  *
  * A step is `prepare` (async) then `onRecords` + the cursor in one state transaction, so after a
  * crash the records after the cursor are simply handed over again (the hazard check's proven
@@ -44,13 +39,7 @@ export class CheckPipeline {
   /** Last seq handed to the check (a replay included) or passed over as another kind. */
   seenSeq = 0;
   starting = true;
-  private queue: Step[] = [];
-  private queued = 0;
-  /** Highest seq queued or read back: the ledger holds everything after it that is not queued. */
-  private tailSeq = 0;
-  /** Records at or below this seq are a replay: prepare only. */
-  private replayThrough = 0;
-  private readingBack = true;
+  private readonly feed: StepFeed;
   private work: Promise<void> = Promise.resolve();
   private draining = false;
   private stopped = false;
@@ -58,7 +47,6 @@ export class CheckPipeline {
   private retryTimer: NodeJS.Timeout | undefined;
   private retried: Promise<void> = Promise.resolve();
   private retryDone: () => void = () => {};
-  private readonly kinds: Set<string> | undefined;
   private readonly tx: Transactions;
   private readonly totalChanges: Database.Statement;
   /** When the cursor was last written (monotonic ms). */
@@ -70,17 +58,17 @@ export class CheckPipeline {
     private readonly progress: CheckProgress,
     private readonly o: PipelineOptions,
   ) {
-    this.kinds = check.kinds ? new Set(check.kinds) : undefined;
+    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch });
     this.tx = Transactions.of(progress.db);
     this.totalChanges = progress.db.prepare('SELECT total_changes()').pluck();
   }
 
   get queuedRecords(): number {
-    return this.queued;
+    return this.feed.queued;
   }
 
   get behind(): boolean {
-    return this.readingBack;
+    return this.feed.readingBack;
   }
 
   /** Restores the check and reads back from its cursor (or its snapshot's seq). */
@@ -101,34 +89,17 @@ export class CheckPipeline {
     }).then(() => this.kick());
   }
 
-  /** Committed records, in commit order: queued while there is room, else read back later. */
+  /** Committed records, in commit order (see `StepFeed.take`). */
   take(records: StoredRecord[]): void {
-    if (this.stopped || this.readingBack || records.length === 0) return;
-    const through = records[records.length - 1]!.seq;
-    if (through <= this.tailSeq) return;
-    const mine = records.filter((r) => r.seq > this.tailSeq && (!this.kinds || this.kinds.has(r.kind)));
-    if (mine.length === 0) {
-      // Nothing for this check: the last waiting step covers these seqs too.
-      this.tailSeq = through;
-      const last = this.queue[this.queue.length - 1];
-      if (last) last.through = through;
-      else if (!this.draining) this.seenSeq = Math.max(this.seenSeq, through);
-      else this.queue.push({ records: mine, through });
-      return;
-    }
-    if (this.queued + mine.length > this.o.maxQueued) {
-      this.readingBack = true; // these and what follows are read back from the ledger after tailSeq
-      return;
-    }
-    this.tailSeq = through;
-    this.queue.push({ records: mine, through });
-    this.queued += mine.length;
-    this.kick();
+    if (this.stopped) return;
+    const taken = this.feed.take(records, this.draining);
+    if (taken === 'queued') this.kick();
+    else if (taken !== undefined) this.seenSeq = Math.max(this.seenSeq, taken);
   }
 
   /** Resolves when everything committed so far has been through the check (or it stopped). */
   async idle(): Promise<void> {
-    while (!this.stopped && (this.starting || this.draining || this.queue.length > 0 || this.readingBack || this.retryTimer)) {
+    while (!this.stopped && (this.starting || this.draining || this.feed.waiting || this.retryTimer)) {
       this.kick();
       await this.work;
       // Failing: wait for the retry (a step that fails every attempt is skipped, so this ends).
@@ -161,8 +132,7 @@ export class CheckPipeline {
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.retryDone();
-    this.queue = [];
-    this.queued = 0;
+    this.feed.clear();
     // A start still running may be waiting for the stop (a replay that ends where it is): tell the
     // check first. Otherwise the step in hand finishes (and commits) before the check stops.
     const stopCheck = async () => {
@@ -186,38 +156,30 @@ export class CheckPipeline {
   private async restore(): Promise<void> {
     const from = await this.check.start?.(this.cursor);
     const replayFrom = typeof from === 'number' ? Math.min(from, this.cursor) : this.cursor;
-    this.queue = [];
-    this.queued = 0;
-    this.tailSeq = this.seenSeq = replayFrom;
-    this.replayThrough = this.cursor;
-    this.readingBack = true;
+    this.feed.reset(replayFrom, this.cursor);
+    this.seenSeq = replayFrom;
   }
 
   private kick(): void {
     if (this.draining || this.stopped || this.starting || this.retryTimer) return;
-    if (this.queue.length === 0 && !this.readingBack) return;
+    if (!this.feed.waiting) return;
     this.draining = true;
     void this.serial(() => this.drain()).finally(() => {
       this.draining = false;
-      if (!this.retryTimer && (this.queue.length > 0 || this.readingBack)) this.kick();
+      if (!this.retryTimer && this.feed.waiting) this.kick();
     });
   }
 
   private async drain(): Promise<void> {
     while (!this.stopped) {
-      const step = this.next();
+      const step = this.feed.next();
       if (step === undefined) return;
       try {
         const rest = await this.run(step);
-        if (rest) {
-          this.queue.unshift(rest);
-          this.queued += rest.records.length;
-        }
+        if (rest) this.feed.putBack(rest);
         this.attempts = 0;
       } catch (err) {
         this.o.failed('records', err);
-        this.queue.unshift(step);
-        this.queued += step.records.length;
         if (++this.attempts >= this.o.maxAttempts) {
           this.skip(step, err);
           continue;
@@ -233,7 +195,7 @@ export class CheckPipeline {
   /** One step; returns what the check left of it (see `Prepared.through`). */
   private async run(step: Step): Promise<Step | undefined> {
     const { check } = this;
-    if (step.records.length === 0 || step.through <= this.replayThrough) {
+    if (step.records.length === 0 || step.through <= this.feed.replayThrough) {
       // Other kinds only (the cursor moves with the next real step), or a replay: state only.
       if (step.records.length > 0) await check.prepare?.(step.records, true);
       this.seenSeq = step.through;
@@ -265,12 +227,10 @@ export class CheckPipeline {
 
   /** A step that failed every attempt: logged with its range and counted, and passed over. */
   private skip(step: Step, err: unknown): void {
-    this.queue.shift();
-    this.queued -= step.records.length;
     this.attempts = 0;
     this.o.failed('skip', err);
     this.o.log.error({ err, fromSeq: step.records[0]?.seq, through: step.through, records: step.records.length }, 'check skipped records after repeated failures');
-    if (step.through > this.replayThrough) {
+    if (step.through > this.feed.replayThrough) {
       this.tx.run(() => this.progress.set('cursor', step.through));
       this.cursor = step.through;
     }
@@ -300,49 +260,5 @@ export class CheckPipeline {
       });
     }, delay);
     this.retryTimer.unref();
-  }
-
-  /** The next step: the queue first, else (at start, after an overflow) the ledger. */
-  private next(): Step | undefined {
-    let step = this.queue.shift();
-    if (step !== undefined) {
-      this.queued -= step.records.length;
-    } else {
-      if (!this.readingBack) return undefined;
-      step = this.readBack();
-      if (step === undefined) return undefined;
-    }
-    const max = this.check.maxBatch;
-    if (max !== undefined && step.records.length > max) {
-      const rest = step.records.slice(max);
-      this.queue.unshift({ records: rest, through: step.through });
-      this.queued += rest.length;
-      step = { records: step.records.slice(0, max), through: step.records[max - 1]!.seq };
-    }
-    // A replay never shares a step with live records.
-    if (step.through > this.replayThrough && (step.records[0]?.seq ?? Infinity) <= this.replayThrough) {
-      const rest = step.records.filter((r) => r.seq > this.replayThrough);
-      this.queue.unshift({ records: rest, through: step.through });
-      this.queued += rest.length;
-      step = { records: step.records.filter((r) => r.seq <= this.replayThrough), through: this.replayThrough };
-    }
-    return step;
-  }
-
-  private readBack(): Step | undefined {
-    const lastSeq = this.ledger.lastSeq;
-    const kinds = this.check.kinds as RecordKind[] | undefined;
-    const chunk = this.ledger.readAfter(this.tailSeq, this.o.readBack, kinds).filter((r) => r.seq <= lastSeq);
-    let through: number;
-    if (chunk.length >= this.o.readBack) {
-      through = chunk[chunk.length - 1]!.seq;
-    } else {
-      // Caught up: everything committed so far has been read; live records are queued again.
-      through = lastSeq;
-      this.readingBack = false;
-    }
-    if (through <= this.tailSeq) return undefined;
-    this.tailSeq = through;
-    return { records: chunk, through };
   }
 }

@@ -1,0 +1,119 @@
+import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
+
+/** A step of records: `through` is the last ledger seq it covers (records of other kinds included). */
+export interface Step {
+  records: StoredRecord[];
+  through: number;
+}
+
+/**
+ * Where one check's steps come from (`pipeline.ts` drives it): committed records of the kinds it
+ * reads, in commit order, held in a bounded queue; when the queue is full, at start, and after a
+ * restore, the records are read back from the ledger instead (the ledger is the spool: nothing is
+ * lost, memory stays bounded whatever the backlog). Records at or below `replayThrough` come in
+ * steps of their own (a replay: their effects are committed already).
+ */
+export class StepFeed {
+  private queue: Step[] = [];
+  queued = 0;
+  /** Highest seq queued or read back: the ledger holds everything after it that is not queued. */
+  private tailSeq = 0;
+  /** Records at or below this seq are a replay. */
+  replayThrough = 0;
+  readingBack = true;
+  private readonly kinds: Set<string> | undefined;
+
+  constructor(
+    private readonly ledger: LedgerStore,
+    private readonly o: { kinds?: readonly RecordKind[]; maxQueued: number; readBack: number; maxBatch?: number },
+  ) {
+    this.kinds = o.kinds ? new Set(o.kinds) : undefined;
+  }
+
+  get waiting(): boolean {
+    return this.queue.length > 0 || this.readingBack;
+  }
+
+  /** Forgets what is queued and reads back from `from`; what is at or below `replayThrough` is a replay. */
+  reset(from: number, replayThrough: number): void {
+    this.queue = [];
+    this.queued = 0;
+    this.tailSeq = from;
+    this.replayThrough = replayThrough;
+    this.readingBack = true;
+  }
+
+  clear(): void {
+    this.queue = [];
+    this.queued = 0;
+  }
+
+  /**
+   * Committed records. Returns 'queued' when the check has something new to do, the seq passed
+   * over when they were all of other kinds and nothing waits (the caller's `busy` says whether a
+   * step is in hand), else undefined.
+   */
+  take(records: StoredRecord[], busy: boolean): 'queued' | number | undefined {
+    if (this.readingBack || records.length === 0) return undefined;
+    const through = records[records.length - 1]!.seq;
+    if (through <= this.tailSeq) return undefined;
+    const mine = records.filter((r) => r.seq > this.tailSeq && (!this.kinds || this.kinds.has(r.kind)));
+    if (mine.length === 0) {
+      // Nothing for this check: the last waiting step covers these seqs too.
+      this.tailSeq = through;
+      const last = this.queue[this.queue.length - 1];
+      if (last) last.through = through;
+      else if (busy) this.queue.push({ records: mine, through });
+      else return through;
+      return undefined;
+    }
+    if (this.queued + mine.length > this.o.maxQueued) {
+      this.readingBack = true; // these and what follows are read back from the ledger after tailSeq
+      return undefined;
+    }
+    this.tailSeq = through;
+    this.queue.push({ records: mine, through });
+    this.queued += mine.length;
+    return 'queued';
+  }
+
+  /** Puts a step (or what a check left of one) back in front. */
+  putBack(step: Step): void {
+    this.queue.unshift(step);
+    this.queued += step.records.length;
+  }
+
+  /** The next step: the queue first, else the ledger; at most `maxBatch` records, a replay on its own. */
+  next(): Step | undefined {
+    let step = this.queue.shift();
+    if (step !== undefined) this.queued -= step.records.length;
+    else if (!this.readingBack || (step = this.readBack()) === undefined) return undefined;
+    const max = this.o.maxBatch;
+    if (max !== undefined && step.records.length > max) {
+      this.putBack({ records: step.records.slice(max), through: step.through });
+      step = { records: step.records.slice(0, max), through: step.records[max - 1]!.seq };
+    }
+    if (step.through > this.replayThrough && (step.records[0]?.seq ?? Infinity) <= this.replayThrough) {
+      this.putBack({ records: step.records.filter((r) => r.seq > this.replayThrough), through: step.through });
+      step = { records: step.records.filter((r) => r.seq <= this.replayThrough), through: this.replayThrough };
+    }
+    return step;
+  }
+
+  private readBack(): Step | undefined {
+    const lastSeq = this.ledger.lastSeq;
+    const kinds = this.o.kinds as RecordKind[] | undefined;
+    const chunk = this.ledger.readAfter(this.tailSeq, this.o.readBack, kinds).filter((r) => r.seq <= lastSeq);
+    let through: number;
+    if (chunk.length >= this.o.readBack) {
+      through = chunk[chunk.length - 1]!.seq;
+    } else {
+      // Caught up: everything committed so far has been read; live records are queued again.
+      through = lastSeq;
+      this.readingBack = false;
+    }
+    if (through <= this.tailSeq) return undefined;
+    this.tailSeq = through;
+    return { records: chunk, through };
+  }
+}
