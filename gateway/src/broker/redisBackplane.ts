@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { EventEmitter } from 'node:events';
+import { Readable } from 'node:stream';
 import mqemitterRedis from 'mqemitter-redis';
 import type { Logger } from 'pino';
 
@@ -11,8 +12,7 @@ const require = createRequire(import.meta.url);
 const AsyncRedisPersistence = require('aedes-persistence-redis/asyncPersistence.js') as new (opts: { conn: unknown }) => RedisPersistence;
 
 interface RedisPersistence {
-  setup(broker: unknown): Promise<void>;
-  destroy(): Promise<void>;
+  createRetainedStreamCombi(patterns: string[]): AsyncIterable<unknown> | Readable;
 }
 
 type Emitter = ReturnType<typeof mqemitterRedis> & { state: EventEmitter; pubConn: { duplicate(): RedisConnection } };
@@ -41,6 +41,10 @@ export function redisBackplane(url: string, logger: Logger): RedisBackplane {
   const conn = mq.pubConn.duplicate();
   conn.on('error', (err: Error) => logger.error({ err: err.message }, 'redis (broker persistence) error; ioredis reconnects'));
   const persistence = new AsyncRedisPersistence({ conn });
+  // aedes 1.2 pipes the retained messages for a new subscription (`stream.pipe`), as aedes'
+  // in-memory persistence gives them; aedes-persistence-redis 11 yields an async generator.
+  const retained = persistence.createRetainedStreamCombi.bind(persistence);
+  persistence.createRetainedStreamCombi = (patterns) => Readable.from(retained(patterns));
   let closed = false;
   return {
     mq,
