@@ -2,6 +2,7 @@ import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClock } from './support/clock.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
+import { startHaproxy } from './support/haproxy.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
 
 /**
@@ -11,7 +12,9 @@ import { startRedis, type RedisServer } from './support/redis.ts';
  * PostgreSQL is another part of the issue), so a device has one secret per instance.
  * What is shown: a publish on one instance reaches subscribers on the other (alert events,
  * commands), a device's message is ingested once, where it arrived; a QoS 1 persistent session
- * and the retained status follow a client to the other instance; the ACL holds there too.
+ * and the retained status follow a client to the other instance; the ACL holds there too; behind
+ * HAProxy, a client whose instance stops (a clean stop, in this process) reconnects to the other
+ * and its session goes on.
  */
 const T0 = Date.parse('2026-11-02T08:00:00+08:00');
 const REGULATOR = 'regulator-token-region-0123456789';
@@ -27,6 +30,8 @@ function nextOn(c: mqtt.MqttClient, topic: string): Promise<{ text: string; reta
     c.on('message', on);
   });
 }
+
+const connectedOn = (g: TestGateway, clientId: string) => clientId in (g.gw.broker.aedes as unknown as { clients: Record<string, unknown> }).clients;
 
 /** The first message `c` receives, whatever its topic. */
 const firstMessage = (c: mqtt.MqttClient) => new Promise<{ topic: string; text: string }>((resolve) => c.once('message', (topic, m) => resolve({ topic, text: m.toString() })));
@@ -165,5 +170,27 @@ describe('region mode: two instances\' brokers joined by Redis', () => {
     const r = await retained;
     expect(r.retain).toBe(true);
     expect(JSON.parse(r.text)).toMatchObject({ state: 'online', batteryPct: 80 });
+  });
+  it('behind HAProxy: A stops, the client reconnects through the balancer to B and its session goes on', async () => {
+    const lb = await startHaproxy([{ port: Number(new URL(a.mqttUrl).port) }, { port: Number(new URL(b.mqttUrl).port) }]);
+    try {
+      const tool = mqtt.connect(lb.url, { username: 'token', password: REGULATOR, protocolVersion: 4, clientId: 'bureau-lb', clean: false, reconnectPeriod: 100 });
+      clients.push(tool);
+      await new Promise<void>((resolve) => tool.once('connect', () => resolve()));
+      expect(connectedOn(a, 'bureau-lb')).toBe(true); // A is HAProxy's first choice
+      await tool.subscribeAsync('sites/S1/alerts', { qos: 1 });
+      const moved = new Promise<{ sessionPresent: boolean }>((resolve) => tool.once('close', () => tool.once('connect', (c) => resolve(c))));
+      await a.stop(); // A goes away; its clients' connections close
+      expect((await moved).sessionPresent).toBe(true);
+      expect(connectedOn(b, 'bureau-lb')).toBe(true);
+      // The restored subscription hears an alert event B publishes.
+      const heard = nextOn(tool, 'sites/S1/alerts');
+      const wind = await device(b, 'WIND-1', 'wind-lb-on-b');
+      clock.advance(60 * 60_000); // a new gust an hour later: a new alert
+      await wind.publishAsync('sites/S1/devices/WIND-1/telemetry', JSON.stringify({ id: 'gust-lb', ts: clock.now(), metrics: { wind_speed_ms: 16.4 } }), { qos: 1 });
+      expect(JSON.parse((await heard).text)).toMatchObject({ siteId: 'S1' });
+    } finally {
+      await lb.stop();
+    }
   });
 });
