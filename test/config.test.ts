@@ -19,6 +19,9 @@ describe('configuration', () => {
     [{ SITEGATE_INFLUX_DB: 'sitegate' }, 'SITEGATE_INFLUX_URL'],
     [{ SITEGATE_HTTP_PROT: '8080' }, 'SITEGATE_HTTP_PROT'],
     [{ SITEGATE_LOG_LEVEL: 'loud' }, 'SITEGATE_LOG_LEVEL'],
+    [{ SITEGATE_REDIS_URL: 'http://127.0.0.1:6379', SITEGATE_INSTANCE_ID: 'gw-1' }, 'SITEGATE_REDIS_URL'],
+    [{ SITEGATE_REDIS_URL: 'redis://127.0.0.1:6379' }, 'SITEGATE_INSTANCE_ID'],
+    [{ SITEGATE_REDIS_URL: 'redis://127.0.0.1:6379', SITEGATE_INSTANCE_ID: 'gw 1' }, 'SITEGATE_INSTANCE_ID'],
   ])('%o stops the start with one line naming the key', (env, key) => {
     let err: unknown;
     try { loadConfig(env); } catch (e) { err = e; }
@@ -31,6 +34,11 @@ describe('configuration', () => {
   it('selects InfluxDB 1.x with SITEGATE_INFLUX_DB and 2.x with token/org/bucket', () => {
     expect(loadConfig({ SITEGATE_INFLUX_URL: 'http://127.0.0.1:8086', SITEGATE_INFLUX_DB: 'sitegate' }).SITEGATE_INFLUX_DB).toBe('sitegate');
     expect(loadConfig({ SITEGATE_INFLUX_URL: 'http://127.0.0.1:8086', SITEGATE_INFLUX_TOKEN: 't', SITEGATE_INFLUX_ORG: 'o', SITEGATE_INFLUX_BUCKET: 'b' }).SITEGATE_INFLUX_BUCKET).toBe('b');
+  });
+
+  it('joins the broker to a region with SITEGATE_REDIS_URL and SITEGATE_INSTANCE_ID, and only then', () => {
+    expect(loadConfig({}).SITEGATE_REDIS_URL).toBeUndefined();
+    expect(loadConfig({ SITEGATE_REDIS_URL: 'rediss://:pw@redis.example:6380/2', SITEGATE_INSTANCE_ID: 'gw-1' })).toMatchObject({ SITEGATE_INSTANCE_ID: 'gw-1' });
   });
 });
 

@@ -156,6 +156,20 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     await reg.endAsync(true).catch(() => {});
   });
 
+  it('keeps a wholly rejected message from subscribers, even a retained one', async () => {
+    const tok = await g.api('POST', '/tokens', { role: 'regulator', scope: { regions: ['3301'] } });
+    const reg = await mqtt.connectAsync(g.mqttUrl, { username: 'token', password: tok.json.token, reconnectPeriod: 0, protocolVersion: 4 });
+    await reg.subscribeAsync('sites/S1/devices/D1/telemetry', { qos: 1 });
+    const first = new Promise<string>((resolve) => reg.once('message', (_t, m) => resolve(m.toString())));
+    const dev = await g.connect('D1', secret);
+    // Same publisher, same subscriber: delivered in order (MQTT-4.6.0-5), so the first message
+    // the regulator sees after the junk tells whether the junk went through.
+    await dev.publishAsync('sites/S1/devices/D1/telemetry', '{"id":"junk-fwd",', { qos: 1, retain: true });
+    await dev.publishAsync('sites/S1/devices/D1/telemetry', JSON.stringify({ id: 'after-junk', ts: NOW, metrics: { pm10: 3 } }), { qos: 1 });
+    expect(JSON.parse(await first)).toMatchObject({ id: 'after-junk' });
+    await reg.endAsync(true);
+  });
+
   it('does not let one device\'s bad messages slow another', async () => {
     const bad = await g.connect('D1', secret);
     const good = await g.connect('D9', otherSecret);

@@ -148,8 +148,12 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const ingestor = new Ingestor({ ledger, payloads: ledger, registry, metrics, logger, now });
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
   const commands = new CommandStore({ db: state, audit, now });
-  const commandDelivery = new CommandDelivery({ store: commands, metrics, logger: logger.child({ component: 'commands' }), now, sweepMs: deps.commandSweepMs ?? 5_000 });
-  const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }), commands: commandDelivery });
+  // Region mode (contract §8): brokers joined through Redis, so a device may listen on another instance.
+  const region = config.SITEGATE_REDIS_URL ? { redisUrl: config.SITEGATE_REDIS_URL, instanceId: config.SITEGATE_INSTANCE_ID! } : undefined;
+  const commandDelivery = new CommandDelivery({
+    store: commands, metrics, logger: logger.child({ component: 'commands' }), now, sweepMs: deps.commandSweepMs ?? 5_000, listenersElsewhere: !!region,
+  });
+  const broker = await Broker.create({ registry, ingestor, metrics, logger: logger.child({ component: 'mqtt' }), commands: commandDelivery, ...(region ? { region } : {}) });
   commandDelivery.attach(broker.aedes);
   const sinks = [...configuredSinks(config, (deviceId) => registry.device(deviceId)?.kind), ...(deps.sinks ?? [])].map((sink) => new SinkRunner({
     sink, ledger, state: sinkState, metrics, logger, now, batchSize: config.SITEGATE_INFLUX_BATCH, flushMs: config.SITEGATE_INFLUX_FLUSH_MS,

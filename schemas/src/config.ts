@@ -26,6 +26,8 @@ export const Config = z.strictObject({
   SITEGATE_INFLUX_FLUSH_MS: z.coerce.number().int().min(1).max(60_000).default(500),
   SITEGATE_MODELS_DIR: z.string().optional(),
   SITEGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SITEGATE_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional().describe('region mode (contract §8): joins the instances\' MQTT brokers'),
+  SITEGATE_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1–64 of A–Z a–z 0–9 . _ -').optional().describe('names this instance in region mode'),
   SITEGATE_SECRET_SCRYPT_N: z.coerce.number().int().refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two ≥ 1024').default(16384),
 }).superRefine((c, ctx) => {
   const v2 = [c.SITEGATE_INFLUX_TOKEN, c.SITEGATE_INFLUX_ORG, c.SITEGATE_INFLUX_BUCKET];
@@ -33,6 +35,10 @@ export const Config = z.strictObject({
     for (const [key, value] of [['SITEGATE_INFLUX_TOKEN', v2[0]], ['SITEGATE_INFLUX_ORG', v2[1]], ['SITEGATE_INFLUX_BUCKET', v2[2]]] as const) {
       if (!value) ctx.addIssue({ code: 'custom', path: [key], message: 'required with SITEGATE_INFLUX_URL (InfluxDB 2.x/3.x), unless SITEGATE_INFLUX_DB selects 1.x' });
     }
+  }
+  // Each instance's broker needs its own id (session takeover, wills of a stopped instance).
+  if (c.SITEGATE_REDIS_URL && !c.SITEGATE_INSTANCE_ID) {
+    ctx.addIssue({ code: 'custom', path: ['SITEGATE_INSTANCE_ID'], message: 'required with SITEGATE_REDIS_URL, different on each instance' });
   }
   if (c.SITEGATE_INFLUX_DB && !c.SITEGATE_INFLUX_URL) {
     ctx.addIssue({ code: 'custom', path: ['SITEGATE_INFLUX_URL'], message: 'required with SITEGATE_INFLUX_DB' });

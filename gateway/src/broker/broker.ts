@@ -10,6 +10,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Device, Registry, Token } from '../registry/registry.ts';
 import { siteInScope } from './access.ts';
 import { DEFAULT_RATE_LIMIT, DeviceRateLimit, type RateLimit } from './deviceRateLimit.ts';
+import { redisBackplane, type RedisBackplane } from './redisBackplane.ts';
 
 type Identity = { type: 'device'; device: Device; log: Logger } | { type: 'token'; token: Token; log: Logger };
 
@@ -23,6 +24,21 @@ const NOT_AUTHORIZED = 5;
 
 const connackError = (message: string, returnCode: 4 | 5) => Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 
+/**
+ * Where a message goes that nobody may receive (wholly rejected content, command results): aedes
+ * has no way for authorizePublish to accept a message without publishing it, and a mark on the
+ * packet is lost when aedes copies it (aedes-packet) or another instance decodes it (Redis). No
+ * client may subscribe here (`$` topics: MQTT-4.7.2-1 and our subscribe ACL), so nothing is
+ * retained, queued or forwarded, on this instance or any other.
+ */
+const DISCARDED = '$SYS/sitegate/discarded';
+
+/** Region mode (contract §8): this instance's name and the Redis that joins it to the others. */
+export interface BrokerRegion {
+  instanceId: string;
+  redisUrl: string;
+}
+
 /** Commands (contract §7; commands/commandDelivery.ts): where a device's answers go, and what was forwarded to it. */
 export interface CommandLink {
   result(topic: string, payload: Buffer): { ok: true; duplicate?: boolean } | { ok: false; reason: Reason; message: string };
@@ -35,6 +51,8 @@ export interface BrokerDeps {
   metrics: Metrics;
   logger: Logger;
   commands?: CommandLink;
+  /** Absent: the embedded default (aedes' in-memory emitter and persistence). */
+  region?: BrokerRegion;
 }
 
 /**
@@ -46,15 +64,17 @@ export interface BrokerDeps {
 export class Broker {
   readonly aedes: Aedes;
   private readonly deps: BrokerDeps;
-  private readonly rejected = new WeakSet<object>();
   private readonly rateLimit = new DeviceRateLimit();
   private tcp?: net.Server;
   private ws?: { http: http.Server; wss: WebSocketServer };
   readonly connectedDevices = new Set<string>();
 
-  private constructor(aedes: Aedes, deps: BrokerDeps) {
+  private readonly backplane: RedisBackplane | undefined;
+
+  private constructor(aedes: Aedes, deps: BrokerDeps, backplane: RedisBackplane | undefined) {
     this.aedes = aedes;
     this.deps = deps;
+    this.backplane = backplane;
     aedes.on('client', (c: SitegateClient) => {
       deps.metrics.mqttClients.inc();
       if (c.sitegate?.type === 'device') this.connectedDevices.add(c.sitegate.device.deviceId);
@@ -66,22 +86,32 @@ export class Broker {
     aedes.on('clientError', (c: SitegateClient, err: Error) => {
       (c.sitegate?.log ?? deps.logger).debug({ err: err.message, clientId: c.id }, 'mqtt client error');
     });
+    // aedes emits 'error' for persistence failures and wills it could not publish; unheard, it would throw.
+    (aedes as unknown as NodeJS.EventEmitter).on('error', (err: Error) => deps.logger.error({ err: err.message }, 'mqtt broker error'));
   }
 
   static async create(deps: BrokerDeps): Promise<Broker> {
     let self: Broker | undefined;
+    const backplane = deps.region ? redisBackplane(deps.region.redisUrl, deps.logger) : undefined;
     const aedes = await Aedes.createBroker({
-      id: 'sitegate',
+      // In region mode the id tells the instances apart: aedes closes a client that connects
+      // elsewhere with the same client id (MQTT-3.1.4-2, `$SYS/<id>/new/clients`) and publishes
+      // the wills of an instance whose heartbeats stopped.
+      id: deps.region?.instanceId ?? 'sitegate',
+      ...(backplane ? { mq: backplane.mq, persistence: backplane.persistence } : {}),
       authenticate: (client, username, password, cb) => self!.authenticate(client as SitegateClient, username, password, cb),
       authorizePublish: (client, packet, cb) => self!.authorizePublish(client as SitegateClient | null, packet as AedesPublishPacket, cb),
       authorizeSubscribe: (client, sub, cb) => self!.authorizeSubscribe(client as SitegateClient, sub, cb),
       authorizeForward: (client, packet) => {
-        if (self!.rejected.has(packet)) return null;
+        // The subscribe ACL again, on the message itself: a session restored from persistence
+        // (another instance, or a client id reused by another principal) carries messages queued
+        // for whoever held it before.
+        if (!self!.mayReceive(client as SitegateClient, packet.topic)) return null;
         self!.deps.commands?.forwarded(client, packet as AedesPublishPacket);
         return packet;
       },
     });
-    self = new Broker(aedes, deps);
+    self = new Broker(aedes, deps, backplane);
     return self;
   }
 
@@ -125,6 +155,7 @@ export class Broker {
     this.stopListening();
     // Closing aedes disconnects every client; wills are not published on the broker's own close.
     await new Promise<void>((r) => this.aedes.close(() => r()));
+    await this.backplane?.close();
     if (this.ws) {
       for (const c of this.ws.wss.clients) c.terminate();
       this.ws.http.closeAllConnections();
@@ -143,6 +174,11 @@ export class Broker {
       logger.warn({ clientId: client.id, username, why }, 'mqtt authentication refused');
       cb(connackError(why, BAD_USERNAME_OR_PASSWORD), null);
     };
+    const refuseWill = () => {
+      metrics.aclRefusals.inc({ reason: 'topic_not_allowed', action: 'publish' });
+      logger.warn({ clientId: client.id, username }, 'mqtt connection refused: will on a topic this client may not publish');
+      cb(connackError('will topic not allowed', NOT_AUTHORIZED), null);
+    };
     if (!username || !password) return fail('missing username or password');
     const secret = password.toString('utf8');
     if (username === 'token') {
@@ -150,12 +186,14 @@ export class Broker {
       if (!token) return fail('unknown, expired or revoked token');
       if (token.role === 'terminal') return fail('terminal tokens are for HTTP ingest; devices use their secret');
       client.sitegate = { type: 'token', token, log: logger.child({ tokenId: token.id, role: token.role }) };
+      if (!this.willAllowed(client.sitegate, (client as { _will?: { topic?: string } })._will)) return refuseWill();
       return cb(null, true);
     }
     registry.verifyDevice(username, secret).then(
       (device) => {
         if (!device) return fail('unknown device or wrong secret');
         client.sitegate = { type: 'device', device, log: logger.child({ siteId: device.siteId, deviceId: device.deviceId }) };
+        if (!this.willAllowed(client.sitegate, (client as { _will?: { topic?: string } })._will)) return refuseWill();
         cb(null, true);
       },
       (err) => { logger.error({ err }, 'device verification failed'); cb(connackError('server error', NOT_AUTHORIZED), null); },
@@ -169,7 +207,9 @@ export class Broker {
   }
 
   private authorizePublish(client: SitegateClient | null, packet: AedesPublishPacket, cb: (err?: Error | null) => void): void {
-    if (!client) return cb(null); // the gateway's own publishes
+    // aedes asks with no client only for a will it took over from an instance that stopped (the
+    // gateway's own publishes never come here): in region mode, a device's will on another instance.
+    if (!client) return this.orphanWill(packet, cb);
     const id = client.sitegate;
     if (!id || id.type !== 'device') return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
     const t = parseDeviceTopic(packet.topic);
@@ -184,7 +224,7 @@ export class Broker {
       const r = this.deps.commands?.result(packet.topic, payload)
         ?? { ok: false as const, reason: 'unknown_channel' as const, message: 'this gateway takes no command results' };
       if (!r.ok) this.report(client, packet, { accepted: 0, duplicate: 0, rejected: 1, results: [{ ref: packet.topic, outcome: 'rejected', reason: r.reason, message: r.message }] });
-      else this.rejected.add(packet); // nobody else may subscribe to it; nothing to forward
+      else discard(packet); // nobody else may subscribe to it; nothing to forward
       return cb(null);
     }
     if (!isInboundChannel(t.channel)) {
@@ -216,6 +256,37 @@ export class Broker {
     );
   }
 
+  /**
+   * A will whose client was on an instance that died: its topic was checked against its device
+   * when that client connected (`willAllowed`), so it is ingested as that device's message, as it
+   * would have been there; anything else is discarded (and its will deleted).
+   */
+  private orphanWill(packet: AedesPublishPacket, cb: (err?: Error | null) => void): void {
+    const t = parseDeviceTopic(packet.topic);
+    const device = t && this.deps.registry.device(t.deviceId);
+    if (!t || !device || device.siteId !== t.siteId || !isInboundChannel(t.channel)) {
+      this.deps.logger.warn({ topic: packet.topic }, 'will of a stopped instance\'s client is on no device\'s own topic; discarded');
+      discard(packet);
+      return cb(null);
+    }
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }).then(
+      (report) => {
+        if (report.accepted === 0 && report.duplicate === 0) discard(packet);
+        cb(null);
+      },
+      (err) => cb(err), // not durable: aedes keeps the will and tries again at its next round
+    );
+  }
+
+  /** In region mode a will may be published by another instance, with no client to check it against then: checked at CONNECT. */
+  private willAllowed(id: Identity, will: { topic?: string } | null | undefined): boolean {
+    if (!this.deps.region || !will) return true;
+    if (id.type !== 'device') return false; // tokens publish nothing
+    const t = will.topic ? parseDeviceTopic(will.topic) : null;
+    return !!t && t.deviceId === id.device.deviceId && t.siteId === id.device.siteId && isInboundChannel(t.channel);
+  }
+
   /** The device's ingest rate: its own setting, else its site's, else the default (deviceRateLimit.ts). */
   private rateOf(device: Device): RateLimit {
     const settings = this.deps.registry.site(device.siteId)?.settings;
@@ -232,10 +303,8 @@ export class Broker {
   private report(client: SitegateClient, packet: AedesPublishPacket, report: IngestReport): void {
     if (report.rejected === 0) return;
     const id = client.sitegate as Extract<Identity, { type: 'device' }>;
-    if (report.accepted === 0 && report.duplicate === 0) {
-      this.rejected.add(packet);
-      packet.retain = false; // a refused status must not become the retained one
-    }
+    // A refused message reaches no subscriber, and a refused status does not become the retained one.
+    if (report.accepted === 0 && report.duplicate === 0) discard(packet);
     const topic = deviceTopic(id.device.siteId, id.device.deviceId, 'errors');
     for (const r of report.results) {
       if (r.outcome !== 'rejected') continue;
@@ -256,6 +325,13 @@ export class Broker {
     cb(null, null); // SUBACK 0x80 for this filter; the connection stays (MQTT-3.9.3)
   }
 
+  /** Whether `client` may be sent a message on `topic`: the subscribe ACL applied to a concrete topic. */
+  private mayReceive(client: SitegateClient, topic: string): boolean {
+    const id = client.sitegate;
+    if (id?.type === 'device') return topic === deviceTopic(id.device.siteId, id.device.deviceId, 'errors') || topic === deviceTopic(id.device.siteId, id.device.deviceId, 'commands');
+    return id?.type === 'token' && this.tokenMaySubscribe(id.token, topic);
+  }
+
   /** Read-only feeds for regulators' and auditors' tools, within their token's sites (contract §1). */
   private tokenMaySubscribe(token: Token, filter: string): boolean {
     const p = filter.split('/');
@@ -265,4 +341,9 @@ export class Broker {
     if (p.length === 3 && p[2] === 'alerts') return true;
     return p.length === 5 && p[2] === 'devices' && !p[3]!.includes('#') && ['telemetry', 'status', 'checkin'].includes(p[4]!);
   }
+}
+
+function discard(packet: AedesPublishPacket): void {
+  packet.topic = DISCARDED;
+  packet.retain = false;
 }

@@ -39,10 +39,15 @@ export class CommandDelivery {
   private readonly listening = new Set<string>();
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly o: { store: CommandStore; metrics: Metrics; logger: Logger; now: Clock; sweepMs: number }) {
+  /**
+   * `listenersElsewhere`: region mode, where the device may be subscribed on another instance
+   * this one does not see, so a new command is published at once (nobody hears it if the device
+   * is away; its next subscription sends it again).
+   */
+  constructor(private readonly o: { store: CommandStore; metrics: Metrics; logger: Logger; now: Clock; sweepMs: number; listenersElsewhere?: boolean }) {
     o.store.onCreated((c) => {
       o.metrics.commands.inc({ event: 'created' });
-      if (this.aedes && this.listening.has(c.deviceId)) this.send(c);
+      if (this.aedes && (o.listenersElsewhere || this.listening.has(c.deviceId))) this.send(c);
     });
   }
 

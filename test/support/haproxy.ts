@@ -1,0 +1,57 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { freePort, tempDir } from './gateway.ts';
+
+export const HAPROXY_BIN = process.env.SITEGATE_TEST_HAPROXY ?? '/usr/sbin/haproxy';
+
+export interface Haproxy {
+  /** `mqtt://127.0.0.1:<port>` */
+  url: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Debian's HAProxy as a TCP balancer in front of MQTT listeners (region mode, contract §8): the
+ * first backend takes every connection while its health check passes, the others are backups, so
+ * a test knows where a client lands and sees it move when that instance goes away. Small
+ * timeouts and a 100 ms check keep the move quick; ready when the frontend accepts a connection
+ * (a bounded connect retry).
+ */
+export async function startHaproxy(backends: { port: number }[]): Promise<Haproxy> {
+  const port = await freePort();
+  const dir = tempDir('sitegate-haproxy-');
+  const cfg = path.join(dir, 'haproxy.cfg');
+  fs.writeFileSync(cfg, [
+    'global', '  maxconn 256',
+    'defaults', '  mode tcp', '  timeout connect 500ms', '  timeout client 30s', '  timeout server 30s', '  retries 2', '  option redispatch',
+    'frontend mqtt', `  bind 127.0.0.1:${port}`, '  default_backend gateways',
+    'backend gateways',
+    ...backends.map((b, i) => `  server gw${i} 127.0.0.1:${b.port} check inter 100ms fall 1 rise 1${i > 0 ? ' backup' : ''}`),
+    '',
+  ].join('\n'));
+  const proc = spawn(HAPROXY_BIN, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  proc.stderr!.on('data', (d) => { err += d; });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  // HAProxy says nothing when it listens: try to connect, every 20 ms, for at most 5 s.
+  for (let attempt = 1; ; attempt++) {
+    if (proc.exitCode !== null) throw new Error(`haproxy exited: ${err.slice(-1000)}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) break;
+    if (attempt >= 250) { proc.kill('SIGKILL'); throw new Error(`haproxy not listening on ${port}: ${err.slice(-1000)}`); }
+    await new Promise<void>((r) => setTimeout(r, 20));
+  }
+  return {
+    url: `mqtt://127.0.0.1:${port}`,
+    async stop() {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+      await exited;
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
