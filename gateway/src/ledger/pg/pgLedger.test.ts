@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startPostgres, type Postgres } from '../../../../test/support/postgres.ts';
 import { ledgerContract } from '../ledgerContract.ts';
 import type { LedgerRecord, StoredRecord } from '../types.ts';
-import { PgLedger } from './pgLedger.ts';
+import { PgLedger, READS } from './pgLedger.ts';
 
 /**
  * The PostgreSQL ledger against a real PostgreSQL 15 (test/support/postgres.ts): the contract
@@ -121,5 +121,59 @@ describe('PostgreSQL ledger across instances', () => {
     expect(fatal).toHaveLength(1);
     expect((await ledger.readAfter(0, 100)).map((r) => r.msgId)).toEqual(['before']);
     await ledger.close();
+  });
+});
+
+describe('PostgreSQL ledger reads', () => {
+  it('each read is served by the index meant for it (alone among the indexes, with sequential scans off, the plan puts the whole condition in it)', async () => {
+    const { url, evidenceDir } = await freshStorage();
+    const ledger = await PgLedger.open({ connectionString: url, evidenceDir });
+    await ledger.close(); // the schema is what is planned; the table may stay empty
+    const expected: Record<keyof typeof READS, string> = {
+      after: 'ledger_records_pkey',
+      afterKinds: 'ledger_records_pkey',
+      bySiteKind: 'ledger_records_by_site_kind_ts',
+      payments: 'ledger_records_payment_period',
+      checkinsByWorker: 'ledger_records_checkin_by_worker',
+      verdictsByWorker: 'ledger_records_verdict_by_worker',
+      checkinPhoto: 'ledger_records_checkin_photo',
+      snapshotPage: 'ledger_records_snapshot_by_device',
+      snapshotHash: 'ledger_records_snapshot_hash',
+      head: 'ledger_records_pkey',
+    };
+    const args: Record<keyof typeof READS, string> = {
+      after: "(0, 10)", afterKinds: "(0, 10, ARRAY['checkin'])", bySiteKind: "('S1', 'checkin', 0, 10)", payments: "('S1', '2026-09')",
+      checkinsByWorker: "('S1', 'W1', 0, 10)", verdictsByWorker: "('S1', 'W1', 0, 10)", checkinPhoto: "('S1', 'a')",
+      snapshotPage: "('S1', 'CAM1', 0, 0, 10)", snapshotHash: "('S1', 'a')", head: '',
+    };
+    const c = new pg.Client(url);
+    await c.connect();
+    try {
+      // A generic plan: what a prepared statement with its parameters as parameters gets.
+      await c.query('SET enable_seqscan = off; SET plan_cache_mode = force_generic_plan');
+      const constraints = new Set(['ledger_records_pkey', 'ledger_records_dedupe_key_key']);
+      const indexes = (await c.query<{ indexname: string }>("SELECT indexname FROM pg_indexes WHERE tablename = 'ledger_records'")).rows.map((r) => r.indexname);
+      expect(indexes).toEqual(expect.arrayContaining(Object.values(expected)));
+      for (const [name, sql] of Object.entries(READS) as [keyof typeof READS, string][]) {
+        // Every other index dropped (and put back by the rollback): if the expression or the
+        // partial predicate did not match, the only way left would be a (disabled) Seq Scan.
+        await c.query('BEGIN');
+        for (const ix of indexes) {
+          if (ix === expected[name]) continue;
+          await c.query(constraints.has(ix) ? `ALTER TABLE ledger_records DROP CONSTRAINT ${ix}` : `DROP INDEX ${ix}`);
+        }
+        await c.query(`PREPARE q_${name} AS ${sql}`);
+        const plan = (await c.query(`EXPLAIN EXECUTE q_${name}${args[name]}`)).rows.map((r) => r['QUERY PLAN']).join('\n');
+        await c.query(`DEALLOCATE q_${name}`);
+        await c.query('ROLLBACK');
+        expect(plan, name).toContain(expected[name]);
+        expect(plan, name).not.toMatch(/Seq Scan/);
+        // The whole condition is the index's (its leading column alone would also "use" it):
+        // only the by-kind tail filters rows of the primary key.
+        if (name !== 'afterKinds') expect(plan, name).not.toMatch(/Filter:/);
+      }
+    } finally {
+      await c.end();
+    }
   });
 });

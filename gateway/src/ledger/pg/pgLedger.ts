@@ -77,6 +77,24 @@ interface Row {
 
 const COLUMNS = 'seq, dedupe_key, site_id, device_id, kind, msg_id, ts, received_at, body';
 
+/**
+ * The reads, each written to match a partial index of schema.ts (the same expression, the kind as
+ * a literal or `kind <> 'reading'` beside a parameter), so the planner can use it; the test
+ * checks each plan.
+ */
+export const READS = {
+  after: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 ORDER BY seq LIMIT $2`,
+  afterKinds: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) ORDER BY seq LIMIT $2`,
+  bySiteKind: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = $2 AND kind <> 'reading' AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
+  payments: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'wage_payment' AND ((body::json) ->> 'period') = $2 ORDER BY ts, seq`,
+  checkinsByWorker: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'checkin' AND ((body::json) ->> 'workerId') = $2 AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
+  verdictsByWorker: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'verdict' AND ((body::json) ->> 'workerId') = $2 AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
+  checkinPhoto: `SELECT 1 FROM ledger_records WHERE site_id = $1 AND kind = 'checkin' AND ((body::json) ->> 'photoSha256') = $2 LIMIT 1`,
+  snapshotPage: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND device_id = $2 AND kind = 'snapshot' AND (ts, seq) > ($3, $4) ORDER BY ts, seq LIMIT $5`,
+  snapshotHash: `SELECT 1 FROM ledger_records WHERE site_id = $1 AND kind = 'snapshot' AND msg_id = $2 LIMIT 1`,
+  head: 'SELECT COALESCE(max(seq), 0) AS s FROM ledger_records',
+} as const;
+
 const toStored = (r: Row): StoredRecord => ({
   seq: r.seq, dedupeKey: r.dedupe_key, siteId: r.site_id, deviceId: r.device_id, kind: r.kind,
   msgId: r.msg_id, ts: r.ts, receivedAt: r.received_at, body: JSON.parse(r.body) as Record<string, unknown>,
@@ -136,7 +154,7 @@ export class PgLedger implements AsyncLedgerStore {
     await writer.connect();
     try {
       await migratePg(writer, PG_LEDGER_MIGRATIONS, 'ledger');
-      const head = await writer.query<{ s: number }>('SELECT COALESCE(max(seq), 0) AS s FROM ledger_records');
+      const head = await writer.query<{ s: number }>(READS.head);
       const pool = new pg.Pool({ connectionString: opts.connectionString, types: TYPES, max: opts.readConnections ?? 4, keepAlive: true, application_name: 'sitegate-ledger-reader' });
       // An idle read connection that dies is dropped by the pool and replaced at the next read.
       pool.on('error', () => {});
@@ -153,7 +171,7 @@ export class PgLedger implements AsyncLedgerStore {
 
   /** The highest committed seq in the database, by any instance. */
   async headSeq(): Promise<number> {
-    const r = await this.pool.query<{ s: number }>('SELECT COALESCE(max(seq), 0) AS s FROM ledger_records');
+    const r = await this.pool.query<{ s: number }>(READS.head);
     return this.seen(r.rows[0]!.s);
   }
 
@@ -293,8 +311,8 @@ export class PgLedger implements AsyncLedgerStore {
   /** Committed records after `seq`, oldest first (the sinks' and checks' cursor read, across instances). */
   async readAfter(seq: number, limit: number, kinds?: RecordKind[]): Promise<StoredRecord[]> {
     const rows = kinds
-      ? await this.rows(`SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) ORDER BY seq LIMIT $2`, [seq, limit, kinds])
-      : await this.rows(`SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 ORDER BY seq LIMIT $2`, [seq, limit]);
+      ? await this.rows(READS.afterKinds, [seq, limit, kinds])
+      : await this.rows(READS.after, [seq, limit]);
     if (rows.length) this.seen(rows[rows.length - 1]!.seq);
     return rows;
   }
@@ -319,32 +337,30 @@ export class PgLedger implements AsyncLedgerStore {
 
   /** Records of a site and kind with event time in [from, to), by event time. */
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from = 0, to = Number.MAX_SAFE_INTEGER): Promise<StoredRecord[]> {
-    return this.rows(`SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = $2 AND kind <> 'reading' AND ts >= $3 AND ts < $4 ORDER BY ts, seq`, [siteId, kind, from, to]);
+    return this.rows(READS.bySiteKind, [siteId, kind, from, to]);
   }
 
   /** A site's wage payments of a period (`YYYY-MM`), by paidAt, through the period index. */
   paymentsOf(siteId: string, period: string): Promise<StoredRecord[]> {
-    return this.rows(`SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'wage_payment' AND ((body::json) ->> 'period') = $2 ORDER BY ts, seq`, [siteId, period]);
+    return this.rows(READS.payments, [siteId, period]);
   }
 
   byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): Promise<StoredRecord[]> {
-    // The kind as a literal, not a parameter: each has its own partial index.
-    const k = kind === 'checkin' ? 'checkin' : 'verdict';
-    return this.rows(`SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = '${k}' AND ((body::json) ->> 'workerId') = $2 AND ts >= $3 AND ts < $4 ORDER BY ts, seq`, [siteId, workerId, from, to]);
+    return this.rows(kind === 'checkin' ? READS.checkinsByWorker : READS.verdictsByWorker, [siteId, workerId, from, to]);
   }
 
   async hasCheckinPhoto(siteId: string, sha256: string): Promise<boolean> {
-    const r = await this.pool.query(`SELECT 1 FROM ledger_records WHERE site_id = $1 AND kind = 'checkin' AND ((body::json) ->> 'photoSha256') = $2 LIMIT 1`, [siteId, sha256]);
+    const r = await this.pool.query(READS.checkinPhoto, [siteId, sha256]);
     return r.rowCount! > 0;
   }
 
   /** A device's camera snapshots after the position (ts, seq), by arrival time then seq, at most `limit`. */
   snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): Promise<StoredRecord[]> {
-    return this.rows(`SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND device_id = $2 AND kind = 'snapshot' AND (ts, seq) > ($3, $4) ORDER BY ts, seq LIMIT $5`, [siteId, deviceId, after.ts, after.seq, limit]);
+    return this.rows(READS.snapshotPage, [siteId, deviceId, after.ts, after.seq, limit]);
   }
 
   async hasSnapshot(siteId: string, sha256: string): Promise<boolean> {
-    const r = await this.pool.query(`SELECT 1 FROM ledger_records WHERE site_id = $1 AND kind = 'snapshot' AND msg_id = $2 LIMIT 1`, [siteId, sha256]);
+    const r = await this.pool.query(READS.snapshotHash, [siteId, sha256]);
     return r.rowCount! > 0;
   }
 
