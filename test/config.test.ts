@@ -19,6 +19,7 @@ describe('configuration', () => {
     [{ SITEGATE_INFLUX_DB: 'sitegate' }, 'SITEGATE_INFLUX_URL'],
     [{ SITEGATE_HTTP_PROT: '8080' }, 'SITEGATE_HTTP_PROT'],
     [{ SITEGATE_LOG_LEVEL: 'loud' }, 'SITEGATE_LOG_LEVEL'],
+    [{ SITEGATE_DATABASE_URL: 'mysql://db.example/sitegate' }, 'SITEGATE_DATABASE_URL'],
   ])('%o stops the start with one line naming the key', (env, key) => {
     let err: unknown;
     try { loadConfig(env); } catch (e) { err = e; }
@@ -31,6 +32,15 @@ describe('configuration', () => {
   it('selects InfluxDB 1.x with SITEGATE_INFLUX_DB and 2.x with token/org/bucket', () => {
     expect(loadConfig({ SITEGATE_INFLUX_URL: 'http://127.0.0.1:8086', SITEGATE_INFLUX_DB: 'sitegate' }).SITEGATE_INFLUX_DB).toBe('sitegate');
     expect(loadConfig({ SITEGATE_INFLUX_URL: 'http://127.0.0.1:8086', SITEGATE_INFLUX_TOKEN: 't', SITEGATE_INFLUX_ORG: 'o', SITEGATE_INFLUX_BUCKET: 'b' }).SITEGATE_INFLUX_BUCKET).toBe('b');
+  });
+
+  it('knows SITEGATE_DATABASE_URL (region mode, contract §8) and refuses it until the gateway runs on PostgreSQL, without echoing its password', () => {
+    expect(loadConfig({}).SITEGATE_DATABASE_URL).toBeUndefined();
+    let err: unknown;
+    try { loadConfig({ SITEGATE_DATABASE_URL: 'postgres://sitegate:s3cret-pw@db.example:5432/sitegate' }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/^invalid configuration: SITEGATE_DATABASE_URL: region mode is not available yet/);
+    expect((err as Error).message).not.toContain('s3cret-pw');
   });
 });
 

@@ -26,6 +26,8 @@ export const Config = z.strictObject({
   SITEGATE_INFLUX_FLUSH_MS: z.coerce.number().int().min(1).max(60_000).default(500),
   SITEGATE_MODELS_DIR: z.string().optional(),
   SITEGATE_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  SITEGATE_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// or postgresql:// URL' }).optional()
+    .describe('region mode (contract §8): the ledger (and later the state) in this PostgreSQL database, shared by every instance; unset, everything stays in SITEGATE_DATA_DIR'),
   SITEGATE_SECRET_SCRYPT_N: z.coerce.number().int().refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two ≥ 1024').default(16384),
 }).superRefine((c, ctx) => {
   const v2 = [c.SITEGATE_INFLUX_TOKEN, c.SITEGATE_INFLUX_ORG, c.SITEGATE_INFLUX_BUCKET];
@@ -33,6 +35,11 @@ export const Config = z.strictObject({
     for (const [key, value] of [['SITEGATE_INFLUX_TOKEN', v2[0]], ['SITEGATE_INFLUX_ORG', v2[1]], ['SITEGATE_INFLUX_BUCKET', v2[2]]] as const) {
       if (!value) ctx.addIssue({ code: 'custom', path: [key], message: 'required with SITEGATE_INFLUX_URL (InfluxDB 2.x/3.x), unless SITEGATE_INFLUX_DB selects 1.x' });
     }
+  }
+  if (c.SITEGATE_DATABASE_URL) {
+    // Named now so that it is documented and validated, refused until buildApp runs on it: a key
+    // that silently left the ledger in SQLite would let an operator believe in a region that is not.
+    ctx.addIssue({ code: 'custom', path: ['SITEGATE_DATABASE_URL'], message: 'region mode is not available yet: the PostgreSQL ledger exists (gateway/src/ledger/pg, issue 14) but the gateway does not run on it' });
   }
   if (c.SITEGATE_INFLUX_DB && !c.SITEGATE_INFLUX_URL) {
     ctx.addIssue({ code: 'custom', path: ['SITEGATE_INFLUX_URL'], message: 'required with SITEGATE_INFLUX_DB' });
