@@ -62,7 +62,24 @@ describe('PostgreSQL ledger across instances', () => {
     };
     const run = (ledger: PgLedger, records: LedgerRecord[]) =>
       Promise.all(calls(records).map((c) => ledger.appendMany(c).then((rs) => rs.map((r, j) => [c[j]!.dedupeKey, r.seq] as const)))).then((x) => x.flat());
+    // A third instance tails the ledger meanwhile, as a sink's cursor would: it must never see a
+    // seq before the one it has not seen yet (a record committed later with a lower seq is lost to it).
+    const tailer = await PgLedger.open({ connectionString: url, evidenceDir });
+    let appending = true;
+    const tailed: number[] = [];
+    const tail = (async () => {
+      for (let cursor = 0; ;) {
+        const last = !appending; // one more read after the appends settled picks up the rest
+        const page = await tailer.readAfter(cursor, 500);
+        for (const r of page) { tailed.push(r.seq); cursor = r.seq; }
+        if (last && page.length === 0) return;
+      }
+    })();
     const [fromA, fromB] = await Promise.all([run(a!, keys), run(b!, [...keys].reverse())]);
+    appending = false;
+    await tail;
+    await tailer.close();
+    expect(tailed).toEqual(Array.from({ length: 2000 }, (_, i) => i + 1)); // each once, none skipped
 
     // Each key: stored by exactly one instance, a duplicate for the other.
     const seqA = new Map(fromA), seqB = new Map(fromB);
