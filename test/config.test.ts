@@ -22,6 +22,7 @@ describe('configuration', () => {
     [{ SITEGATE_REDIS_URL: 'http://127.0.0.1:6379', SITEGATE_INSTANCE_ID: 'gw-1' }, 'SITEGATE_REDIS_URL'],
     [{ SITEGATE_REDIS_URL: 'redis://127.0.0.1:6379' }, 'SITEGATE_INSTANCE_ID'],
     [{ SITEGATE_REDIS_URL: 'redis://127.0.0.1:6379', SITEGATE_INSTANCE_ID: 'gw 1' }, 'SITEGATE_INSTANCE_ID'],
+    [{ SITEGATE_DATABASE_URL: 'mysql://db.example/sitegate' }, 'SITEGATE_DATABASE_URL'],
   ])('%o stops the start with one line naming the key', (env, key) => {
     let err: unknown;
     try { loadConfig(env); } catch (e) { err = e; }
@@ -39,6 +40,15 @@ describe('configuration', () => {
   it('joins the broker to a region with SITEGATE_REDIS_URL and SITEGATE_INSTANCE_ID, and only then', () => {
     expect(loadConfig({}).SITEGATE_REDIS_URL).toBeUndefined();
     expect(loadConfig({ SITEGATE_REDIS_URL: 'rediss://:pw@redis.example:6380/2', SITEGATE_INSTANCE_ID: 'gw-1' })).toMatchObject({ SITEGATE_INSTANCE_ID: 'gw-1' });
+  });
+
+  it('knows SITEGATE_DATABASE_URL (region mode, contract §8) and refuses it until the gateway runs on PostgreSQL, without echoing its password', () => {
+    expect(loadConfig({}).SITEGATE_DATABASE_URL).toBeUndefined();
+    let err: unknown;
+    try { loadConfig({ SITEGATE_DATABASE_URL: 'postgres://sitegate:s3cret-pw@db.example:5432/sitegate' }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as Error).message).toMatch(/^invalid configuration: SITEGATE_DATABASE_URL: region mode is not available yet/);
+    expect((err as Error).message).not.toContain('s3cret-pw');
   });
 });
 

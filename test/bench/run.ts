@@ -3,7 +3,8 @@
  * RSS with idle devices), then the face and hazard benchmarks when their files exist. Prints a
  * table at the end and writes every figure to bench-results.json (gitignored).
  *
- * BENCH_ONLY=ingest,face,faceLoad,hazard,history,stop,commands,agent picks parts; the ingest knobs are listed in test/bench/ingest.ts.
+ * BENCH_ONLY=ingest,face,faceLoad,hazard,history,stop,commands,agent picks parts (pgLedger, the ledger on PostgreSQL
+ * beside SQLite, runs only when named); the ingest knobs are listed in test/bench/ingest.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -42,6 +43,8 @@ const others: { name: string; file: string; fn: string }[] = [
   { name: 'stop', file: 'stop.ts', fn: 'runStopBench' },
   { name: 'commands', file: 'commands.ts', fn: 'runCommandsBench' },
   { name: 'agent', file: 'agentBacklog.ts', fn: 'runAgentBacklogBench' },
+  // Opt-in only (not in the default BENCH_ONLY): starts its own PostgreSQL.
+  { name: 'pgLedger', file: 'pgLedger.ts', fn: 'runPgLedgerBench' },
 ];
 for (const b of others) {
   if (!only.has(b.name)) continue;

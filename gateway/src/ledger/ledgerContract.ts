@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, expect, it } from 'vitest';
-import type { LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './types.ts';
+import type { AsyncLedgerStore, LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './types.ts';
 
 /**
  * The contract every ledger implementation passes (the idea of aedes-persistence's abstract
@@ -12,9 +12,9 @@ import type { LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './type
  */
 export interface LedgerHarness {
   /** A ledger on fresh, empty storage. */
-  open(): Promise<LedgerStore>;
+  open(): Promise<LedgerStore | AsyncLedgerStore>;
   /** The same storage opened again (a restart). */
-  reopen(): Promise<LedgerStore>;
+  reopen(): Promise<LedgerStore | AsyncLedgerStore>;
   teardown(): Promise<void>;
 }
 
@@ -29,7 +29,7 @@ const keys = (rs: StoredRecord[]) => rs.map((r) => r.dedupeKey);
 
 export function ledgerContract(name: string, makeHarness: () => Promise<LedgerHarness>): void {
   let h: LedgerHarness;
-  let ledger: LedgerStore;
+  let ledger: LedgerStore | AsyncLedgerStore;
 
   beforeEach(async () => {
     h = await makeHarness();

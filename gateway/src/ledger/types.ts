@@ -105,6 +105,32 @@ export interface LedgerStore {
 }
 
 /**
+ * `LedgerStore` with its reads answered by promises: an engine whose reads leave the process
+ * (PostgreSQL, `ledger/pg/`) offers this. The writes, listeners and close are the same; the
+ * contract suite awaits every read, so both shapes are held to the same promises. `lastSeq` stays
+ * synchronous: it is what this instance knows to be committed (its own commits and what it read).
+ */
+export interface AsyncLedgerStore {
+  readonly evidenceDir: string;
+  readonly lastSeq: number;
+  readonly backlog: number;
+  append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
+  appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
+  onCommitted(listener: (records: StoredRecord[]) => void): () => void;
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]): Promise<StoredRecord[]>;
+  scan(kinds: RecordKind[], afterSeq?: number): Promise<Iterable<StoredRecord>>;
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): Promise<StoredRecord[]>;
+  paymentsOf(siteId: string, period: string): Promise<StoredRecord[]>;
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): Promise<StoredRecord[]>;
+  hasCheckinPhoto(siteId: string, sha256: string): Promise<boolean>;
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): Promise<StoredRecord[]>;
+  hasSnapshot(siteId: string, sha256: string): Promise<boolean>;
+  countByKind(): Promise<Record<string, number>>;
+  drained(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
  * A ledger that decodes device payloads itself, on its writer's thread (ledger.ts). Resolves after
  * the commit of the payload's group, like `appendMany`; rejections are part of the result, not
  * errors (the promise rejects only when nothing can be made durable).
