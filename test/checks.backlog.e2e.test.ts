@@ -58,6 +58,7 @@ describe('checks behind ingest', () => {
     const ready = await g.api('GET', '/readyz');
     expect(ready.status).toBe(200);
     expect(ready.json.checks).toMatchObject({ starting: true, lagRecords: lastSeq });
+    expect((await g.api('GET', '/metrics')).text).toMatch(new RegExp(`^sitegate_check_lag_records\\{check="stuck"\\} ${lastSeq}$`, 'm'));
     const t0 = performance.now();
     await g.stop();
     g = undefined;

@@ -31,7 +31,8 @@ describe('pm10 hazard → linkage → edge agent → Modbus coil, and back', () 
   /** Resolves once the gateway has stored the result of `commandId` (its publish hook ran). */
   const resultOf = (commandId: string) => new Promise<void>((resolve) => {
     const on = (packet: AedesPublishPacket) => {
-      if (!packet.topic.endsWith('/command-results')) return;
+      // A stored result goes on to nobody: the broker readdresses it to its discard topic (broker.ts).
+      if (!packet.topic.endsWith('/command-results') && packet.topic !== '$SYS/sitegate/discarded') return;
       try { if (JSON.parse(packet.payload.toString()).commandId !== commandId) return; } catch { return; }
       (g.gw.broker.aedes as unknown as EventEmitter).off('publish', on);
       resolve();

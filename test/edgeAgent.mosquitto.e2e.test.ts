@@ -57,19 +57,19 @@ describe('edge agent → Mosquitto, a broker nobody here wrote', () => {
     await agent.start();
     const allReceived = async (n: number) => {
  while (received.length < n) await new Promise((r) => sub!.once('message', r)); };
-    await produce(agent, 500);
+    await produce(agent, 3000);
     await agent.drained();
     // PUBACKed to the agent is not yet delivered to the subscriber: the broker's own outage
     // handling of in-flight deliveries is not what this test is about.
-    await allReceived(510);
+    await allReceived(3060);
 
     await stopMosquitto(broker);
-    await produce(agent, 500);
+    await produce(agent, 3500);
     await agent.stop();
     agent = buildAgent(config);
     await agent.start();
-    await produce(agent, 500);
-    expect(agent.outbox.depth).toBe(1000 + 20);
+    await produce(agent, 3500);
+    expect(agent.outbox.depth).toBe(7000 + 140);
     // Stopped again before the broker returns, so the subscriber is back before the agent
     // drains: what a broker keeps for an offline subscriber is not what this test is about.
     await agent.stop();
@@ -78,10 +78,11 @@ describe('edge agent → Mosquitto, a broker nobody here wrote', () => {
     if (!sub.connected) await new Promise((r) => sub!.once('connect', r));
     await sub.subscribeAsync('sites/S1/devices/+/+', { qos: 1 });
     agent = buildAgent(config);
-    expect(agent.outbox.depth).toBe(1020);
+    expect(agent.outbox.depth).toBe(7140);
     await agent.start();
     await agent.drained();
-    const expected = 1500 + 30;
+    // 10,000 readings and 200 check-ins (issue 13: 10,000 events).
+    const expected = 10_000 + 200;
     await allReceived(expected);
     expect(received).toHaveLength(expected);
     expect(new Set(received).size).toBe(expected);

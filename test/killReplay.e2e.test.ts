@@ -378,7 +378,7 @@ describe('kill -9 at several points of the month, restart, finish: the results o
         if (!why) continue;
         if (why === 'photo-wave') {
           // Kill only once the gateway says face check-ins are waiting for their verdict.
-          await until(async () => faceQueueDepth(await gut.alive(gut.api('GET', '/metrics'))) > 0, 20_000, 'face check-ins waiting for verification');
+          await until(async () => faceLag(await gut.alive(gut.api('GET', '/metrics'))) > 0, 20_000, 'face check-ins waiting for verification');
         }
         await killAndRestart(why, i);
       }
@@ -492,8 +492,9 @@ function pick(o: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).filter(([k, v]) => typeof v === 'number' && !['level', 'time', 'pid'].includes(k)));
 }
 
-function faceQueueDepth(r: { status: number; text: string }): number {
-  const m = /^sitegate_face_queue_depth (\d+)/m.exec(r.text);
+/** Committed records the face check has not been through yet: check-ins queued, in hand or being verified. */
+function faceLag(r: { status: number; text: string }): number {
+  const m = /^sitegate_check_lag_records\{check="face-verification"\} (\d+)/m.exec(r.text);
   return m ? Number(m[1]) : 0;
 }
 

@@ -75,6 +75,10 @@ export class CheckRunner {
       failed: (phase, err) => this.failed(c, phase, err),
       log: this.log.child({ check: c.name }),
     }));
+    // Read at each scrape, from the same numbers as /readyz.
+    (ctx.metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
+      for (const [name, s] of Object.entries(this.state().checks)) ctx.metrics.checkLag.set({ check: name }, s.lagRecords);
+    };
   }
 
   get<T extends AnyCheck>(name: string): T | undefined {

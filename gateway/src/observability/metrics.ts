@@ -22,6 +22,8 @@ export function createMetrics() {
     mqttClients: g('sitegate_mqtt_clients', 'Connected MQTT clients'),
     deviceThrottled: c('sitegate_device_throttled_total', 'Publishes after which a device above its ingest rate was read more slowly', ['device']),
     deviceThrottledSeconds: c('sitegate_device_throttled_seconds_total', 'Time a device above its ingest rate waited before its connection was read again', ['device']),
+    /** Set by the check runner at each scrape (`collect`): committed records a check has not been through yet. */
+    checkLag: g('sitegate_check_lag_records', 'Committed ledger records each check has not been through yet (its queue, the step in hand, a replay)', ['check']),
     checkFailures: c('sitegate_check_failures_total', 'Batches, ticks, starts and stops a check failed on (logged; the check goes on)', ['check', 'phase']),
     ledgerBacklog: g('sitegate_ledger_backlog', 'Records waiting for or in a group commit (queue depth)'),
     ledgerCommitSeconds: h('sitegate_ledger_commit_seconds', 'Group commit duration including fsync', [0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1]),
@@ -33,7 +35,7 @@ export function createMetrics() {
     sinkErrors: c('sitegate_sink_errors_total', 'Failed sink writes, by class', ['sink', 'class']),
     sinkDeadLetters: c('sitegate_sink_dead_letters_total', 'Points a sink refused as bad data, kept aside', ['sink']),
     httpErrors: c('sitegate_http_errors_total', 'HTTP error answers, by code', ['code']),
-    faceQueueDepth: g('sitegate_face_queue_depth', 'Face check-ins waiting for verification (check backlog + photos queued for a pool worker)'),
+    faceQueueDepth: g('sitegate_face_queue_depth', 'Face check-ins of the step in hand waiting for a pool worker + photos queued in the pool (check-ins not yet in a step: sitegate_check_lag_records{check="face-verification"})'),
     faceAnalysisSeconds: h('sitegate_face_analysis_seconds', 'Face analysis per photo in the worker pool, queue wait included', [0.01, 0.02, 0.04, 0.06, 0.1, 0.2, 0.5, 1, 2, 5, 10], ['outcome']),
     faceCheckinSeconds: h('sitegate_face_checkin_seconds', 'Face check-in receipt to durable verdict', [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60]),
     loopDelayP99: g('sitegate_event_loop_delay_p99_seconds', 'Event-loop delay, 99th percentile over the last window (perf_hooks.monitorEventLoopDelay)'),
