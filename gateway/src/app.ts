@@ -237,6 +237,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       deliverer.start();
       commandDelivery.start();
       linkage.start(); // before the checks: their first alert events find it listening
+      // Deadlines that passed while the gateway was down fire now, not one period later, and by
+      // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
+      if (escalation) alerts.escalateDue(now());
       void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
