@@ -14,7 +14,8 @@ const SECRET = 'receiver-secret-kill-0123456789';
  * shows each step once, a repeated step is refused as a conflict rather than recorded twice, the
  * audit chain verifies, and the webhook receiver gets each event (at least once, one delivery id
  * per event, in order). The steps run in seconds, far inside every deadline, so no timer is due
- * whatever the date; timers across kills are test/closedLoop.e2e.test.ts (restarts on a test clock).
+ * whatever the date; timers across kill -9 are test/closedLoop.killTimers.e2e.test.ts (the process on a
+ * clock the test sets), in process on a TestClock test/closedLoop.e2e.test.ts.
  */
 describe('closed loop steps across kill -9', () => {
   const dataDir = tempDir('sitegate-kill-loop-');

@@ -8,6 +8,7 @@ describe('configuration', () => {
     const c = loadConfig({});
     expect(c).toMatchObject({ SITEGATE_DATA_DIR: './data', SITEGATE_HTTP_PORT: 8080, SITEGATE_MQTT_PORT: 1883, SITEGATE_MQTT_WS_PORT: 8083 });
     expect(c.SITEGATE_INFLUX_URL).toBeUndefined();
+    expect(c.SITEGATE_ALERT_TIMER_MS).toBe(30_000);
   });
 
   it.each([
@@ -19,6 +20,7 @@ describe('configuration', () => {
     [{ SITEGATE_INFLUX_DB: 'sitegate' }, 'SITEGATE_INFLUX_URL'],
     [{ SITEGATE_HTTP_PROT: '8080' }, 'SITEGATE_HTTP_PROT'],
     [{ SITEGATE_LOG_LEVEL: 'loud' }, 'SITEGATE_LOG_LEVEL'],
+    [{ SITEGATE_ALERT_TIMER_MS: '0' }, 'SITEGATE_ALERT_TIMER_MS'], // 0 would leave every deadline unfired
     [{ SITEGATE_REDIS_URL: 'http://127.0.0.1:6379', SITEGATE_INSTANCE_ID: 'gw-1' }, 'SITEGATE_REDIS_URL'],
     [{ SITEGATE_REDIS_URL: 'redis://127.0.0.1:6379' }, 'SITEGATE_INSTANCE_ID'],
     [{ SITEGATE_REDIS_URL: 'redis://127.0.0.1:6379', SITEGATE_INSTANCE_ID: 'gw 1' }, 'SITEGATE_INSTANCE_ID'],

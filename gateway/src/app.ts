@@ -53,7 +53,7 @@ export interface GatewayDeps {
   sinks?: Sink[];
   /** The checks to run (default: the registry in checks/registry.ts). */
   checks?: CheckFactory[];
-  /** How often the alert timers run (alerts.escalateDue), real ms; 0: never (tests that drive them). */
+  /** How often the alert timers run (alerts.escalateDue), real ms; 0: never (tests that drive them). Default: SITEGATE_ALERT_TIMER_MS. */
   alertTimerMs?: number;
   /** How often pending commands past expiresAt are expired, real ms; 0: never (tests that drive it). */
   commandSweepMs?: number;
@@ -187,7 +187,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ledger, alerts, now,
     summarise: (siteIds) => siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; }),
   });
-  const timerMs = deps.alertTimerMs ?? 30_000;
+  const timerMs = deps.alertTimerMs ?? config.SITEGATE_ALERT_TIMER_MS;
   const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;
   escalation?.unref();
 
@@ -237,6 +237,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       deliverer.start();
       commandDelivery.start();
       linkage.start(); // before the checks: their first alert events find it listening
+      // Deadlines that passed while the gateway was down fire now, not one period later, and by
+      // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
+      if (escalation) alerts.escalateDue(now());
       void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };

@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import type { ChildClock } from './clock.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -18,13 +19,15 @@ export interface GatewayProcess {
  * Runs the gateway as `npm start` does (`node --import tsx gateway/src/main.ts`): one process,
  * so a signal reaches the gateway itself (the tsx CLI would put a parent process in between,
  * and a SIGKILL to that parent would leave the gateway running). `argv` and `cwd` run another
- * command line the same way (the container image's CMD in its laid-out file tree).
+ * command line the same way (the container image's CMD in its laid-out file tree). `clock` gives
+ * the process a calendar clock the test sets (libfaketime, test/support/clock.ts); without it the
+ * process keeps the machine's.
  */
-export function spawnGateway(env: Record<string, string>, opts: { argv?: string[]; cwd?: string } = {}): GatewayProcess {
+export function spawnGateway(env: Record<string, string>, opts: { argv?: string[]; cwd?: string; clock?: ChildClock } = {}): GatewayProcess {
   const [cmd, ...args] = opts.argv ?? [process.execPath, '--import', 'tsx', path.join(ROOT, 'gateway/src/main.ts')];
   const proc = spawn(cmd!, args, {
     cwd: opts.cwd ?? ROOT,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, SITEGATE_LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, SITEGATE_LOG_LEVEL: 'info', ...opts.clock?.env(), ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let err = '';

@@ -15,13 +15,15 @@ export interface Received {
 /**
  * A real HTTP receiver on a free loopback port, as a regulator's platform would run one: it
  * checks each delivery's signature with its own copy of the secret, and answers `fail` requests
- * with 500 before it starts answering 200 (a receiver outage).
+ * with 500 before it starts answering 200 (a receiver outage). `holdNext` leaves one request
+ * unanswered, so a test can stop the sender while it waits for the answer.
  */
 export async function webhookReceiver(secret: string, o: { fail?: number } = {}) {
   let failLeft = o.fail ?? 0;
   const accepted: Received[] = [];
   let requests = 0;
   const waiters = new Set<() => void>();
+  const holds: { match: (r: Received) => boolean; taken: (r: Received) => void }[] = [];
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -36,11 +38,17 @@ export async function webhookReceiver(secret: string, o: { fail?: number } = {})
       const expected = `sha256=${crypto.createHmac('sha256', secret).update(raw).digest('hex')}`;
       const got = String(req.headers['x-sitegate-signature'] ?? '');
       const body = JSON.parse(raw.toString('utf8'));
-      accepted.push({
+      const r: Received = {
         deliveryId: body.deliveryId, event: body.event, alertId: body.alert.id, level: body.alert.level, state: body.alert.state,
         signatureOk: got.length === expected.length && crypto.timingSafeEqual(Buffer.from(got), Buffer.from(expected)) && req.headers['x-sitegate-delivery'] === body.deliveryId,
         headerEvent: req.headers['x-sitegate-event'] as string | undefined,
-      });
+      };
+      const hold = holds.findIndex((h) => h.match(r));
+      if (hold >= 0) {
+        holds.splice(hold, 1)[0]!.taken(r); // no answer: the sender has it in flight, not delivered
+        return;
+      }
+      accepted.push(r);
       res.writeHead(204).end();
       for (const w of waiters) w();
     });
@@ -63,6 +71,13 @@ export async function webhookReceiver(secret: string, o: { fail?: number } = {})
         waiters.add(check);
         check();
       });
+    },
+    /**
+     * The next request that `match`es is left unanswered (taken, never accepted: the sender must
+     * make it again); resolves with it once it arrived. Later requests are answered as usual.
+     */
+    holdNext(match: (r: Received) => boolean): Promise<Received> {
+      return new Promise((taken) => holds.push({ match, taken }));
     },
     close: () => new Promise<void>((r) => { server.closeAllConnections(); server.close(() => r()); }),
   };
