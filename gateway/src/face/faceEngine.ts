@@ -215,12 +215,18 @@ export class FaceEngine implements FaceAnalyzer {
   static async load(modelsDir: string = DEFAULT_MODELS_DIR, opts: FaceEngineOptions = {}): Promise<FaceEngine> {
     const so = sessionOptions(opts.threads);
     const refineSize = opts.refine === false ? YUNET_INPUT : (opts.refine?.inputSize ?? DEFAULT_REFINE.inputSize);
-    const [detector, embedder, refiner] = await Promise.all([
+    // allSettled, not all: a failed load must not return while another session is still being
+    // created natively. The face worker reports the failure and is terminated; a native call that
+    // completes in a terminating thread aborts the whole process (node-addon-api: "terminate called
+    // after throwing an instance of 'Napi::Error'", seen in the suite as a vitest fork that died).
+    const [detector, embedder, refiner] = await Promise.allSettled([
       YuNetDetector.create(path.join(modelsDir, DETECTOR_FILE), so),
       MobileFaceNetEmbedder.create(path.join(modelsDir, EMBEDDER_FILE), so),
-      refineSize === YUNET_INPUT ? null : YuNetDetector.create(path.join(modelsDir, DETECTOR_DYNAMIC_FILE), so, refineSize),
+      refineSize === YUNET_INPUT ? Promise.resolve(null) : YuNetDetector.create(path.join(modelsDir, DETECTOR_DYNAMIC_FILE), so, refineSize),
     ]);
-    return new FaceEngine(detector, refiner ?? detector, embedder, opts);
+    for (const r of [detector, embedder, refiner]) if (r.status === 'rejected') throw r.reason;
+    const ok = <T>(r: PromiseSettledResult<T>) => (r as PromiseFulfilledResult<T>).value;
+    return new FaceEngine(ok(detector), ok(refiner) ?? ok(detector), ok(embedder), opts);
   }
 
   /** Runs `fn` after every previously queued inference has finished. */
