@@ -130,6 +130,36 @@ export interface AsyncLedgerStore {
   close(): Promise<void>;
 }
 
+/** A read answered at once (the SQLite ledger, in-process) or later (PostgreSQL): consumers await it. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * The ledger as its consumers use it (sinks, checks, live state, the API): both `LedgerStore`
+ * (SQLite: reads answered at once) and `AsyncLedgerStore` (PostgreSQL: reads answered by promises)
+ * satisfy it, and the type makes every consumer await its reads (issue 14). Awaiting a plain value
+ * costs one microtask, so the SQLite path pays nothing that matters; the hot paths (`onCommitted`
+ * listeners, queueing) take no reads and stay synchronous.
+ */
+export interface AnyLedgerStore {
+  readonly evidenceDir: string;
+  readonly lastSeq: number;
+  readonly backlog: number;
+  append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
+  appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
+  onCommitted(listener: (records: StoredRecord[]) => void): () => void;
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]): MaybePromise<StoredRecord[]>;
+  scan(kinds: RecordKind[], afterSeq?: number): MaybePromise<Iterable<StoredRecord>>;
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): MaybePromise<StoredRecord[]>;
+  paymentsOf(siteId: string, period: string): MaybePromise<StoredRecord[]>;
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): MaybePromise<StoredRecord[]>;
+  hasCheckinPhoto(siteId: string, sha256: string): MaybePromise<boolean>;
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): MaybePromise<StoredRecord[]>;
+  hasSnapshot(siteId: string, sha256: string): MaybePromise<boolean>;
+  countByKind(): MaybePromise<Record<string, number>>;
+  drained(): Promise<void>;
+  close(): Promise<void>;
+}
+
 /**
  * A ledger that decodes device payloads itself, on its writer's thread (ledger.ts). Resolves after
  * the commit of the payload's group, like `appendMany`; rejections are part of the result, not
