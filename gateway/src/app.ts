@@ -143,7 +143,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       logger.fatal({ err }, 'ledger writer failed: no message can be made durable; refusing ingest');
     },
   });
-  const live = new LiveState(ledger);
+  const live = await LiveState.load(ledger);
   const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
   const ingestor = new Ingestor({ ledger, payloads: ledger, registry, metrics, logger, now });
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.

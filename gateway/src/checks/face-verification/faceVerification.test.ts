@@ -99,7 +99,7 @@ async function rig(settings: SiteBody['settings'] = {}): Promise<Rig> {
   const logger = pino({ level: 'silent' });
   const analyzer = new FakeAnalyzer();
   const faces = new FaceRegistry({ db: registry.db, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now, workers: 1, analyzer });
-  const ctx: CheckContext = { registry, ledger, alerts, audit, live: new LiveState(ledger), logger, metrics, now, dataDir: dir, faces };
+  const ctx: CheckContext = { registry, ledger, alerts, audit, live: await LiveState.load(ledger), logger, metrics, now, dataDir: dir, faces };
   let n = 0;
   const r: Rig = {
     ctx, faces, analyzer,
