@@ -185,7 +185,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   });
   const liveHub = new LiveHub({
     ledger, alerts, now,
-    summarise: (siteIds) => siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; }),
+    summarise: (siteIds) => Promise.all(siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; })),
   });
   const timerMs = deps.alertTimerMs ?? config.SITEGATE_ALERT_TIMER_MS;
   const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Alerts } from '../state/types.ts';
 import type { Clock } from '../clock/clock.ts';
-import type { AnyLedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
+import type { AnyLedgerStore, MaybePromise, RecordKind, StoredRecord } from '../ledger/types.ts';
 import type { Token } from '../registry/registry.ts';
 import type { SiteSummary } from './siteSummary.ts';
 
@@ -48,7 +48,7 @@ export class LiveHub {
   private readonly tickets = new Map<string, { token: Token; expires: number }>();
   dropped = 0;
 
-  constructor(private readonly o: { ledger: AnyLedgerStore; alerts: Alerts; now: Clock; summarise: (siteIds: string[]) => SiteSummary[] }) {
+  constructor(private readonly o: { ledger: AnyLedgerStore; alerts: Alerts; now: Clock; summarise: (siteIds: string[]) => MaybePromise<SiteSummary[]> }) {
     o.ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
   }
 
@@ -97,7 +97,7 @@ export class LiveHub {
       const resumed = await this.resume(sub, lastEventId);
       // Held records up to the snapshot's position are in its summary (live state moves on each commit).
       const at = resumed ? resumed.head : this.o.ledger.lastSeq;
-      const start: StreamStart = resumed ? { from: 'resumed', after: resumed.after, events: resumed.events } : this.snapshot(sub, siteIds);
+      const start: StreamStart = resumed ? { from: 'resumed', after: resumed.after, events: resumed.events } : await this.snapshot(sub, siteIds, at);
       for (const r of sub.held ?? []) {
         if (r.seq <= at) continue;
         const f = this.frameOf(r);
@@ -118,9 +118,14 @@ export class LiveHub {
     this.subs.clear();
   }
 
-  private snapshot(sub: Subscriber, siteIds: string[]): StreamStart {
-    const at = this.o.ledger.lastSeq;
-    this.write(sub, frame('snapshot', { at: new Date(this.o.now()).toISOString(), sites: this.o.summarise(siteIds) }, at));
+  /**
+   * The sites' state as of ledger position `at`. Its summary reads the ledger (today's check-ins):
+   * a read that answers later may already count a record committed after `at`, which the stream
+   * then also sends as a live event; it never misses one.
+   */
+  private async snapshot(sub: Subscriber, siteIds: string[], at: number): Promise<StreamStart> {
+    const sites = await this.o.summarise(siteIds);
+    this.write(sub, frame('snapshot', { at: new Date(this.o.now()).toISOString(), sites }, at));
     return { from: 'snapshot' };
   }
 
