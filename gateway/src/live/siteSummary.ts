@@ -3,7 +3,7 @@ import { isOverdue, type AlertView } from '../alerts/alertRecord.ts';
 import { siteToday } from '../attendance/today.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Clock } from '../clock/clock.ts';
-import type { LedgerStore } from '../ledger/types.ts';
+import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 import type { LiveState } from '../state/liveState.ts';
 
@@ -29,7 +29,7 @@ export interface SiteSummary {
 
 export interface SummaryDeps {
   registry: Registry;
-  ledger: LedgerStore;
+  ledger: AnyLedgerStore;
   live: LiveState;
   broker: Pick<Broker, 'connectedDevices'>;
   alerts: Alerts;
