@@ -72,9 +72,10 @@ export interface AppendResult {
 
 /**
  * The ledger as the rest of the gateway uses it: what any implementation (SQLite here; PostgreSQL
- * for region mode next) must do, and what `ledgerContract.ts` proves of it. Reads are synchronous
- * today (SQLite in-process); the contract suite awaits every call, so an implementation whose
- * reads are asynchronous is held to the same promises.
+ * for region mode next) must do, and what `ledgerContract.ts` proves of it. Its reads are
+ * synchronous (SQLite in-process); consumers take `AnyLedgerStore` and await them, and the contract
+ * suite awaits every call, so an implementation whose reads are asynchronous is held to the same
+ * promises.
  */
 export interface LedgerStore {
   readonly evidenceDir: string;
