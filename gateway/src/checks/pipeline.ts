@@ -172,7 +172,16 @@ export class CheckPipeline {
 
   private async drain(): Promise<void> {
     while (!this.stopped) {
-      const step = await this.feed.next();
+      let step: Step | undefined;
+      try {
+        step = await this.feed.next();
+      } catch (err) {
+        // A read-back that failed (PostgreSQL unreachable): nothing was handed over; the same read
+        // is made again after the back-off instead of at once.
+        this.o.failed('records', err);
+        this.scheduleRetry();
+        return;
+      }
       if (step === undefined || this.stopped) return;
       try {
         const rest = await this.run(step);

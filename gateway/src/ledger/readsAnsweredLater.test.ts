@@ -34,6 +34,8 @@ import type { AppendResult, AsyncLedgerStore, EvidenceFile, LedgerRecord, Record
 /** The SQLite ledger with PgLedger's shape: every read answered by a promise, a turn later. */
 class ReadsLater implements AsyncLedgerStore {
   reads = 0;
+  /** This many `readAfter` calls fail, as a read does while the database is unreachable. */
+  failReads = 0;
   /** Reads during whose wait a commit came (the case a synchronous read never has). */
   overtaken = 0;
 
@@ -79,7 +81,14 @@ class ReadsLater implements AsyncLedgerStore {
     });
   }
 
-  readAfter(seq: number, limit: number, kinds?: RecordKind[]) { return this.later(this.ledger.readAfter(seq, limit, kinds)); }
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]) {
+    if (this.failReads > 0) {
+      this.failReads--;
+      this.reads++;
+      return new Promise<StoredRecord[]>((_, reject) => setImmediate(() => reject(new Error('connection terminated unexpectedly'))));
+    }
+    return this.later(this.ledger.readAfter(seq, limit, kinds));
+  }
   scan(kinds: RecordKind[], afterSeq?: number) { return this.later([...this.ledger.scan(kinds, afterSeq)]); }
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number) { return this.later(this.ledger.bySiteKind(siteId, kind, from, to)); }
   paymentsOf(siteId: string, period: string) { return this.later(this.ledger.paymentsOf(siteId, period)); }
@@ -195,4 +204,32 @@ describe('consumers on a ledger whose reads answer later (PostgreSQL-shaped)', (
     expect(later.seen).toEqual(plain.seen);
     expect(later.sunk).toEqual(plain.sunk);
   }, 60_000);
+
+  it('a read-back that fails is made again after the back-off, and the check still gets every record once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-reads-later-'));
+    dirs.push(dir);
+    const now = () => NOW;
+    const registry = new Registry(dir, { scryptN: 1024, now });
+    const sqlite = await Ledger.open(dir);
+    const ledger = new ReadsLater(sqlite);
+    await ledger.appendMany(records(0, 20));
+    const audit = new AuditTrail(registry.db);
+    const ctx: CheckContext = {
+      registry, ledger, audit, alerts: new AlertStore({ db: registry.db, audit, now }), live: await LiveState.load(ledger),
+      logger: pino({ level: 'silent' }), metrics: createMetrics(), now, dataDir: dir,
+    };
+    const seen: number[] = [];
+    const checks = new CheckRunner(ctx, [recorder(seen)], { tickMs: 3_600_000, readBack: 100, retryMs: 5 });
+    ledger.failReads = 2;
+    const readsBefore = ledger.reads;
+    await checks.start(ledger);
+    await checks.idle();
+    expect(seen).toEqual(Array.from({ length: ledger.lastSeq }, (_, i) => i + 1));
+    expect(checks.state().checks.recorder!.failures).toBe(2);
+    // Two failed reads, then the read-back that caught up: no read made at once after a failure.
+    expect(ledger.reads - readsBefore).toBe(3);
+    await checks.stop();
+    await sqlite.close();
+    registry.close();
+  });
 });
