@@ -232,4 +232,29 @@ describe('consumers on a ledger whose reads answer later (PostgreSQL-shaped)', (
     await sqlite.close();
     registry.close();
   });
+
+  it('a sink catch-up read that fails makes the sink unhealthy and is made again after the back-off; every record reaches it once', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-reads-later-'));
+    dirs.push(dir);
+    const now = () => NOW;
+    const registry = new Registry(dir, { scryptN: 1024, now });
+    const sqlite = await Ledger.open(dir);
+    const ledger = new ReadsLater(sqlite);
+    await ledger.appendMany(records(0, 20));
+    const sink = memorySink();
+    const metrics = createMetrics();
+    // The runner starts behind (the history is not in its tail), so its first reads go to the ledger.
+    const sinks = new SinkRunner({ sink, ledger, state: new SinkStateStore(registry.db), metrics, logger: pino({ level: 'silent' }), now, flushMs: 1, minBackoffMs: 100, maxBackoffMs: 100, random: () => 1 });
+    ledger.failReads = 2;
+    const readsBefore = ledger.reads;
+    sinks.start();
+    await expect.poll(() => sinks.state().lastError).toMatch(/ledger read failed: connection terminated/);
+    await expect.poll(() => sink.written.length).toBe(ledger.lastSeq);
+    await sinks.stop();
+    expect(sink.written.map((r) => r.seq)).toEqual(Array.from({ length: ledger.lastSeq }, (_, i) => i + 1));
+    expect(sinks.state()).toMatchObject({ healthy: true, lagRecords: 0 });
+    expect(ledger.reads - readsBefore).toBeLessThan(10);
+    await sqlite.close();
+    registry.close();
+  });
 });

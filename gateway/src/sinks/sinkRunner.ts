@@ -159,7 +159,13 @@ export class SinkRunner {
     let attempt = 0;
     let batchStarted = 0;
     while (!this.stopping) {
-      let batch = await this.fetch(this.o.batchSize);
+      let batch: StoredRecord[];
+      try {
+        batch = await this.fetch(this.o.batchSize);
+      } catch (e) {
+        await this.readFailed(e, attempt++);
+        continue;
+      }
       if (batch.length === 0) {
         await this.sleep(60_000, 'idle');
         batchStarted = performance.now();
@@ -171,7 +177,12 @@ export class SinkRunner {
         if (waited < this.o.flushMs) {
           await this.sleep(this.o.flushMs - waited, 'flush');
           if (this.stopping) break;
-          batch = await this.fetch(this.o.batchSize);
+          try {
+            batch = await this.fetch(this.o.batchSize);
+          } catch (e) {
+            await this.readFailed(e, attempt++);
+            continue;
+          }
         }
       }
       try {
@@ -192,6 +203,17 @@ export class SinkRunner {
       this.updateLagMetrics();
     }
     this.updateLagMetrics();
+  }
+
+  /**
+   * A catch-up read that failed (a ledger on PostgreSQL while it is unreachable): the sink is
+   * unhealthy, nothing moves, and the read is made again after the back-off, not at once.
+   */
+  private async readFailed(e: unknown, attempt: number): Promise<void> {
+    this.lastError = `ledger read failed: ${e instanceof Error ? e.message : String(e)}`;
+    const backoff = this.o.random() * Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** attempt);
+    if (attempt === 0 || attempt % 10 === 0) this.log.warn({ err: this.lastError, attempt, backoffMs: Math.round(backoff) }, 'ledger read failed; will retry');
+    await this.sleep(backoff, 'backoff');
   }
 
   private async writeBatch(batch: StoredRecord[]): Promise<void> {
