@@ -34,9 +34,9 @@ describe('public month: wage findings and wage alerts', () => {
   }, 300_000);
   afterAll(async () => g?.stop());
 
-  it('attendance of the wage-relevant workers is the expected one (the basis of the findings)', () => {
+  it('attendance of the wage-relevant workers is the expected one (the basis of the findings)', async () => {
     for (const [siteId, workers] of Object.entries(s.expected.attendance as Record<string, Record<string, { days: number }>>)) {
-      const got = monthAttendance(g.gw.registry, g.gw.ledger, g.gw.registry.site(siteId)!, s.expected.month);
+      const got = await monthAttendance(g.gw.registry, g.gw.ledger, g.gw.registry.site(siteId)!, s.expected.month);
       for (const w of got.workers.filter((x) => !x.keyRole)) expect(w.daysPresent, `${siteId}/${w.workerId}`).toBe(workers[w.workerId]!.days);
     }
   });

@@ -143,7 +143,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       logger.fatal({ err }, 'ledger writer failed: no message can be made durable; refusing ingest');
     },
   });
-  const live = new LiveState(ledger);
+  const live = await LiveState.load(ledger);
   const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
   const ingestor = new Ingestor({ ledger, payloads: ledger, registry, metrics, logger, now });
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
@@ -185,7 +185,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   });
   const liveHub = new LiveHub({
     ledger, alerts, now,
-    summarise: (siteIds) => siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; }),
+    summarise: (siteIds) => Promise.all(siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; })),
   });
   const timerMs = deps.alertTimerMs ?? config.SITEGATE_ALERT_TIMER_MS;
   const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;

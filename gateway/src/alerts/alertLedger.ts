@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { AuditEntry } from '../audit/auditTrail.ts';
 import type { Alerts, Audit, Progress } from '../state/types.ts';
 import type { AlertEventType, AlertKind, AlertState, Severity } from '../checks/types.ts';
-import type { LedgerRecord, LedgerStore } from '../ledger/types.ts';
+import type { AnyLedgerStore, LedgerRecord } from '../ledger/types.ts';
 import type { AlertEvent } from './alertStore.ts';
 
 /** Saving the cursor is an optimisation (a start appends again what may be missing): at most once a second. */
@@ -21,7 +21,7 @@ export class AlertLedgerFeed {
   private appended = 0;
   private savedAt = 0;
 
-  constructor(private readonly o: { alerts: Alerts; audit: Audit; ledger: LedgerStore; progress: Progress; logger: Logger }) {}
+  constructor(private readonly o: { alerts: Alerts; audit: Audit; ledger: AnyLedgerStore; progress: Progress; logger: Logger }) {}
 
   /** Appends what the audit trail has after the saved cursor (the first start of a data directory begins at the trail's head). */
   async start(): Promise<void> {

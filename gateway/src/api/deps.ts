@@ -7,7 +7,7 @@ import type { CheckRunner } from '../checks/checkRunner.ts';
 import type { CommandStore } from '../commands/commandStore.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
 import type { LiveHub } from '../live/liveHub.ts';
-import type { LedgerStore } from '../ledger/types.ts';
+import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { EventLoopMonitor } from '../observability/eventLoop.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -20,7 +20,7 @@ import type { LiveState } from '../state/liveState.ts';
 /** Everything the HTTP routes use, handed in as one object (style.md §7). */
 export interface ApiDeps {
   registry: Registry;
-  ledger: LedgerStore;
+  ledger: AnyLedgerStore;
   ingestor: Ingestor;
   broker: Broker;
   live: LiveState;

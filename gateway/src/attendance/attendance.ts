@@ -56,18 +56,23 @@ export class WorkCalendar {
 }
 
 /** Check-ins of a site with event time in [from, to), by event time, each with its latest verdict. */
-export function checkinFacts(ledger: LedgerReads, siteId: string, from: number, to: number): CheckinFact[] {
-  const verdicts = new Map<string, StoredRecord>();
+export async function checkinFacts(ledger: LedgerReads, siteId: string, from: number, to: number): Promise<CheckinFact[]> {
   // Verdicts are stamped with their check-in's event time, so the same range finds them.
-  for (const v of ledger.bySiteKind(siteId, 'verdict', from, to)) verdicts.set(v.body.checkinKey as string, v);
-  return ledger.bySiteKind(siteId, 'checkin', from, to).map((r) => toFact(r, verdicts.get(r.dedupeKey)));
+  const verdicts = await ledger.bySiteKind(siteId, 'verdict', from, to);
+  return withVerdicts(await ledger.bySiteKind(siteId, 'checkin', from, to), verdicts);
+}
+
+/** Check-ins as facts, each with its latest verdict (a verdict names its check-in's dedupe key). */
+export function withVerdicts(checkins: StoredRecord[], verdicts: StoredRecord[]): CheckinFact[] {
+  const byCheckin = new Map<string, StoredRecord>();
+  for (const v of verdicts) byCheckin.set(v.body.checkinKey as string, v);
+  return checkins.map((r) => toFact(r, byCheckin.get(r.dedupeKey)));
 }
 
 /** One worker's check-ins of a site in [from, to), with verdicts: by the worker index, not the site's month. */
-export function workerCheckinFacts(ledger: LedgerReads, siteId: string, workerId: string, from: number, to: number): CheckinFact[] {
-  const verdicts = new Map<string, StoredRecord>();
-  for (const v of ledger.byWorker(siteId, 'verdict', workerId, from, to)) verdicts.set(v.body.checkinKey as string, v);
-  return ledger.byWorker(siteId, 'checkin', workerId, from, to).map((r) => toFact(r, verdicts.get(r.dedupeKey)));
+export async function workerCheckinFacts(ledger: LedgerReads, siteId: string, workerId: string, from: number, to: number): Promise<CheckinFact[]> {
+  const verdicts = await ledger.byWorker(siteId, 'verdict', workerId, from, to);
+  return withVerdicts(await ledger.byWorker(siteId, 'checkin', workerId, from, to), verdicts);
 }
 
 export function toFact(r: StoredRecord, verdict?: StoredRecord): CheckinFact {
@@ -152,11 +157,11 @@ export interface MonthAttendance {
 }
 
 /** Contract §2 `GET /sites/{siteId}/attendance?month=`: every registered worker, zero days included. */
-export function monthAttendance(registry: Pick<Registry, 'listWorkers'>, ledger: LedgerReads, site: Site, month: string): MonthAttendance {
+export async function monthAttendance(registry: Pick<Registry, 'listWorkers'>, ledger: LedgerReads, site: Site, month: string): Promise<MonthAttendance> {
   const wc = new WorkCalendar(site);
   const [from, to] = wc.monthRange(month);
   const working = new Set(wc.workingDays(month));
-  const present = presence(checkinFacts(ledger, site.siteId, from, to), wc.cal);
+  const present = presence(await checkinFacts(ledger, site.siteId, from, to), wc.cal);
   const round = (h: number) => Math.round(h * 100) / 100;
   const workers = registry.listWorkers(site.siteId).sort((a, b) => (a.workerId < b.workerId ? -1 : 1)).map((w) => {
     const p = present.get(w.workerId);

@@ -1,4 +1,4 @@
-import { checkinFacts, toFact, type CheckinFact, type Verdict } from './attendance.ts';
+import { toFact, withVerdicts, type CheckinFact, type Verdict } from './attendance.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
 import type { LedgerReads } from '../ledger/ledger.ts';
 import type { StoredRecord } from '../ledger/types.ts';
@@ -66,7 +66,15 @@ export class CheckinDays {
     d = { facts: new Map(), byWorker: new Map() };
     const from = cal.startOfDay(day);
     const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
-    for (const f of checkinFacts(this.ledger, siteId, from, to)) add(d, f);
+    // Verdicts first, as checkinFacts reads them. A ledger whose reads answer later (PostgreSQL)
+    // cannot serve this synchronous read: keystaff must load its days in `prepare` first (issue 14).
+    const verdicts = this.ledger.bySiteKind(siteId, 'verdict', from, to);
+    const checkins = this.ledger.bySiteKind(siteId, 'checkin', from, to);
+    if (verdicts instanceof Promise || checkins instanceof Promise) {
+      for (const p of [verdicts, checkins]) if (p instanceof Promise) p.catch(() => {});
+      throw new Error(`check-ins of ${siteId} on ${day} are not loaded, and this ledger answers reads later: they must be loaded before the synchronous step`);
+    }
+    for (const f of withVerdicts(checkins, verdicts)) add(d, f);
     this.days.set(k, d);
     while (this.days.size > this.maxDays) this.days.delete(this.days.keys().next().value!);
     return d;

@@ -1,7 +1,7 @@
 import { checkinFacts, countsAsPresence } from './attendance.ts';
 import type { KeyRole } from '../../../schemas/src/api.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { LedgerStore } from '../ledger/types.ts';
+import type { LedgerReads } from '../ledger/ledger.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 
 export interface SiteToday {
@@ -18,10 +18,10 @@ export interface SiteToday {
  * the wall clock while the site is live, its latest event otherwise). Check-ins rejected by face
  * verification do not count (domain.md "Calendar").
  */
-export function siteToday(registry: Registry, ledger: LedgerStore, site: Site, at: number): SiteToday {
+export async function siteToday(registry: Registry, ledger: LedgerReads, site: Site, at: number): Promise<SiteToday> {
   const cal = SiteCalendar.of(site.timezone);
   const day = cal.localDay(at);
-  const facts = checkinFacts(ledger, site.siteId, cal.startOfDay(day), at + 1).filter(countsAsPresence);
+  const facts = (await checkinFacts(ledger, site.siteId, cal.startOfDay(day), at + 1)).filter(countsAsPresence);
   const byWorker = new Map<string, typeof facts>();
   for (const f of facts) {
     let list = byWorker.get(f.workerId);

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
-import type { LedgerStore, RecordKind } from '../ledger/types.ts';
+import type { AnyLedgerStore, RecordKind } from '../ledger/types.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -12,7 +12,7 @@ import type { Alerts, Audit } from '../state/types.ts';
 /** What every check may use, handed in as one object. */
 export interface CheckContext {
   registry: Registry;
-  ledger: LedgerStore;
+  ledger: AnyLedgerStore;
   alerts: Alerts;
   audit: Audit;
   live: LiveState;

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { LedgerStore } from '../ledger/types.ts';
+import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { AnyCheck, CheckContext, CheckFactory } from './check.ts';
 import { CheckPipeline, type Phase } from './pipeline.ts';
 import { CheckProgress } from './progress.ts';
@@ -55,7 +55,7 @@ export class CheckRunner {
   private timer?: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly tickMs: number;
-  private ledger?: LedgerStore;
+  private ledger?: AnyLedgerStore;
   private unsubscribe?: () => void;
   private starting: Promise<void> | null = null;
   private stopped = false;
@@ -89,7 +89,7 @@ export class CheckRunner {
    * Starts every check (restore, then the replay from its cursor) in the background: ingest and
    * sinks never wait for it (style.md). `started()` and `idle()` wait for it.
    */
-  start(ledger: LedgerStore): Promise<void> {
+  start(ledger: AnyLedgerStore): Promise<void> {
     this.ledger = ledger;
     // Subscribe first so nothing committed during the start is missed.
     this.unsubscribe = ledger.onCommitted((records) => {

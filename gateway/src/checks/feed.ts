@@ -1,4 +1,4 @@
-import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
+import type { AnyLedgerStore, MaybePromise, RecordKind, StoredRecord } from '../ledger/types.ts';
 
 /** A step of records: `through` is the last ledger seq it covers (records of other kinds included). */
 export interface Step {
@@ -12,6 +12,10 @@ export interface Step {
  * restore, the records are read back from the ledger instead (the ledger is the spool: nothing is
  * lost, memory stays bounded whatever the backlog). Records at or below `replayThrough` come in
  * steps of their own (a replay: their effects are committed already).
+ *
+ * A read-back answered later (PostgreSQL) lets commits in while it is out: they are kept (bounded
+ * like the queue) and taken once the read says whether it caught up, so none falls between the
+ * read and the queue. A read answered at once (SQLite) has nothing in between.
  */
 export class StepFeed {
   private queue: Step[] = [];
@@ -21,10 +25,14 @@ export class StepFeed {
   /** Records at or below this seq are a replay. */
   replayThrough = 0;
   readingBack = true;
+  /** Commits that came while a read-back was out, and whether there were more than the queue may hold. */
+  private arrived: StoredRecord[][] | undefined;
+  private arrivedCount = 0;
+  private arrivedOverflow = false;
   private readonly kinds: Set<string> | undefined;
 
   constructor(
-    private readonly ledger: LedgerStore,
+    private readonly ledger: AnyLedgerStore,
     private readonly o: { kinds?: readonly RecordKind[]; maxQueued: number; readBack: number; maxBatch?: number },
   ) {
     this.kinds = o.kinds ? new Set(o.kinds) : undefined;
@@ -41,11 +49,13 @@ export class StepFeed {
     this.tailSeq = from;
     this.replayThrough = replayThrough;
     this.readingBack = true;
+    this.arrived = undefined;
   }
 
   clear(): void {
     this.queue = [];
     this.queued = 0;
+    this.arrived = undefined;
   }
 
   /**
@@ -54,6 +64,12 @@ export class StepFeed {
    * step is in hand), else undefined.
    */
   take(records: StoredRecord[], busy: boolean): 'queued' | number | undefined {
+    if (this.arrived !== undefined && records.length > 0) {
+      this.arrivedCount += records.length;
+      if (this.arrivedCount > this.o.maxQueued) this.arrivedOverflow = true;
+      else this.arrived.push(records);
+      return undefined;
+    }
     if (this.readingBack || records.length === 0) return undefined;
     const through = records[records.length - 1]!.seq;
     if (through <= this.tailSeq) return undefined;
@@ -83,11 +99,23 @@ export class StepFeed {
     this.queued += step.records.length;
   }
 
-  /** The next step: the queue first, else the ledger; at most `maxBatch` records, a replay on its own. */
-  next(): Step | undefined {
-    let step = this.queue.shift();
-    if (step !== undefined) this.queued -= step.records.length;
-    else if (!this.readingBack || (step = this.readBack()) === undefined) return undefined;
+  /**
+   * The next step: the queue first (answered at once), else the ledger; at most `maxBatch` records,
+   * a replay on its own.
+   */
+  next(): MaybePromise<Step | undefined> {
+    const step = this.queue.shift();
+    if (step !== undefined) {
+      this.queued -= step.records.length;
+      return this.cut(step);
+    }
+    if (!this.readingBack) return undefined;
+    const read = this.readBack();
+    if (!(read instanceof Promise)) return read === undefined ? undefined : this.cut(read);
+    return read.then((s) => s === undefined ? undefined : this.cut(s));
+  }
+
+  private cut(step: Step): Step {
     const max = this.o.maxBatch;
     if (max !== undefined && step.records.length > max) {
       this.putBack({ records: step.records.slice(max), through: step.through });
@@ -100,10 +128,31 @@ export class StepFeed {
     return step;
   }
 
-  private readBack(): Step | undefined {
+  private readBack(): MaybePromise<Step | undefined> {
     const lastSeq = this.ledger.lastSeq;
     const kinds = this.o.kinds as RecordKind[] | undefined;
-    const chunk = this.ledger.readAfter(this.tailSeq, this.o.readBack, kinds).filter((r) => r.seq <= lastSeq);
+    const read = this.ledger.readAfter(this.tailSeq, this.o.readBack, kinds);
+    if (!(read instanceof Promise)) return this.readBackStep(read, lastSeq);
+    this.arrived = [];
+    this.arrivedCount = 0;
+    this.arrivedOverflow = false;
+    return read.then((chunk) => {
+      const arrived = this.arrived;
+      const overflow = this.arrivedOverflow;
+      this.arrived = undefined;
+      if (arrived === undefined) return undefined; // cleared or reset while the read was out
+      const step = this.readBackStep(chunk, lastSeq);
+      if (overflow) this.readingBack = true; // more came than the queue may hold: read them back too
+      else for (const records of arrived) this.take(records, true);
+      return step;
+    }, (err: unknown) => {
+      this.arrived = undefined;
+      throw err;
+    });
+  }
+
+  private readBackStep(read: StoredRecord[], lastSeq: number): Step | undefined {
+    const chunk = read.filter((r) => r.seq <= lastSeq);
     let through: number;
     if (chunk.length >= this.o.readBack) {
       through = chunk[chunk.length - 1]!.seq;

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { Logger } from 'pino';
-import type { LedgerStore, StoredRecord } from '../ledger/types.ts';
+import type { AnyLedgerStore, StoredRecord } from '../ledger/types.ts';
 import { StepFeed, type Step } from './feed.ts';
 import { Transactions } from '../state/transactions.ts';
 import type { AnyCheck, Prepared } from './check.ts';
@@ -54,7 +54,7 @@ export class CheckPipeline {
 
   constructor(
     readonly check: AnyCheck,
-    private readonly ledger: LedgerStore,
+    private readonly ledger: AnyLedgerStore,
     private readonly progress: CheckProgress,
     private readonly o: PipelineOptions,
   ) {
@@ -172,8 +172,17 @@ export class CheckPipeline {
 
   private async drain(): Promise<void> {
     while (!this.stopped) {
-      const step = this.feed.next();
-      if (step === undefined) return;
+      let step: Step | undefined;
+      try {
+        step = await this.feed.next();
+      } catch (err) {
+        // A read-back that failed (PostgreSQL unreachable): nothing was handed over; the same read
+        // is made again after the back-off instead of at once.
+        this.o.failed('records', err);
+        this.scheduleRetry();
+        return;
+      }
+      if (step === undefined || this.stopped) return;
       try {
         const rest = await this.run(step);
         if (rest) this.feed.putBack(rest);

@@ -108,14 +108,14 @@ export function buildWorkerEvidence(site: Site, cal: SiteCalendar, workerId: str
 }
 
 /** Every check-in of the site in the month (with verdicts), read once for one worker or many. */
-export function monthCheckins(ledger: LedgerReads, site: Site, month: string): { cal: SiteCalendar; facts: CheckinFact[] } {
+export async function monthCheckins(ledger: LedgerReads, site: Site, month: string): Promise<{ cal: SiteCalendar; facts: CheckinFact[] }> {
   const wc = new WorkCalendar(site);
   const [from, to] = wc.monthRange(month);
-  return { cal: wc.cal, facts: checkinFacts(ledger, site.siteId, from, to) };
+  return { cal: wc.cal, facts: await checkinFacts(ledger, site.siteId, from, to) };
 }
 
-export function workerEvidence(ledger: LedgerReads, site: Site, workerId: string, month: string): WorkerEvidence {
+export async function workerEvidence(ledger: LedgerReads, site: Site, workerId: string, month: string): Promise<WorkerEvidence> {
   const wc = new WorkCalendar(site);
   const [from, to] = wc.monthRange(month);
-  return buildWorkerEvidence(site, wc.cal, workerId, month, workerCheckinFacts(ledger, site.siteId, workerId, from, to));
+  return buildWorkerEvidence(site, wc.cal, workerId, month, await workerCheckinFacts(ledger, site.siteId, workerId, from, to));
 }

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
 import { deviceDedupeKey } from '../ingest/validate.ts';
 import type { AppendReply, AppendRequest, PayloadBatch } from './ledgerWorker.ts';
-import type { AppendResult, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
+import type { AppendResult, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, MaybePromise, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
 
 /**
  * One `appendMany` (or `append`), or one `appendPayload`: its records commit in one group and
@@ -35,12 +35,15 @@ export interface LedgerOptions {
   burstGroup?: number;
 }
 
-/** The reads the month reports are computed from: the ledger itself, or a reader on another thread (reportReader.ts). */
+/**
+ * The reads the month reports are computed from: the ledger itself, a reader on another thread
+ * (reportReader.ts), or PostgreSQL — answered at once or by a promise, so the reports await them.
+ */
 export interface LedgerReads {
-  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): StoredRecord[];
-  paymentsOf(siteId: string, period: string): StoredRecord[];
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): MaybePromise<StoredRecord[]>;
+  paymentsOf(siteId: string, period: string): MaybePromise<StoredRecord[]>;
   /** One worker's check-ins or verdicts at a site with event time in [from, to), by event time. */
-  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[];
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): MaybePromise<StoredRecord[]>;
 }
 
 interface Row {

@@ -31,8 +31,8 @@ function registryOf(sites: Site[], workers: Worker[]) {
   return { listSites: () => sites, listWorkers: (siteId: string) => bySite.get(siteId) ?? [] };
 }
 
-function monthDigests(site: Site, month: string, workerIds: string[]): MonthDigests {
-  const { cal, facts } = monthCheckins(queries, site, month);
+async function monthDigests(site: Site, month: string, workerIds: string[]): Promise<MonthDigests> {
+  const { cal, facts } = await monthCheckins(queries, site, month);
   const byWorker = new Map<string, typeof facts>();
   for (const f of facts) {
     let l = byWorker.get(f.workerId);
@@ -50,22 +50,23 @@ void serveRpc<ReportRequest, unknown, { dbFile: string }>({
     db.pragma('busy_timeout = 5000');
     queries = new LedgerQueries(db);
   },
-  handle(req) {
+  // Async handlers, answered in order all the same: LedgerQueries answers at once.
+  async handle(req) {
     switch (req.op) {
       case 'attendanceBody':
-        return attendanceBody(monthAttendance(registryOf([req.site], req.workers), queries, req.site, req.month));
+        return attendanceBody(await monthAttendance(registryOf([req.site], req.workers), queries, req.site, req.month));
       case 'attendanceCsv':
-        return attendanceCsv(monthAttendance(registryOf([req.site], req.workers), queries, req.site, req.month), req.workers, req.lang);
+        return attendanceCsv(await monthAttendance(registryOf([req.site], req.workers), queries, req.site, req.month), req.workers, req.lang);
       case 'evidenceBody': {
-        const e = workerEvidence(queries, req.site, req.workerId, req.month);
+        const e = await workerEvidence(queries, req.site, req.workerId, req.month);
         return { root: e.digest.root, body: evidenceBody(e, req.context) } satisfies EvidenceAnswer;
       }
       case 'wageCheck':
         return wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf);
       case 'wageCheckBody':
-        return wageCheckBody(wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf));
+        return wageCheckBody(await wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf));
       case 'wageCheckCsv': {
-        const r = wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf);
+        const r = await wageCheckReport(registryOf(req.sites, req.workers), queries, req.site, req.month, req.asOf);
         return { body: wageCheckCsv(r, req.workers, req.lang), pending: r.pending } satisfies WageCheckCsv;
       }
       case 'monthDigests':

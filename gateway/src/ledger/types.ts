@@ -72,9 +72,10 @@ export interface AppendResult {
 
 /**
  * The ledger as the rest of the gateway uses it: what any implementation (SQLite here; PostgreSQL
- * for region mode next) must do, and what `ledgerContract.ts` proves of it. Reads are synchronous
- * today (SQLite in-process); the contract suite awaits every call, so an implementation whose
- * reads are asynchronous is held to the same promises.
+ * for region mode next) must do, and what `ledgerContract.ts` proves of it. Its reads are
+ * synchronous (SQLite in-process); consumers take `AnyLedgerStore` and await them, and the contract
+ * suite awaits every call, so an implementation whose reads are asynchronous is held to the same
+ * promises.
  */
 export interface LedgerStore {
   readonly evidenceDir: string;
@@ -126,6 +127,36 @@ export interface AsyncLedgerStore {
   snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): Promise<StoredRecord[]>;
   hasSnapshot(siteId: string, sha256: string): Promise<boolean>;
   countByKind(): Promise<Record<string, number>>;
+  drained(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A read answered at once (the SQLite ledger, in-process) or later (PostgreSQL): consumers await it. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/**
+ * The ledger as its consumers use it (sinks, checks, live state, the API): both `LedgerStore`
+ * (SQLite: reads answered at once) and `AsyncLedgerStore` (PostgreSQL: reads answered by promises)
+ * satisfy it, and the type makes every consumer await its reads (issue 14). Awaiting a plain value
+ * costs one microtask, so the SQLite path pays nothing that matters; the hot paths (`onCommitted`
+ * listeners, queueing) take no reads and stay synchronous.
+ */
+export interface AnyLedgerStore {
+  readonly evidenceDir: string;
+  readonly lastSeq: number;
+  readonly backlog: number;
+  append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
+  appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
+  onCommitted(listener: (records: StoredRecord[]) => void): () => void;
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]): MaybePromise<StoredRecord[]>;
+  scan(kinds: RecordKind[], afterSeq?: number): MaybePromise<Iterable<StoredRecord>>;
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): MaybePromise<StoredRecord[]>;
+  paymentsOf(siteId: string, period: string): MaybePromise<StoredRecord[]>;
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): MaybePromise<StoredRecord[]>;
+  hasCheckinPhoto(siteId: string, sha256: string): MaybePromise<boolean>;
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): MaybePromise<StoredRecord[]>;
+  hasSnapshot(siteId: string, sha256: string): MaybePromise<boolean>;
+  countByKind(): MaybePromise<Record<string, number>>;
   drained(): Promise<void>;
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Alerts } from '../state/types.ts';
 import type { Clock } from '../clock/clock.ts';
-import type { LedgerStore, RecordKind, StoredRecord } from '../ledger/types.ts';
+import type { AnyLedgerStore, MaybePromise, RecordKind, StoredRecord } from '../ledger/types.ts';
 import type { Token } from '../registry/registry.ts';
 import type { SiteSummary } from './siteSummary.ts';
 
@@ -13,11 +13,15 @@ interface Subscriber {
   wants: (siteId: string) => boolean;
   res: ServerResponse;
   dropped: number;
+  /** While its start (replay or snapshot) is being read: the live records that came meanwhile. */
+  held?: StoredRecord[];
 }
 
 const TICKET_TTL_MS = 60_000;
 /** A viewer that cannot keep up loses events rather than holding memory: 1 MiB of backlog. */
 const MAX_BACKLOG_BYTES = 1024 * 1024;
+/** Live records held for one stream while its replay is read (a ledger whose reads answer later); past this, lost and counted. */
+const MAX_HELD_RECORDS = 10_000;
 /**
  * How far back a `Last-Event-ID` resumes: this many ledger records (every site's, every kind)
  * are read to find the stream's missed events. Further back, the stream starts again with a fresh
@@ -44,7 +48,7 @@ export class LiveHub {
   private readonly tickets = new Map<string, { token: Token; expires: number }>();
   dropped = 0;
 
-  constructor(private readonly o: { ledger: LedgerStore; alerts: Alerts; now: Clock; summarise: (siteIds: string[]) => SiteSummary[] }) {
+  constructor(private readonly o: { ledger: AnyLedgerStore; alerts: Alerts; now: Clock; summarise: (siteIds: string[]) => MaybePromise<SiteSummary[]> }) {
     o.ledger.onCommitted((records) => { if (this.subs.size) for (const r of records) this.onRecord(r); });
   }
 
@@ -66,19 +70,43 @@ export class LiveHub {
 
   /**
    * Starts a stream of `siteIds` (those in scope when it opened) plus, for a regions stream, sites
-   * that `wants` accepts later. Everything here runs in one turn of the event loop: no commit can
-   * fall between the replay (or the snapshot) and the first live event.
+   * that `wants` accepts later. The stream is subscribed before its replay (or snapshot) is read,
+   * and live records that come meanwhile are held and written after it, past its position: no
+   * commit falls between the replay and the first live event, whether the ledger answers at once
+   * (SQLite: nothing can come in between) or later (PostgreSQL). A read that fails ends the
+   * stream; the browser reconnects with its Last-Event-ID.
    */
-  subscribe(siteIds: string[], wants: (siteId: string) => boolean, res: ServerResponse, lastEventId?: string): { start: StreamStart; close: () => void } {
-    const sub: Subscriber = { wants: cached(wants), res, dropped: 0 };
+  subscribe(siteIds: string[], wants: (siteId: string) => boolean, res: ServerResponse, lastEventId?: string): { start: Promise<StreamStart | undefined>; close: () => void } {
+    const sub: Subscriber = { wants: cached(wants), res, dropped: 0, held: [] };
     res.write(`retry: 3000\n: sitegate live, ${siteIds.length} site(s)\n\n`);
-    const start = this.resume(sub, lastEventId) ?? this.snapshot(sub, siteIds);
     this.subs.add(sub);
     const ping = setInterval(() => res.write(': ping\n\n'), 25_000);
     ping.unref();
     const close = () => { clearInterval(ping); this.subs.delete(sub); };
     res.on('close', close);
+    const start = this.open(sub, siteIds, lastEventId).catch(() => {
+      close();
+      res.end();
+      return undefined;
+    });
     return { start, close };
+  }
+
+  private async open(sub: Subscriber, siteIds: string[], lastEventId: string | undefined): Promise<StreamStart> {
+    try {
+      const resumed = await this.resume(sub, lastEventId);
+      // Held records up to the snapshot's position are in its summary (live state moves on each commit).
+      const at = resumed ? resumed.head : this.o.ledger.lastSeq;
+      const start: StreamStart = resumed ? { from: 'resumed', after: resumed.after, events: resumed.events } : await this.snapshot(sub, siteIds, at);
+      for (const r of sub.held ?? []) {
+        if (r.seq <= at) continue;
+        const f = this.frameOf(r);
+        if (f) this.write(sub, f);
+      }
+      return start;
+    } finally {
+      sub.held = undefined;
+    }
   }
 
   get subscribers(): number {
@@ -90,14 +118,19 @@ export class LiveHub {
     this.subs.clear();
   }
 
-  private snapshot(sub: Subscriber, siteIds: string[]): StreamStart {
-    const at = this.o.ledger.lastSeq;
-    this.write(sub, frame('snapshot', { at: new Date(this.o.now()).toISOString(), sites: this.o.summarise(siteIds) }, at));
+  /**
+   * The sites' state as of ledger position `at`. Its summary reads the ledger (today's check-ins):
+   * a read that answers later may already count a record committed after `at`, which the stream
+   * then also sends as a live event; it never misses one.
+   */
+  private async snapshot(sub: Subscriber, siteIds: string[], at: number): Promise<StreamStart> {
+    const sites = await this.o.summarise(siteIds);
+    this.write(sub, frame('snapshot', { at: new Date(this.o.now()).toISOString(), sites }, at));
     return { from: 'snapshot' };
   }
 
   /** The events after `lastEventId`, read back from the ledger; undefined when that cannot be done without a gap. */
-  private resume(sub: Subscriber, lastEventId: string | undefined): StreamStart | undefined {
+  private async resume(sub: Subscriber, lastEventId: string | undefined): Promise<{ after: number; events: number; head: number } | undefined> {
     if (lastEventId === undefined || !/^\d{1,15}$/.test(lastEventId)) return undefined;
     const after = Number(lastEventId);
     const head = this.o.ledger.lastSeq;
@@ -105,8 +138,8 @@ export class LiveHub {
     if (after > head || head - after > RESUME_MAX_RECORDS) return undefined;
     let events = 0;
     for (let seq = after; seq < head;) {
-      const batch = this.o.ledger.readAfter(seq, 1000, LIVE_KINDS);
-      if (!batch.length) break;
+      const batch = await this.o.ledger.readAfter(seq, 1000, LIVE_KINDS);
+      if (!batch.length || !this.subs.has(sub)) break;
       for (const r of batch) {
         if (r.seq > head) break;
         if (!sub.wants(r.siteId)) continue;
@@ -115,7 +148,7 @@ export class LiveHub {
       }
       seq = batch.at(-1)!.seq;
     }
-    return { from: 'resumed', after, events };
+    return { after, events, head };
   }
 
   private write(s: Subscriber, f: string): void {
@@ -127,6 +160,11 @@ export class LiveHub {
     let f: string | undefined | null = null;
     for (const s of this.subs) {
       if (!s.wants(r.siteId)) continue;
+      if (s.held) {
+        if (s.held.length < MAX_HELD_RECORDS) s.held.push(r);
+        else { s.dropped++; this.dropped++; }
+        continue;
+      }
       // Rendered once per record, and only when some stream carries its site.
       if (f === null) f = this.frameOf(r);
       if (f === undefined) return;

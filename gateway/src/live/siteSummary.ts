@@ -3,7 +3,7 @@ import { isOverdue, type AlertView } from '../alerts/alertRecord.ts';
 import { siteToday } from '../attendance/today.ts';
 import type { Broker } from '../broker/broker.ts';
 import type { Clock } from '../clock/clock.ts';
-import type { LedgerStore } from '../ledger/types.ts';
+import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 import type { LiveState } from '../state/liveState.ts';
 
@@ -29,7 +29,7 @@ export interface SiteSummary {
 
 export interface SummaryDeps {
   registry: Registry;
-  ledger: LedgerStore;
+  ledger: AnyLedgerStore;
   live: LiveState;
   broker: Pick<Broker, 'connectedDevices'>;
   alerts: Alerts;
@@ -42,7 +42,7 @@ const MAX_ALERTS_PER_SITE = 200;
 /** Counted exactly up to this many active alerts per state and site (GET /stats/alerts counts any number). */
 const MAX_COUNTED = 1000;
 
-export function siteSummary(d: SummaryDeps, site: Site): SiteSummary {
+export async function siteSummary(d: SummaryDeps, site: Site): Promise<SiteSummary> {
   const now = d.now();
   const devices = d.registry.listDevices(site.siteId);
   const offline = devices.filter((x) => !deviceOnline(d.broker, d.live, x.deviceId)).map((x) => x.deviceId);
@@ -52,7 +52,7 @@ export function siteSummary(d: SummaryDeps, site: Site): SiteSummary {
   for (const a of active) openByLevel[Math.min(3, Math.max(1, a.level)) as 1 | 2 | 3]++;
   const views = active.slice(0, MAX_ALERTS_PER_SITE).map((a) => d.alerts.view(a));
   // "Today" in event time: the wall clock while the site is live, its latest event otherwise (as GET …/status).
-  const today = siteToday(d.registry, d.ledger, site, d.live.watermark(site.siteId, now, 0) ?? now);
+  const today = await siteToday(d.registry, d.ledger, site, d.live.watermark(site.siteId, now, 0) ?? now);
   return {
     siteId: site.siteId, name: site.name, regionCode: site.regionCode, timezone: site.timezone,
     devices: { total: devices.length, online: devices.length - offline.length, offline },

@@ -1,14 +1,13 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
-import type { LedgerStore } from '../ledger/types.ts';
-import type { StoredRecord } from '../ledger/types.ts';
+import type { AnyLedgerStore, MaybePromise, StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import { SinkError, type Sink } from './sink.ts';
 import type { SinkStore } from '../state/types.ts';
 
 export interface SinkRunnerOptions {
   sink: Sink;
-  ledger: LedgerStore;
+  ledger: AnyLedgerStore;
   /** Cursor and dead letters (state.db). */
   state: SinkStore;
   metrics: Metrics;
@@ -51,6 +50,8 @@ export class SinkRunner {
   private wakeUp?: () => void;
   private lastError?: string;
   private deadLetters = 0;
+  /** On a ledger whose reads answer later: the first record after the cursor, as last read (see `peekOldest`). */
+  private oldestRead?: StoredRecord;
   private readonly unsubscribe: () => void;
   private readonly log: Logger;
 
@@ -113,17 +114,25 @@ export class SinkRunner {
   }
 
   private peekOldest(): StoredRecord | undefined {
-    return this.cursor + 1 >= this.tailFrom ? this.tail.find((r) => r.seq > this.cursor) : this.o.ledger.readAfter(this.cursor, 1)[0];
+    if (this.cursor + 1 >= this.tailFrom) return this.tail.find((r) => r.seq > this.cursor);
+    const read = this.o.ledger.readAfter(this.cursor, 1);
+    if (!(read instanceof Promise)) return read[0];
+    // state() is synchronous (/readyz, a scrape): on PostgreSQL it answers from the last read (the
+    // loop's, or the previous state()'s) and asks again for the next call.
+    read.then((r) => { this.oldestRead = r[0]; }, () => {});
+    return this.oldestRead !== undefined && this.oldestRead.seq > this.cursor ? this.oldestRead : undefined;
   }
 
-  private fetch(limit: number): StoredRecord[] {
+  /** The next records after the cursor: from memory when the tail holds them (no await on the hot path), else the ledger. */
+  private fetch(limit: number): MaybePromise<StoredRecord[]> {
     if (this.cursor + 1 >= this.tailFrom) {
       let drop = 0;
       while (drop < this.tail.length && this.tail[drop]!.seq <= this.cursor) drop++;
       if (drop) this.tail.splice(0, drop);
       return this.tail.slice(0, limit);
     }
-    return this.o.ledger.readAfter(this.cursor, limit);
+    const read = this.o.ledger.readAfter(this.cursor, limit);
+    return read instanceof Promise ? read.then((batch) => { this.oldestRead = batch[0]; return batch; }) : read;
   }
 
   /** What the loop is waiting for, if it waits: new records, company for a short batch, or a retry. */
@@ -150,7 +159,13 @@ export class SinkRunner {
     let attempt = 0;
     let batchStarted = 0;
     while (!this.stopping) {
-      let batch = this.fetch(this.o.batchSize);
+      let batch: StoredRecord[];
+      try {
+        batch = await this.fetch(this.o.batchSize);
+      } catch (e) {
+        await this.readFailed(e, attempt++);
+        continue;
+      }
       if (batch.length === 0) {
         await this.sleep(60_000, 'idle');
         batchStarted = performance.now();
@@ -162,7 +177,12 @@ export class SinkRunner {
         if (waited < this.o.flushMs) {
           await this.sleep(this.o.flushMs - waited, 'flush');
           if (this.stopping) break;
-          batch = this.fetch(this.o.batchSize);
+          try {
+            batch = await this.fetch(this.o.batchSize);
+          } catch (e) {
+            await this.readFailed(e, attempt++);
+            continue;
+          }
         }
       }
       try {
@@ -183,6 +203,17 @@ export class SinkRunner {
       this.updateLagMetrics();
     }
     this.updateLagMetrics();
+  }
+
+  /**
+   * A catch-up read that failed (a ledger on PostgreSQL while it is unreachable): the sink is
+   * unhealthy, nothing moves, and the read is made again after the back-off, not at once.
+   */
+  private async readFailed(e: unknown, attempt: number): Promise<void> {
+    this.lastError = `ledger read failed: ${e instanceof Error ? e.message : String(e)}`;
+    const backoff = this.o.random() * Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** attempt);
+    if (attempt === 0 || attempt % 10 === 0) this.log.warn({ err: this.lastError, attempt, backoffMs: Math.round(backoff) }, 'ledger read failed; will retry');
+    await this.sleep(backoff, 'backoff');
   }
 
   private async writeBatch(batch: StoredRecord[]): Promise<void> {

@@ -1,4 +1,4 @@
-import type { LedgerStore } from '../ledger/types.ts';
+import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { Site } from '../registry/registry.ts';
 
 /** Allowed lateness of messages still in flight from other devices (domain.md "Calendar"): 10 min. */
@@ -24,10 +24,18 @@ export class LiveState {
   /** siteId → wall-clock arrival of that latest event. */
   readonly siteLatestArrival = new Map<string, number>();
 
-  constructor(ledger: LedgerStore, opts: { rebuildRecords?: number } = {}) {
+  /**
+   * Follows the ledger's commits and rebuilds from its recent records (at most `rebuildRecords`).
+   * It listens before it reads, so a commit while the read is out (a ledger whose reads answer
+   * later) is not missed; `apply` keeps maxima, so a record applied twice or out of order changes
+   * nothing.
+   */
+  static async load(ledger: AnyLedgerStore, opts: { rebuildRecords?: number } = {}): Promise<LiveState> {
+    const state = new LiveState();
+    ledger.onCommitted((records) => { for (const r of records) state.apply(r); });
     const after = Math.max(0, ledger.lastSeq - (opts.rebuildRecords ?? 200_000));
-    for (const r of ledger.scan(['reading', 'status', 'checkin', 'snapshot'], after)) this.apply(r);
-    ledger.onCommitted((records) => { for (const r of records) this.apply(r); });
+    for (const r of await ledger.scan(['reading', 'status', 'checkin', 'snapshot'], after)) state.apply(r);
+    return state;
   }
 
   /**

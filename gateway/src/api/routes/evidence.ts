@@ -62,7 +62,7 @@ export function evidenceRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       // Check-in photos show workers' faces (personal information): not for construction units.
       const mayCheckins = req.token!.role !== 'construction_unit';
       // Camera snapshots are the site's own view (contract §6 drill-down): every role of this route.
-      if (!deps.photos.has(siteId, sha256) && !deps.ledger.hasSnapshot(siteId, sha256) && !(mayCheckins && deps.ledger.hasCheckinPhoto(siteId, sha256))) {
+      if (!deps.photos.has(siteId, sha256) && !(await deps.ledger.hasSnapshot(siteId, sha256)) && !(mayCheckins && (await deps.ledger.hasCheckinPhoto(siteId, sha256)))) {
         throw new SitegateError('not_found', `no photo ${sha256} at site ${siteId}`);
       }
       const bytes = readEvidence(deps.ledger.evidenceDir, sha256);

@@ -45,7 +45,7 @@ export function snapshotRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
         // Inclusive: everything at `since` or later is after (since, seq 0).
         after = { ts: ts.ms, seq: 0 };
       }
-      const rows = deps.ledger.snapshots(siteId, deviceId, after, q.limit + 1);
+      const rows = await deps.ledger.snapshots(siteId, deviceId, after, q.limit + 1);
       const items = rows.slice(0, q.limit);
       const last = items.at(-1);
       return {

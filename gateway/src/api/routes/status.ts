@@ -32,7 +32,7 @@ export function statusRoutes(deps: ApiDeps): FastifyPluginAsyncZod {
       });
       const latest = deps.live.siteLatestEvent.get(siteId);
       // "Today" and "now" in event time: the wall clock while the site is live, its latest event otherwise.
-      const today = siteToday(deps.registry, deps.ledger, deps.registry.site(siteId)!, deps.live.watermark(siteId, deps.now(), 0) ?? deps.now());
+      const today = await siteToday(deps.registry, deps.ledger, deps.registry.site(siteId)!, deps.live.watermark(siteId, deps.now(), 0) ?? deps.now());
       return {
         siteId, now: iso(deps.now()), ...(latest !== undefined ? { watermark: iso(latest) } : {}), devices,
         onSiteNow: today.onSiteNow.map((w) => ({ workerId: w.workerId, since: iso(w.since) })),

@@ -86,7 +86,7 @@ export class EvidenceMonthClose extends MonthlyDecisionCheck {
 
   private async digests(site: Site, month: string, workerIds: string[]): Promise<MonthDigests> {
     if (this.ctx.reports) return this.ctx.reports.monthDigests(site, month, workerIds);
-    const { cal, facts } = monthCheckins(this.ctx.ledger, site, month);
+    const { cal, facts } = await monthCheckins(this.ctx.ledger, site, month);
     const digests: MonthDigests['digests'] = {};
     for (const id of workerIds) digests[id] = buildWorkerEvidence(site, cal, id, month, facts).digest;
     return { checkins: facts.length, digests };

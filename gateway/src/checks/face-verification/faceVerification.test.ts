@@ -72,6 +72,8 @@ class FakeAnalyzer implements FaceAnalyzerHandle {
 
 interface Rig {
   ctx: CheckContext;
+  /** The SQLite ledger itself (the check's context holds any ledger, whose reads may answer later). */
+  ledger: Ledger;
   faces: FaceRegistry;
   analyzer: FakeAnalyzer;
   runner: CheckRunner;
@@ -99,10 +101,10 @@ async function rig(settings: SiteBody['settings'] = {}): Promise<Rig> {
   const logger = pino({ level: 'silent' });
   const analyzer = new FakeAnalyzer();
   const faces = new FaceRegistry({ db: registry.db, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now, workers: 1, analyzer });
-  const ctx: CheckContext = { registry, ledger, alerts, audit, live: new LiveState(ledger), logger, metrics, now, dataDir: dir, faces };
+  const ctx: CheckContext = { registry, ledger, alerts, audit, live: await LiveState.load(ledger), logger, metrics, now, dataDir: dir, faces };
   let n = 0;
   const r: Rig = {
-    ctx, faces, analyzer,
+    ctx, ledger, faces, analyzer,
     runner: new CheckRunner(ctx, [faceVerificationCheck], 3_600_000),
     check: () => r.runner.get<FaceVerification>(FACE_VERIFICATION)!,
     async checkin(worker, photo, opts = {}) {
@@ -139,7 +141,7 @@ async function rig(settings: SiteBody['settings'] = {}): Promise<Rig> {
   return r;
 }
 
-const verdicts = (r: Rig) => new Map(r.ctx.ledger.bySiteKind('S1', 'verdict').map((v) => [v.body.checkinId as string, v.body]));
+const verdicts = (r: Rig) => new Map(r.ledger.bySiteKind('S1', 'verdict').map((v) => [v.body.checkinId as string, v.body]));
 
 describe('face verification check', () => {
   it('applies the verdict rules: verified, face_mismatch, no_face (no photo, no face, too small), unverified when not enrolled', async () => {
@@ -221,7 +223,7 @@ describe('face verification check', () => {
     await r.restart({ between: () => new CheckProgress(r.ctx.registry.db, FACE_VERIFICATION).set('cursor', 0) });
     await r.settle();
     expect(r.analyzer.calls).toBe(21);
-    const v = r.ctx.ledger.bySiteKind('S1', 'verdict');
+    const v = r.ledger.bySiteKind('S1', 'verdict');
     expect(v).toHaveLength(10);
     expect(new Set(v.map((x) => x.body.checkinKey)).size).toBe(10);
     expect(r.ctx.alerts.list({ limit: 100 }).items.filter((a) => a.kind === 'checkin.face_mismatch')).toHaveLength(1);

@@ -130,7 +130,7 @@ export async function harness(spec: CaseSite): Promise<Harness> {
   const ledger = await Ledger.open(dir);
   const audit = new AuditTrail(registry.db);
   const alerts = new AlertStore({ db: registry.db, audit, now });
-  const live = new LiveState(ledger);
+  const live = await LiveState.load(ledger);
   const ctx: CheckContext = { registry, ledger, alerts, audit, live, logger: pino({ level: 'silent' }), metrics: createMetrics(), now, dataDir: dir };
   const h: Harness = {
     ctx, ledger, registry, alerts,

@@ -61,7 +61,7 @@ export function toPayment(r: StoredRecord): Payment {
 }
 
 /** Gathers the facts of (site, period) from the registry and the ledger, as known now. */
-export function wageFacts(registry: Pick<Registry, 'listWorkers' | 'listSites'>, ledger: LedgerReads, site: Site, period: string): WageFacts {
+export async function wageFacts(registry: Pick<Registry, 'listWorkers' | 'listSites'>, ledger: LedgerReads, site: Site, period: string): Promise<WageFacts> {
   const cal = SiteCalendar.of(site.timezone);
   const settings = wageSettings(site);
   const [periodStart, periodEnd] = periodRange(cal, period);
@@ -69,9 +69,9 @@ export function wageFacts(registry: Pick<Registry, 'listWorkers' | 'listSites'>,
     siteId: w.siteId, workerId: w.workerId, ...(w.cardHash ? { cardHash: w.cardHash, cardLast4: w.cardLast4! } : {}),
   });
   const workers = new Map(registry.listWorkers(site.siteId).filter((w) => !w.keyRole).map((w) => [w.workerId, holder(w)]));
-  const present = presence(checkinFacts(ledger, site.siteId, periodStart, periodEnd), cal);
+  const present = presence(await checkinFacts(ledger, site.siteId, periodStart, periodEnd), cal);
   const daysPresent = new Map([...workers.keys()].map((id) => [id, present.get(id)?.days ?? []]));
-  const payments = ledger.paymentsOf(site.siteId, period).map(toPayment).filter((p) => workers.has(p.workerId));
+  const payments = (await ledger.paymentsOf(site.siteId, period)).map(toPayment).filter((p) => workers.has(p.workerId));
   // One pass over every registered worker of the installation (a card may be shared across sites).
   const cards = new Set([...payments.map((p) => p.cardHash), ...[...workers.values()].flatMap((w) => (w.cardHash ? [w.cardHash] : []))]);
   const cardHolders = new Map<string, CardHolder[]>([...cards].map((h) => [h, []]));

@@ -40,7 +40,7 @@ export interface WageCheckReport extends WageDecision {
 }
 
 /** Findings of (site, month) from the ledger as known now, decided at `asOf`: the one computation behind the API and the alerts. */
-export function wageCheckReport(registry: Pick<Registry, 'listWorkers' | 'listSites'>, ledger: LedgerReads, site: Site, month: string, asOf: number): WageCheckReport {
-  const f = wageFacts(registry, ledger, site, month);
+export async function wageCheckReport(registry: Pick<Registry, 'listWorkers' | 'listSites'>, ledger: LedgerReads, site: Site, month: string, asOf: number): Promise<WageCheckReport> {
+  const f = await wageFacts(registry, ledger, site, month);
   return { siteId: site.siteId, month, timezone: site.timezone, asOf, periodEnd: f.periodEnd, dueAt: f.dueAt, settings: f.settings, ...decideWageFindings(f, asOf) };
 }

@@ -41,7 +41,7 @@ export class WageCheck extends MonthlyDecisionCheck {
   protected async decideMonth(site: Site, period: string, asOf: number, revisit: boolean): Promise<void> {
     const { alerts, registry, ledger, reports } = this.ctx;
     // A period's check-ins and payments are read on the report thread: never month-wide on the event loop.
-    const report = reports ? await reports.wageCheck(site, period, asOf) : wageCheckReport(registry, ledger, site, period, asOf);
+    const report = reports ? await reports.wageCheck(site, period, asOf) : await wageCheckReport(registry, ledger, site, period, asOf);
     // A site's findings and withdrawals are thousands of reconciles: one commit (one fsync) per
     // slice of them instead of per change (~300 ms on the event loop for 406 workers before), and
     // the event loop is let go between slices. A decision cut short by a crash is taken again

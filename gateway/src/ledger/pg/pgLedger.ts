@@ -27,24 +27,19 @@
  * `scan` pages through the rows (keyset on seq) and resolves with all of them; `scanPages` yields
  * page by page for a consumer that must not hold everything.
  *
- * Consumers that call the synchronous reads today and would have to await them on this ledger
- * (not changed here; see the report of issue 14):
- *   - sinks/sinkRunner.ts: `readAfter` (catch-up, next record), `lastSeq` (lag, drain; local only)
- *   - checks/pipeline.ts: `readAfter` (tail), `lastSeq`; checks/checkRunner.ts: `lastSeq`
- *   - checks/device-offline/deviceOffline.ts: `readAfter`, `lastSeq` (start cursor)
- *   - state/liveState.ts: `scan` (rebuild), `lastSeq`
- *   - live/liveHub.ts: `readAfter` (catch-up of a live stream), `lastSeq`
- *   - api/routes/snapshots.ts: `snapshots`; api/routes/evidence.ts: `hasSnapshot`, `hasCheckinPhoto`
- *   - api/routes/operations.ts: `lastSeq`, `backlog` (fine as they are)
- *   - the report reads, through `LedgerReads` (`bySiteKind`, `byWorker`, `paymentsOf`):
- *     attendance/attendance.ts (`checkinFacts`, `workerCheckinFacts`, `monthAttendance`),
- *     attendance/today.ts (`siteToday`, via api/routes/status.ts and live/siteSummary.ts),
- *     attendance/checkinDays.ts (keystaff's `CheckinDays`), checks/wages/facts.ts and
- *     findings.ts, evidence/workerEvidence.ts (via checks/evidence-month-close/monthClose.ts)
+ * The consumers take any ledger (`AnyLedgerStore`, types.ts) and await their reads (issue 14):
+ * sinks/sinkRunner.ts, the check runner (checks/feed.ts, pipeline.ts, checkRunner.ts),
+ * device-offline, state/liveState.ts (`LiveState.load`), live/liveHub.ts, the snapshot, photo and
+ * status routes, and the report reads behind `LedgerReads`. `readsAnsweredLater.test.ts` runs the
+ * check runner and a sink runner on a ledger of this shape. Still synchronous, or tied to SQLite:
+ *   - attendance/checkinDays.ts (keystaff): a day not yet cached is read inside the check's
+ *     synchronous step, which this ledger cannot answer (it throws; the runner retries, then skips):
+ *     the day loads belong in keystaff's `prepare` (and its `tick` in a `decide` that loads first).
  *   - ledger/reportReader.ts + reportWorker.ts open the SQLite file itself on another thread:
  *     on PostgreSQL they need `LedgerQueries` over a pg connection instead.
- *   - ingest/ingestor.ts needs nothing: without `payloads` it decodes on the main thread and
- *     calls `appendMany` (this ledger has no writer thread, so no `appendPayload`).
+ *   - ingest/ingestor.ts is typed against `LedgerStore` but needs only `appendMany` (without
+ *     `payloads` it decodes on the main thread; this ledger has no writer thread, so no `appendPayload`).
+ *   - app.ts opens the SQLite `Ledger` and hands its file to the report reader.
  */
 import fs from 'node:fs';
 import pg from 'pg';
