@@ -6,15 +6,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent, type Agent } from '../edge-agent/src/agent.ts';
 import { readEvidence } from '../gateway/src/ledger/evidence.ts';
 import { agentConfig } from './support/agent.ts';
-import { startGateway, type TestGateway } from './support/gateway.ts';
+import { ADMIN_TOKEN, startGateway, type TestGateway } from './support/gateway.ts';
 
 const FACES = path.resolve(import.meta.dirname, 'fixtures/faces');
 
 /**
  * An HTTP camera (node:http serving fixture JPEGs): snapshots arrive at the gateway re-encoded
  * with their longest side capped; an unchanged frame is skipped and counted; a camera error and a
- * body that is not an image are counted. The test reads the gateway's ledger and evidence store;
- * the snapshot routes themselves are test/snapshots.e2e.test.ts.
+ * body that is not an image are counted. The frames are read from the gateway's ledger and evidence
+ * store, and fetched back through the API (paging and rights: test/snapshots.e2e.test.ts).
  */
 describe('HTTP camera → gateway snapshots', () => {
   let frame: { status: number; type: string; body: Buffer } = { status: 200, type: 'image/jpeg', body: fs.readFileSync(path.join(FACES, 'no_face_earth_from_iss.jpg')) };
@@ -58,6 +58,16 @@ describe('HTTP camera → gateway snapshots', () => {
       const meta = await sharp(bytes!).metadata();
       expect(meta.format).toBe('jpeg');
       expect(Math.max(meta.width!, meta.height!)).toBe(320);
+    }
+    // And back through the API (contract §6): listed by the camera, served as the bytes that arrived.
+    const list = await g.api('GET', '/sites/S1/devices/CAM-1/snapshots');
+    expect(list.status, list.text).toBe(200);
+    expect(list.json.items.map((i: { sha256: string }) => i.sha256)).toEqual(snaps.map((s) => s.msgId));
+    for (const s of snaps) {
+      const res = await fetch(`${g.httpUrl}/api/v1/sites/S1/photos/${s.msgId}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('image/jpeg');
+      expect(Buffer.from(await res.arrayBuffer()).equals(readEvidence(g.gw.ledger.evidenceDir, s.msgId)!)).toBe(true);
     }
   });
 });
