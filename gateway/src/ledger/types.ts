@@ -111,25 +111,7 @@ export interface LedgerStore {
  * contract suite awaits every read, so both shapes are held to the same promises. `lastSeq` stays
  * synchronous: it is what this instance knows to be committed (its own commits and what it read).
  */
-export interface AsyncLedgerStore {
-  readonly evidenceDir: string;
-  readonly lastSeq: number;
-  readonly backlog: number;
-  append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
-  appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
-  onCommitted(listener: (records: StoredRecord[]) => void): () => void;
-  readAfter(seq: number, limit: number, kinds?: RecordKind[]): Promise<StoredRecord[]>;
-  scan(kinds: RecordKind[], afterSeq?: number): Promise<Iterable<StoredRecord>>;
-  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): Promise<StoredRecord[]>;
-  paymentsOf(siteId: string, period: string): Promise<StoredRecord[]>;
-  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): Promise<StoredRecord[]>;
-  hasCheckinPhoto(siteId: string, sha256: string): Promise<boolean>;
-  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): Promise<StoredRecord[]>;
-  hasSnapshot(siteId: string, sha256: string): Promise<boolean>;
-  countByKind(): Promise<Record<string, number>>;
-  drained(): Promise<void>;
-  close(): Promise<void>;
-}
+export type AsyncLedgerStore = LedgerOf<'async'>;
 
 /** A read answered at once (the SQLite ledger, in-process) or later (PostgreSQL): consumers await it. */
 export type MaybePromise<T> = T | Promise<T>;
@@ -141,22 +123,28 @@ export type MaybePromise<T> = T | Promise<T>;
  * costs one microtask, so the SQLite path pays nothing that matters; the hot paths (`onCommitted`
  * listeners, queueing) take no reads and stay synchronous.
  */
-export interface AnyLedgerStore {
+export type AnyLedgerStore = LedgerOf<'maybe'>;
+
+/** How a ledger answers its reads: at once, by a promise, or either (what consumers must accept). */
+type Answered<M extends 'async' | 'maybe', T> = M extends 'async' ? Promise<T> : MaybePromise<T>;
+
+/** The one list of a ledger's members, for the two ways of answering reads above. */
+interface LedgerOf<M extends 'async' | 'maybe'> {
   readonly evidenceDir: string;
   readonly lastSeq: number;
   readonly backlog: number;
   append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
   appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
   onCommitted(listener: (records: StoredRecord[]) => void): () => void;
-  readAfter(seq: number, limit: number, kinds?: RecordKind[]): MaybePromise<StoredRecord[]>;
-  scan(kinds: RecordKind[], afterSeq?: number): MaybePromise<Iterable<StoredRecord>>;
-  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): MaybePromise<StoredRecord[]>;
-  paymentsOf(siteId: string, period: string): MaybePromise<StoredRecord[]>;
-  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): MaybePromise<StoredRecord[]>;
-  hasCheckinPhoto(siteId: string, sha256: string): MaybePromise<boolean>;
-  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): MaybePromise<StoredRecord[]>;
-  hasSnapshot(siteId: string, sha256: string): MaybePromise<boolean>;
-  countByKind(): MaybePromise<Record<string, number>>;
+  readAfter(seq: number, limit: number, kinds?: RecordKind[]): Answered<M, StoredRecord[]>;
+  scan(kinds: RecordKind[], afterSeq?: number): Answered<M, Iterable<StoredRecord>>;
+  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): Answered<M, StoredRecord[]>;
+  paymentsOf(siteId: string, period: string): Answered<M, StoredRecord[]>;
+  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): Answered<M, StoredRecord[]>;
+  hasCheckinPhoto(siteId: string, sha256: string): Answered<M, boolean>;
+  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): Answered<M, StoredRecord[]>;
+  hasSnapshot(siteId: string, sha256: string): Answered<M, boolean>;
+  countByKind(): Answered<M, Record<string, number>>;
   drained(): Promise<void>;
   close(): Promise<void>;
 }
