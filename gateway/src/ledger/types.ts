@@ -77,33 +77,7 @@ export interface AppendResult {
  * suite awaits every call, so an implementation whose reads are asynchronous is held to the same
  * promises.
  */
-export interface LedgerStore {
-  readonly evidenceDir: string;
-  /** Highest committed `seq`. */
-  readonly lastSeq: number;
-  /** Records waiting for, or in, a commit. */
-  readonly backlog: number;
-  /** Resolves only once the record is durable; `seq: null` for a duplicate of an earlier dedupe key. */
-  append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
-  appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
-  /** Every committed, non-duplicate record once, in `seq` order, right after its commit. */
-  onCommitted(listener: (records: StoredRecord[]) => void): () => void;
-  readAfter(seq: number, limit: number, kinds?: RecordKind[]): StoredRecord[];
-  scan(kinds: RecordKind[], afterSeq?: number): Iterable<StoredRecord>;
-  bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): StoredRecord[];
-  paymentsOf(siteId: string, period: string): StoredRecord[];
-  byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): StoredRecord[];
-  hasCheckinPhoto(siteId: string, sha256: string): boolean;
-  /** A device's camera snapshots after the position (ts, seq), by arrival time then seq, at most `limit`. */
-  snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): StoredRecord[];
-  /** Whether a snapshot of the site has this SHA-256 (snapshots are identified by it, contract §1). */
-  hasSnapshot(siteId: string, sha256: string): boolean;
-  countByKind(): Record<string, number>;
-  /** Resolves once nothing is pending or in flight. */
-  drained(): Promise<void>;
-  /** Commits what is pending, then closes; appends after it are refused. */
-  close(): Promise<void>;
-}
+export interface LedgerStore extends LedgerOf<'sync'> {}
 
 /**
  * `LedgerStore` with its reads answered by promises: an engine whose reads leave the process
@@ -126,15 +100,19 @@ export type MaybePromise<T> = T | Promise<T>;
 export type AnyLedgerStore = LedgerOf<'maybe'>;
 
 /** How a ledger answers its reads: at once, by a promise, or either (what consumers must accept). */
-type Answered<M extends 'async' | 'maybe', T> = M extends 'async' ? Promise<T> : MaybePromise<T>;
+type Answered<M extends 'sync' | 'async' | 'maybe', T> = M extends 'sync' ? T : M extends 'async' ? Promise<T> : MaybePromise<T>;
 
-/** The one list of a ledger's members, for the two ways of answering reads above. */
-interface LedgerOf<M extends 'async' | 'maybe'> {
+/** The one list of a ledger's members, for the three ways of answering reads above. */
+interface LedgerOf<M extends 'sync' | 'async' | 'maybe'> {
   readonly evidenceDir: string;
+  /** Highest committed `seq` (on PostgreSQL: this instance's commits and what it read). */
   readonly lastSeq: number;
+  /** Records waiting for, or in, a commit. */
   readonly backlog: number;
+  /** Resolves only once the record is durable; `seq: null` for a duplicate of an earlier dedupe key. */
   append(record: LedgerRecord, files?: EvidenceFile[]): Promise<AppendResult>;
   appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
+  /** Every committed, non-duplicate record once, in `seq` order, right after its commit. */
   onCommitted(listener: (records: StoredRecord[]) => void): () => void;
   readAfter(seq: number, limit: number, kinds?: RecordKind[]): Answered<M, StoredRecord[]>;
   scan(kinds: RecordKind[], afterSeq?: number): Answered<M, Iterable<StoredRecord>>;
@@ -142,10 +120,14 @@ interface LedgerOf<M extends 'async' | 'maybe'> {
   paymentsOf(siteId: string, period: string): Answered<M, StoredRecord[]>;
   byWorker(siteId: string, kind: 'checkin' | 'verdict', workerId: string, from: number, to: number): Answered<M, StoredRecord[]>;
   hasCheckinPhoto(siteId: string, sha256: string): Answered<M, boolean>;
+  /** A device's camera snapshots after the position (ts, seq), by arrival time then seq, at most `limit`. */
   snapshots(siteId: string, deviceId: string, after: { ts: number; seq: number }, limit: number): Answered<M, StoredRecord[]>;
+  /** Whether a snapshot of the site has this SHA-256 (snapshots are identified by it, contract §1). */
   hasSnapshot(siteId: string, sha256: string): Answered<M, boolean>;
   countByKind(): Answered<M, Record<string, number>>;
+  /** Resolves once nothing is pending or in flight. */
   drained(): Promise<void>;
+  /** Commits what is pending, then closes; appends after it are refused. */
   close(): Promise<void>;
 }
 

@@ -1,15 +1,12 @@
-import modbusSerial from 'modbus-serial';
 import type { ActuatorWrite, ModbusActuator as Config } from '../../../../schemas/src/agent.ts';
 import type { CommandMessage } from '../../../../schemas/src/command.ts';
 import type { Actuator, ActuatorResult } from '../actuator.ts';
 
-// modbus-serial is CommonJS: its default import is module.exports, whose `default` is the client class.
-const ModbusRTU = modbusSerial.default;
-type ModbusClient = InstanceType<typeof ModbusRTU>;
+import { isModbusTimeout, ModbusLink, type ModbusError } from '../../modbus/modbusLink.ts';
 
 /** Why a write failed, as the result's message says it (people read it in the gateway's API). */
-function reason(err: { message?: string; name?: string; errno?: string; modbusCode?: number }, what: string, cfg: Config): string {
-  if (err.name === 'TransactionTimedOutError' || err.errno === 'ETIMEDOUT') return `Modbus timeout: no answer within ${cfg.timeoutMs} ms to ${what}`;
+function reason(err: ModbusError, what: string, cfg: Config): string {
+  if (isModbusTimeout(err)) return `Modbus timeout: no answer within ${cfg.timeoutMs} ms to ${what}`;
   if (err.modbusCode !== undefined) return `Modbus exception ${err.modbusCode} to ${what}: ${err.message ?? ''}`.trim();
   return `Modbus error on ${what}: ${err.message ?? String(err)}`;
 }
@@ -23,11 +20,12 @@ function reason(err: { message?: string; name?: string; errno?: string; modbusCo
 export class ModbusActuator implements Actuator {
   readonly name: string;
   readonly device: { deviceId: string; secret: string };
-  private client?: ModbusClient;
+  private readonly link: ModbusLink;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly cfg: Config) {
     this.name = `modbus:${cfg.deviceId}`;
+    this.link = new ModbusLink(cfg);
     this.device = { deviceId: cfg.deviceId, secret: cfg.secret };
   }
 
@@ -56,7 +54,7 @@ export class ModbusActuator implements Actuator {
     }
     let what = `connect ${this.cfg.host}:${this.cfg.port}`;
     try {
-      const c = await this.connect();
+      const c = await this.link.connect();
       for (const p of planned) {
         what = p.what;
         if (p.w.write === 'coil') await c.writeCoil(p.w.address, p.value as boolean);
@@ -64,31 +62,14 @@ export class ModbusActuator implements Actuator {
       }
     } catch (e) {
       const err = e as { modbusCode?: number };
-      if (err.modbusCode === undefined) this.drop(); // a late answer must not be taken for the next request's
+      if (err.modbusCode === undefined) this.link.drop(); // a late answer must not be taken for the next request's
       return { ok: false, message: reason(e as object, what, this.cfg) };
     }
     return { ok: true, message: planned.map((p) => p.what).join('; ') };
   }
 
-  private async connect(): Promise<ModbusClient> {
-    if (this.client?.isOpen) return this.client;
-    this.drop();
-    const c = new ModbusRTU();
-    c.setID(this.cfg.unitId);
-    c.setTimeout(this.cfg.timeoutMs);
-    await c.connectTCP(this.cfg.host, { port: this.cfg.port });
-    this.client = c;
-    return c;
-  }
-
-  private drop(): void {
-    const c = this.client;
-    this.client = undefined;
-    if (c?.isOpen) c.close(() => {});
-  }
-
   async stop(): Promise<void> {
     await this.queue;
-    this.drop();
+    this.link.drop();
   }
 }
