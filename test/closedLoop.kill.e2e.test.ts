@@ -1,8 +1,8 @@
 import mqtt from 'mqtt';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ADMIN_TOKEN, freePort, httpApi, tempDir } from './support/gateway.ts';
-import { spawnGateway, type GatewayProcess } from './support/process.ts';
+import { tempDir } from './support/gateway.ts';
+import { restartableGateway, type RestartableGateway } from './support/restartable.ts';
 import { webhookReceiver } from './support/webhookReceiver.ts';
 
 const SECRET = 'receiver-secret-kill-0123456789';
@@ -19,31 +19,16 @@ const SECRET = 'receiver-secret-kill-0123456789';
  */
 describe('closed loop steps across kill -9', () => {
   const dataDir = tempDir('sitegate-kill-loop-');
-  let proc: GatewayProcess | undefined;
-  let api = httpApi('');
-  let env: Record<string, string> = {};
-
-  async function start(): Promise<void> {
-    if (!env.SITEGATE_DATA_DIR) {
-      const [http, mqttPort] = [await freePort(), await freePort()];
-      env = {
-        SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1', SITEGATE_HTTP_PORT: String(http),
-        SITEGATE_MQTT_PORT: String(mqttPort), SITEGATE_MQTT_WS_PORT: '0', SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_SECRET_SCRYPT_N: '1024',
-      };
-      api = httpApi(`http://127.0.0.1:${http}`);
-    }
-    proc = spawnGateway(env);
-    await proc.ready;
-  }
+  let gw: RestartableGateway;
+  const start = async () => {
+    gw ??= await restartableGateway(dataDir);
+    await gw.start();
+  };
+  const api: RestartableGateway['api'] = (...args) => gw.api(...args);
   async function kill9(): Promise<void> {
-    proc!.proc.kill('SIGKILL');
-    const { signal } = await proc!.exited;
-    expect(signal).toBe('SIGKILL');
+    expect(await gw.kill9()).toBe('SIGKILL');
   }
-  afterAll(async () => {
-    proc?.proc.kill('SIGKILL');
-    await proc?.exited;
-  });
+  afterAll(async () => gw?.stop());
 
   it('ack, rectify with a photo and resolve each survive a kill -9 right after their answer, once', async () => {
     const receiver = await webhookReceiver(SECRET);
@@ -55,10 +40,10 @@ describe('closed loop steps across kill -9', () => {
     expect((await api('PUT', '/webhooks/wh', { url: receiver.url, secret: SECRET, scope: { sites: ['S1'] } })).status).toBe(201);
 
     // A gust beyond the critical limit (13.8 m/s) opens a critical wind alert: awaited on the alerts topic.
-    const tool = await mqtt.connectAsync(`mqtt://127.0.0.1:${env.SITEGATE_MQTT_PORT}`, { username: 'token', password: regulator, reconnectPeriod: 0 });
+    const tool = await mqtt.connectAsync(gw.mqttUrl, { username: 'token', password: regulator, reconnectPeriod: 0 });
     await tool.subscribeAsync('sites/S1/alerts', { qos: 1 });
     const opened = new Promise<{ id: string }>((resolve) => tool.on('message', (_t, m) => { const e = JSON.parse(m.toString()); if (e.event === 'opened') resolve(e); }));
-    const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${env.SITEGATE_MQTT_PORT}`, { username: 'WIND-1', password: secret, reconnectPeriod: 0 });
+    const dev = await mqtt.connectAsync(gw.mqttUrl, { username: 'WIND-1', password: secret, reconnectPeriod: 0 });
     // Stamped with the gateway's own "now" (its status says it): the child process keeps the real
     // clock even when this runner's is shifted (faketime), and nothing here depends on the date.
     const now = (await api('GET', '/sites/S1/status')).json.now as string;

@@ -1,8 +1,8 @@
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ChildClock } from './support/clock.ts';
-import { ADMIN_TOKEN, freePort, httpApi, tempDir } from './support/gateway.ts';
-import { spawnGateway, type GatewayProcess } from './support/process.ts';
+import { tempDir } from './support/gateway.ts';
+import { restartableGateway, type RestartableGateway } from './support/restartable.ts';
 import { webhookReceiver, type Received } from './support/webhookReceiver.ts';
 
 const S = 1000;
@@ -51,32 +51,17 @@ function within<T>(p: Promise<T>, what: string, ms = 20_000): Promise<T> {
 describe('closed-loop timers across kill -9 of the gateway process', () => {
   const dataDir = tempDir('sitegate-kill-timers-');
   const clock = new ChildClock(T0 - S, tempDir('sitegate-clock-'));
-  let proc: GatewayProcess | undefined;
-  let env: Record<string, string> = {};
-  let api = httpApi('');
-
-  async function start(): Promise<void> {
-    if (!env.SITEGATE_DATA_DIR) {
-      const [http, mqttPort] = [await freePort(), await freePort()];
-      env = {
-        SITEGATE_DATA_DIR: dataDir, SITEGATE_HTTP_HOST: '127.0.0.1', SITEGATE_MQTT_HOST: '127.0.0.1', SITEGATE_HTTP_PORT: String(http),
-        SITEGATE_MQTT_PORT: String(mqttPort), SITEGATE_MQTT_WS_PORT: '0', SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_SECRET_SCRYPT_N: '1024',
-        SITEGATE_ALERT_TIMER_MS: '100', // a deadline fires within 100 ms of real time after the clock passed it
-      };
-      api = httpApi(`http://127.0.0.1:${http}`);
-    }
-    proc = spawnGateway(env, { clock });
-    await within(proc.ready, 'gateway start', 30_000);
-  }
+  let gw: RestartableGateway;
+  const start = async () => {
+    // SITEGATE_ALERT_TIMER_MS: a deadline fires within 100 ms of real time after the clock passed it.
+    gw ??= await restartableGateway(dataDir, { env: { SITEGATE_ALERT_TIMER_MS: '100' }, clock });
+    await within(gw.start(), 'gateway start', 30_000);
+  };
+  const api: RestartableGateway['api'] = (...args) => gw.api(...args);
   async function kill9(): Promise<void> {
-    proc!.proc.kill('SIGKILL');
-    const { signal } = await proc!.exited;
-    expect(signal).toBe('SIGKILL');
+    expect(await gw.kill9()).toBe('SIGKILL');
   }
-  afterAll(async () => {
-    proc?.proc.kill('SIGKILL');
-    await proc?.exited;
-  });
+  afterAll(async () => gw?.stop());
 
   it('reminders and escalations to levels 2 and 3 fire once each: killed just before a deadline, down across one, and between a step\'s commit and its webhook delivery', async () => {
     const receiver = await webhookReceiver(SECRET);
@@ -98,7 +83,7 @@ describe('closed-loop timers across kill -9 of the gateway process', () => {
     };
     const ids = { W: '', A: '' };
     for (const who of ['W', 'A'] as const) {
-      const dev = await mqtt.connectAsync(`mqtt://127.0.0.1:${env.SITEGATE_MQTT_PORT}`, { username: `WIND-${who}`, password: secrets[who], reconnectPeriod: 0 });
+      const dev = await mqtt.connectAsync(gw.mqttUrl, { username: `WIND-${who}`, password: secrets[who], reconnectPeriod: 0 });
       await dev.publishAsync(`sites/S1/devices/WIND-${who}/telemetry`, JSON.stringify({ id: `g-${who}`, ts: clock.now, metrics: { wind_speed_ms: 15.2 } }), { qos: 1 });
       ids[who] = (await arrived((r) => r.event === 'opened' && r.alertId !== ids.W, `${who} opened`)).alertId;
       await dev.endAsync();

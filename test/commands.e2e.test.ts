@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClock } from './support/clock.ts';
 import { COMMAND_ANSWER_TIMEOUT_S } from '../schemas/src/command.ts';
 import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';
+import { grantedCodes, nextMessage } from './support/mqtt.ts';
 
 /**
  * Contract §7 commands through the real gateway and real MQTT clients: created over the API,
@@ -13,27 +14,6 @@ import { startGateway, tempDir, type TestGateway } from './support/gateway.ts';
  */
 const T0 = Date.parse('2026-11-02T08:00:00+08:00');
 
-function nextMessage(c: mqtt.MqttClient, topic: string): Promise<any> {
-  return new Promise((resolve) => {
-    const on = (t: string, payload: Buffer) => {
-      if (t !== topic) return;
-      c.off('message', on);
-      resolve(JSON.parse(payload.toString()));
-    };
-    c.on('message', on);
-  });
-}
-
-async function grantedCodes(c: mqtt.MqttClient, filters: string[]): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    c.subscribe(filters, { qos: 1 }, (err, granted) => {
-      const packet = (err as { packet?: { granted?: number[] } } | null)?.packet;
-      if (packet?.granted) resolve(packet.granted);
-      else if (err) reject(err);
-      else resolve(granted!.map((x) => x.qos));
-    });
-  });
-}
 
 /** Resolves after the gateway handled the device's next PUBACK of a command. */
 const nextAck = (g: TestGateway) => new Promise<void>((resolve) => g.gw.broker.aedes.once('ack', () => resolve()));
@@ -151,7 +131,7 @@ describe('commands to site equipment (contract §7)', () => {
 
   it('a device hears only its own commands, cannot publish commands, and bad results are answered on its errors topic', async () => {
     const c = await g.connect('FOG-1', fog);
-    expect(await grantedCodes(c, ['sites/S1/devices/FOG-1/commands', 'sites/S2/devices/FOG-9/commands', 'sites/+/devices/+/commands', 'sites/S1/devices/FOG-1/command-results']))
+    expect(await grantedCodes(c, ['sites/S1/devices/FOG-1/commands', 'sites/S2/devices/FOG-9/commands', 'sites/+/devices/+/commands', 'sites/S1/devices/FOG-1/command-results'], 1))
       .toEqual([1, 128, 128, 128]);
     await c.subscribeAsync('sites/S1/devices/FOG-1/errors', { qos: 1 });
     const theirs = (await g.api('POST', '/sites/S2/devices/FOG-9/commands', { action: 'on' })).json.commandId as string;
@@ -171,7 +151,7 @@ describe('commands to site equipment (contract §7)', () => {
     c.publish('sites/S1/devices/FOG-1/commands', JSON.stringify({ commandId: 'self', action: 'on', expiresAt: clock.now() }), { qos: 1 });
     await closed;
     const o = await g.connect('FOG-9', other);
-    expect(await grantedCodes(o, ['sites/S1/devices/FOG-1/commands'])).toEqual([128]);
+    expect(await grantedCodes(o, ['sites/S1/devices/FOG-1/commands'], 1)).toEqual([128]);
   });
 
   it('only an admin or the site\'s construction unit sends commands; readers of the site follow them', async () => {

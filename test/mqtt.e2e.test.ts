@@ -3,33 +3,10 @@ import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './support/gateway.ts';
+import { grantedCodes, nextMessage } from './support/mqtt.ts';
 
 const run = promisify(execFile);
 const NOW = Date.now();
-
-/** Resolves with the next message on `topic` (an event, not a sleep). */
-function nextMessage(c: mqtt.MqttClient, topic: string): Promise<any> {
-  return new Promise((resolve) => {
-    const on = (t: string, payload: Buffer) => {
-      if (t !== topic) return;
-      c.off('message', on);
-      resolve(JSON.parse(payload.toString()));
-    };
-    c.on('message', on);
-  });
-}
-
-/** SUBACK return codes, refused filters included (mqtt.js rejects the promise when any is 128). */
-async function grantedCodes(c: mqtt.MqttClient, filters: string[]): Promise<number[]> {
-  return new Promise((resolve, reject) => {
-    c.subscribe(filters, { qos: 0 }, (err, granted) => {
-      const packet = (err as { packet?: { granted?: number[] } } | null)?.packet;
-      if (packet?.granted) resolve(packet.granted);
-      else if (err) reject(err);
-      else resolve(granted!.map((x) => x.qos));
-    });
-  });
-}
 
 function closed(c: mqtt.MqttClient): Promise<void> {
   return new Promise((resolve) => (c.connected ? c.once('close', () => resolve()) : resolve()));
