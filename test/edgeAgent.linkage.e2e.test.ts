@@ -1,5 +1,4 @@
 import { EventEmitter, once } from 'node:events';
-import type { AedesPublishPacket } from 'aedes';
 import modbusSerial from 'modbus-serial';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildAgent, type Agent } from '../edge-agent/src/agent.ts';
@@ -28,16 +27,13 @@ describe('pm10 hazard → linkage → edge agent → Modbus coil, and back', () 
 
   /** The next write of coil `addr` (an event of the server, not a sleep). */
   const coilWrite = (addr: number) => once(writes, `coil:${addr}`).then(([v]) => v as boolean);
-  /** Resolves once the gateway has stored the result of `commandId` (its publish hook ran). */
+  /** Resolves once the gateway has stored the result of `commandId` (committed). */
   const resultOf = (commandId: string) => new Promise<void>((resolve) => {
-    const on = (packet: AedesPublishPacket) => {
-      // A stored result goes on to nobody: the broker readdresses it to its discard topic (broker.ts).
-      if (!packet.topic.endsWith('/command-results') && packet.topic !== '$SYS/sitegate/discarded') return;
-      try { if (JSON.parse(packet.payload.toString()).commandId !== commandId) return; } catch { return; }
-      (g.gw.broker.aedes as unknown as EventEmitter).off('publish', on);
+    const off = g.gw.commands.onFinished((c) => {
+      if (c.commandId !== commandId) return;
+      off();
       resolve();
-    };
-    g.gw.broker.aedes.on('publish', on);
+    });
   });
   const dust = () => agent.inputs.find((i) => i.name === 'modbus:DUST-1')!;
   async function poll(times: number, pm10: number): Promise<void> {

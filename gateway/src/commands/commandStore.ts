@@ -69,12 +69,13 @@ type Listener = (c: CommandRecord) => void;
  * `pending` until the device PUBACKs it, `delivered` until its result arrives on
  * `…/command-results` (`succeeded` | `failed`), or `expired` when `expiresAt` passed before any
  * device took it or no answer came within COMMAND_ANSWER_TIMEOUT_S of the PUBACK. Every creation, result and expiry is an entry in the audit trail, committed
- * with the change; listeners (delivery) hear of new commands after the commit.
+ * with the change; listeners hear of new (delivery) and finished commands after the commit.
  */
 export class CommandStore {
   private readonly sql: (text: string) => Database.Statement;
   private readonly tx: Transactions;
   private readonly created = new Set<Listener>();
+  private readonly finished = new Set<Listener>();
 
   constructor(private readonly o: { db: Database.Database; audit: Audit; now: Clock }) {
     this.sql = statementCache(o.db);
@@ -84,6 +85,12 @@ export class CommandStore {
   /** Hears each new command once it is committed. */
   onCreated(l: Listener): void {
     this.created.add(l);
+  }
+
+  /** Hears each command that reached `succeeded` or `failed`, once that is committed; returns the way to stop hearing. */
+  onFinished(l: Listener): () => void {
+    this.finished.add(l);
+    return () => this.finished.delete(l);
   }
 
   /** Stores a command (in the caller's transaction when there is one); with a `linkageKey` already used, returns that command. */
@@ -169,6 +176,7 @@ export class CommandStore {
       this.sql('UPDATE commands SET state = ?, delivered_at = ?, result_at = ?, result_ts = ?, message = ? WHERE command_id = ?')
         .run(u.state, u.deliveredAt, now, resultTs, r.message ?? null, u.commandId);
       this.audit(u.state, u, now, { siteId: u.siteId, deviceId: u.deviceId, resultTs, ...(r.message !== undefined ? { message: r.message } : {}) });
+      this.tx.afterCommit(() => { for (const l of this.finished) l(u); });
       return { outcome: 'accepted', command: u };
     });
   }

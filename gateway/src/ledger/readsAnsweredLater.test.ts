@@ -205,7 +205,8 @@ describe('consumers on a ledger whose reads answer later (PostgreSQL-shaped)', (
     expect(later.sunk).toEqual(plain.sunk);
   }, 60_000);
 
-  it('a read-back that fails is made again after the back-off, and the check still gets every record once', async () => {
+  /** A registry and a SQLite ledger holding 20 readings, its reads answered later. */
+  async function historyOf20() {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-reads-later-'));
     dirs.push(dir);
     const now = () => NOW;
@@ -213,6 +214,11 @@ describe('consumers on a ledger whose reads answer later (PostgreSQL-shaped)', (
     const sqlite = await Ledger.open(dir);
     const ledger = new ReadsLater(sqlite);
     await ledger.appendMany(records(0, 20));
+    return { dir, now, registry, sqlite, ledger };
+  }
+
+  it('a read-back that fails is made again after the back-off, and the check still gets every record once', async () => {
+    const { dir, now, registry, sqlite, ledger } = await historyOf20();
     const audit = new AuditTrail(registry.db);
     const ctx: CheckContext = {
       registry, ledger, audit, alerts: new AlertStore({ db: registry.db, audit, now }), live: await LiveState.load(ledger),
@@ -234,13 +240,7 @@ describe('consumers on a ledger whose reads answer later (PostgreSQL-shaped)', (
   });
 
   it('a sink catch-up read that fails makes the sink unhealthy and is made again after the back-off; every record reaches it once', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'sitegate-reads-later-'));
-    dirs.push(dir);
-    const now = () => NOW;
-    const registry = new Registry(dir, { scryptN: 1024, now });
-    const sqlite = await Ledger.open(dir);
-    const ledger = new ReadsLater(sqlite);
-    await ledger.appendMany(records(0, 20));
+    const { dir, now, registry, sqlite, ledger } = await historyOf20();
     const sink = memorySink();
     const metrics = createMetrics();
     // The runner starts behind (the history is not in its tail), so its first reads go to the ledger.
