@@ -6,6 +6,7 @@ import type { SimulatorSource } from '../../../../schemas/src/agent.ts';
 import type { NewEvent } from '../../buffer/outbox.ts';
 import type { Input, InputContext } from '../input.ts';
 import { reencode } from '../photo.ts';
+import { mulberry32 } from '../../../../schemas/src/random.ts';
 
 type Config = z.infer<typeof SimulatorSource>;
 
@@ -14,17 +15,8 @@ const HOUR = 3_600_000;
 /** The simulated site keeps China Standard Time (UTC+8, no daylight saving), the contract's default zone. */
 const SITE_OFFSET = 8 * HOUR;
 
-/** A small seeded generator (mulberry32): the same config gives the same site, run after run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded generator: the same config gives the same site, run after run. */
+const rng = mulberry32;
 
 /**
  * `--simulate`: a whole site for demos and load tests, through the same queue and links as real

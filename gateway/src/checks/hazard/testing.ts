@@ -5,6 +5,7 @@
  */
 import type { AlertSignal } from '../types.ts';
 import type { HazardAlert, HazardReading } from './engine.ts';
+import { mulberry32 } from '../../../../schemas/src/random.ts';
 
 /** One reading, or a run of evenly spaced readings (`metrics` arrays, or constants × `count`). */
 export type CaseEntry =
@@ -56,17 +57,7 @@ export function arrange<T extends { ts: number }>(readings: readonly T[], arriva
   return shuffle(list, mulberry32(arrival.shuffleSeed));
 }
 
-/** mulberry32: a small, well-mixed 32-bit PRNG; the same seed gives the same sequence. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Fisher–Yates with the given PRNG. */
 export function shuffle<T>(list: T[], random: () => number): T[] {
