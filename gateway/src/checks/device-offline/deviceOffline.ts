@@ -100,7 +100,7 @@ export class DeviceOfflineCheck implements Check {
 
   stop(): void {
     this.stopping = true;
-    Transactions.of(this.ctx.registry.db).run(() => this.tick(-Infinity));
+    Transactions.of(this.ctx.registry.db).run(() => this.saveHeard());
   }
 
   /**
@@ -154,11 +154,7 @@ export class DeviceOfflineCheck implements Check {
 
   /** Wall-clock part: devices silent beyond their limit go offline; rows of devices heard since the last tick. */
   tick(now: number): void {
-    for (const deviceId of this.unsaved) {
-      const h = this.heard.get(deviceId);
-      if (h) this.rows.put(deviceId, h);
-    }
-    this.unsaved.clear();
+    this.saveHeard();
     for (const [deviceId, h] of this.heard) {
       if (h.offline) continue;
       const device = this.ctx.registry.device(deviceId);
@@ -178,6 +174,15 @@ export class DeviceOfflineCheck implements Check {
       }, now);
       this.rows.put(deviceId, h);
     }
+  }
+
+  /** Rows of the devices heard since their row was last written. */
+  private saveHeard(): void {
+    for (const deviceId of this.unsaved) {
+      const h = this.heard.get(deviceId);
+      if (h) this.rows.put(deviceId, h);
+    }
+    this.unsaved.clear();
   }
 
   /** The silence a device is allowed (domain.md `device.offline`). */
