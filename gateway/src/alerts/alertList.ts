@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlStatement } from '../state/sqlDb.ts';
 import { decodeCursor, encodeCursor, fromRow, type AlertRecord } from './alertRecord.ts';
 import type { AlertState } from '../checks/types.ts';
 
@@ -13,7 +13,7 @@ export interface AlertQuery {
 }
 
 /** Alerts sorted by openedAt then id; the cursor is the last item's (openedAt, id). */
-export function listAlerts(sql: (text: string) => Database.Statement, q: AlertQuery): { items: AlertRecord[]; next?: string } {
+export function listAlerts(sql: (text: string) => SqlStatement, q: AlertQuery): { items: AlertRecord[]; next?: string } {
   const where: string[] = [];
   const args: unknown[] = [];
   if (q.siteIds) {

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb } from '../state/sqlDb.ts';
 import { AlertKind as AlertKindSchema } from '../../../schemas/src/alert.ts';
 import type { AlertFigures, AlertStats } from '../../../schemas/src/stats.ts';
 import type { AlertKind, AlertState } from '../checks/types.ts';
@@ -50,7 +50,7 @@ function median(xs: number[]): number | null {
  * the given sites — per site (every site asked for, zeros included), per kind (kinds that
  * occurred, in catalogue order) and in total. One indexed read of the period (alerts_by_opened).
  */
-export function alertStats(db: Database.Database, sites: Site[], from: number | undefined, to: number, now: number): AlertStats {
+export function alertStats(db: SqlDb, sites: Site[], from: number | undefined, to: number, now: number): AlertStats {
   const total = new Tally();
   const bySite = new Map(sites.map((s) => [s.siteId, new Tally()]));
   const byKind = new Map<AlertKind, Tally>();

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import type { Clock } from '../clock/clock.ts';
 import { Transactions } from '../state/transactions.ts';
 import { statementCache } from '../util/statements.ts';
@@ -39,7 +39,7 @@ type TimerRow = { id: string; site_id: string; severity: Severity; state: AlertS
  * durable consumers (the webhook outbox) write for it; other listeners hear it after the commit.
  */
 export class AlertStore implements Alerts {
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
   private readonly tx: Transactions;
   private readonly audit: AuditTrail;
   private readonly now: Clock;
@@ -49,7 +49,7 @@ export class AlertStore implements Alerts {
   private readonly rectifyFor: (siteId: string) => Partial<Record<Severity, number>> | undefined;
 
   constructor(opts: {
-    db: Database.Database; audit: AuditTrail; now: Clock;
+    db: SqlDb; audit: AuditTrail; now: Clock;
     escalationFor?: (siteId: string) => Partial<Record<Severity, number[]>> | undefined;
     rectifyFor?: (siteId: string) => Partial<Record<Severity, number>> | undefined;
   }) {

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import type { Clock } from '../clock/clock.ts';
 import { SitegateError } from '../errors.ts';
 import { persistEvidence } from '../ledger/evidence.ts';
@@ -12,9 +12,9 @@ import { statementCache } from '../util/statements.ts';
  * a photo is served and cited only within that site.
  */
 export class SitePhotos {
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
 
-  constructor(db: Database.Database, private readonly evidenceDir: string, private readonly now: Clock) {
+  constructor(db: SqlDb, private readonly evidenceDir: string, private readonly now: Clock) {
     this.sql = statementCache(db);
   }
 

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import { statementCache } from '../util/statements.ts';
 import type { Audit } from '../state/types.ts';
 
@@ -37,13 +37,13 @@ export function entryHash(prevHash: string, e: Pick<AuditEntry, 'seq' | 'at' | '
 
 export class AuditTrail implements Audit {
   /** Statements compiled once (alert-heavy loads call these per signal). */
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
 
-  private readonly db: Database.Database;
-  private readonly lastStmt: Database.Statement;
-  private readonly insert: Database.Statement;
+  private readonly db: SqlDb;
+  private readonly lastStmt: SqlStatement;
+  private readonly insert: SqlStatement;
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlDb) {
     this.db = db;
     this.sql = statementCache(db);
     this.lastStmt = db.prepare('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1');
@@ -58,13 +58,16 @@ export class AuditTrail implements Audit {
     return (this.lastStmt.get() as { seq: number; hash: string } | undefined) ?? { seq: 0, hash: GENESIS };
   }
 
+  /** Reads the head and appends the next link in one transaction (a savepoint inside the caller's): no other writer between. */
   append(type: string, subject: string, data: Record<string, unknown>, at: number): AuditEntry {
-    const last = this.last;
-    const seq = last.seq + 1;
-    const prevHash = last.hash;
-    const hash = entryHash(prevHash, { seq, at, type, subject, data });
-    this.insert.run(seq, at, type, subject, canonicalJson(data), prevHash, hash);
-    return { seq, at, type, subject, data, prevHash, hash };
+    return this.db.transaction(() => {
+      const last = this.last;
+      const seq = last.seq + 1;
+      const prevHash = last.hash;
+      const hash = entryHash(prevHash, { seq, at, type, subject, data });
+      this.insert.run(seq, at, type, subject, canonicalJson(data), prevHash, hash);
+      return { seq, at, type, subject, data, prevHash, hash };
+    })();
   }
 
   bySubject(subject: string): AuditEntry[] {

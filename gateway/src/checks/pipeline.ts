@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import { totalChangesOf } from '../state/sqlDb.ts';
 import type { Logger } from 'pino';
 import type { AnyLedgerStore, StoredRecord } from '../ledger/types.ts';
 import { StepFeed, type Step } from './feed.ts';
@@ -48,7 +48,7 @@ export class CheckPipeline {
   private retried: Promise<void> = Promise.resolve();
   private retryDone: () => void = () => {};
   private readonly tx: Transactions;
-  private readonly totalChanges: Database.Statement;
+  private readonly totalChanges: () => number;
   /** When the cursor was last written (monotonic ms). */
   private savedAt = -Infinity;
 
@@ -60,7 +60,7 @@ export class CheckPipeline {
   ) {
     this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch });
     this.tx = Transactions.of(progress.db);
-    this.totalChanges = progress.db.prepare('SELECT total_changes()').pluck();
+    this.totalChanges = totalChangesOf(progress.db);
   }
 
   get queuedRecords(): number {
@@ -220,12 +220,12 @@ export class CheckPipeline {
       records = records.filter((r) => r.seq <= took);
       through = took;
     }
-    const before = this.totalChanges.get();
+    const before = this.totalChanges();
     this.tx.run(() => {
       if (records.length > 0) check.onRecords(records, prepared);
       // Only a step that changed something needs its cursor beside it (and pays for the fsync).
       const t = performance.now();
-      if (this.totalChanges.get() !== before || t - this.savedAt >= this.o.saveEveryMs) {
+      if (this.totalChanges() !== before || t - this.savedAt >= this.o.saveEveryMs) {
         this.progress.set('cursor', through);
         this.savedAt = t;
       }

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import { Transactions } from '../state/transactions.ts';
 import type { Progress } from '../state/types.ts';
 
@@ -9,11 +9,11 @@ import type { Progress } from '../state/types.ts';
  * alert changes they cover so that a crash never separates the two.
  */
 export class CheckProgress implements Progress {
-  private readonly getStmt: Database.Statement;
-  private readonly putStmt: Database.Statement;
-  private readonly allStmt: Database.Statement;
+  private readonly getStmt: SqlStatement;
+  private readonly putStmt: SqlStatement;
+  private readonly allStmt: SqlStatement;
 
-  constructor(readonly db: Database.Database, private readonly check: string) {
+  constructor(readonly db: SqlDb, private readonly check: string) {
     this.getStmt = db.prepare('SELECT value FROM check_progress WHERE check_name = ? AND scope = ?');
     this.putStmt = db.prepare(`INSERT INTO check_progress (check_name, scope, value) VALUES (?, ?, ?)
       ON CONFLICT(check_name, scope) DO UPDATE SET value = excluded.value`);

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import { COMMAND_ANSWER_TIMEOUT_S, DEFAULT_COMMAND_TTL_S, type Command, type CommandMessage, type CommandResult, type CommandState } from '../../../schemas/src/command.ts';
 import type { Audit } from '../state/types.ts';
 import type { Clock } from '../clock/clock.ts';
@@ -72,12 +72,12 @@ type Listener = (c: CommandRecord) => void;
  * with the change; listeners hear of new (delivery) and finished commands after the commit.
  */
 export class CommandStore {
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
   private readonly tx: Transactions;
   private readonly created = new Set<Listener>();
   private readonly finished = new Set<Listener>();
 
-  constructor(private readonly o: { db: Database.Database; audit: Audit; now: Clock }) {
+  constructor(private readonly o: { db: SqlDb; audit: Audit; now: Clock }) {
     this.sql = statementCache(o.db);
     this.tx = Transactions.of(o.db);
   }

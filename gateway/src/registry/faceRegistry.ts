@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Clock } from '../clock/clock.ts';
 import { Transactions } from '../state/transactions.ts';
 import os from 'node:os';
-import type Database from 'better-sqlite3';
+import type { SqlDb } from '../state/sqlDb.ts';
 import type { Logger } from 'pino';
 import type { Audit } from '../state/types.ts';
 import { SitegateError } from '../errors.ts';
@@ -31,7 +31,7 @@ export interface FaceAnalyzerHandle extends FaceAnalyzer {
 }
 
 export interface FaceRegistryOptions {
-  db: Database.Database;
+  db: SqlDb;
   evidenceDir: string;
   audit: Audit;
   metrics: Metrics;

@@ -1,12 +1,12 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import type { DeviceKind, KeyRole, Role, SiteBody, SiteSettings, TokenScope, WorkerBody } from '../../../schemas/src/api.ts';
 import { SitegateError } from '../errors.ts';
 import { cardFingerprint, hashSecret, installationKey, newSecret, tokenHash, verifySecret } from './secrets.ts';
 import type { Clock } from '../clock/clock.ts';
 import { openStateDb } from '../state/stateDb.ts';
+import type { SqlDb } from '../state/sqlDb.ts';
 import type { SiteRegistry } from '../state/types.ts';
 
 export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
@@ -55,7 +55,7 @@ export interface Token {
  * letters), in `state.db`. Read paths are served from memory; every change is written through.
  */
 export class Registry implements SiteRegistry {
-  readonly db: Database.Database;
+  readonly db: SqlDb;
   private readonly ownsDb: boolean;
   private readonly cardKey: Buffer;
   private readonly scryptN: number;
@@ -67,7 +67,7 @@ export class Registry implements SiteRegistry {
   private tokensByHash = new Map<string, Token & { revoked: boolean }>();
   private readonly now: Clock;
 
-  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: Database.Database }) {
+  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: SqlDb }) {
     this.ownsDb = !opts.db;
     this.db = opts.db ?? openStateDb(dataDir);
     this.cardKey = installationKey(dataDir, 'card-hmac.key');

@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import { statementCache } from '../util/statements.ts';
 import type { SinkStore } from '../state/types.ts';
 
@@ -9,9 +9,9 @@ export interface DeadLetter { id: number; sink: string; seq: number; line: strin
  * advanced only after the database confirmed a batch, and the records it refused as bad data.
  */
 export class SinkStateStore implements SinkStore {
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
 
-  constructor(db: Database.Database) {
+  constructor(db: SqlDb) {
     this.sql = statementCache(db);
   }
 

@@ -5,6 +5,7 @@ import { CheckProgress } from '../checks/progress.ts';
 import type { Clock } from '../clock/clock.ts';
 import { Registry } from '../registry/registry.ts';
 import { SinkStateStore } from '../sinks/sinkState.ts';
+import type { SqlDb } from './sqlDb.ts';
 import { openStateDb } from './stateDb.ts';
 import { Transactions } from './transactions.ts';
 import type { StateStore } from './types.ts';
@@ -18,35 +19,28 @@ export interface SqliteStateOptions {
 }
 
 /**
- * The default state store: every store over the one `state.db` (state/stateDb.ts, numbered
- * migrations applied on open), sharing its connection so that `transaction` spans them all.
- * The SQLite classes stay reachable by their own types (`db` for the tables that have no
- * interface yet: faces, hazard snapshots, device liveness, webhooks, commands).
+ * Every store over one SQL connection (`SqlDb`), sharing it so that `transaction` spans them all:
+ * SQLite's `state.db` by default (below), PostgreSQL in region mode (pg/pgState.ts). The classes
+ * stay reachable by their own types (`db` for the tables that have no interface yet: faces,
+ * hazard snapshots, device liveness, webhooks, commands).
  */
-export class SqliteStateStore implements StateStore {
-  readonly db: Database.Database;
+export class SqlStateStore<D extends SqlDb = SqlDb> implements StateStore {
   readonly registry: Registry;
   readonly audit: AuditTrail;
   readonly alerts: AlertStore;
   readonly sinkState: SinkStateStore;
   private readonly progresses = new Map<string, CheckProgress>();
 
-  private constructor(o: SqliteStateOptions) {
-    this.db = openStateDb(o.dataDir);
-    this.registry = new Registry(o.dataDir, { now: o.now, db: this.db, ...(o.scryptN !== undefined ? { scryptN: o.scryptN } : {}) });
-    this.audit = new AuditTrail(this.db);
+  protected constructor(readonly db: D, o: SqliteStateOptions) {
+    this.registry = new Registry(o.dataDir, { now: o.now, db, ...(o.scryptN !== undefined ? { scryptN: o.scryptN } : {}) });
+    this.audit = new AuditTrail(db);
     this.alerts = new AlertStore({
-      db: this.db, audit: this.audit, now: o.now,
+      db, audit: this.audit, now: o.now,
       // A site's own limits (contract §2 `settings`) override domain.md's defaults.
       escalationFor: (siteId) => this.registry.site(siteId)?.settings.escalationS,
       rectifyFor: (siteId) => this.registry.site(siteId)?.settings.rectifyS,
     });
-    this.sinkState = new SinkStateStore(this.db);
-  }
-
-  /** Opens (creating when missing) `state.db` under `dataDir`, migrated to the latest version. */
-  static open(o: SqliteStateOptions): SqliteStateStore {
-    return new SqliteStateStore(o);
+    this.sinkState = new SinkStateStore(db);
   }
 
   progress(consumer: string): CheckProgress {
@@ -61,5 +55,13 @@ export class SqliteStateStore implements StateStore {
 
   close(): void {
     this.db.close();
+  }
+}
+
+/** The default state store: `state.db` (state/stateDb.ts, numbered migrations applied on open). */
+export class SqliteStateStore extends SqlStateStore<Database.Database> {
+  /** Opens (creating when missing) `state.db` under `dataDir`, migrated to the latest version. */
+  static open(o: SqliteStateOptions): SqliteStateStore {
+    return new SqliteStateStore(openStateDb(o.dataDir), o);
   }
 }

@@ -1,7 +1,7 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb } from './sqlDb.ts';
 
 const NOT_OURS = 'state changed inside a transaction not opened through Transactions.run: its events cannot wait for the commit';
-const byDb = new WeakMap<Database.Database, Transactions>();
+const byDb = new WeakMap<SqlDb, Transactions>();
 
 /**
  * Transactions on one SQLite database with after-commit callbacks. An alert event must reach
@@ -16,10 +16,10 @@ export class Transactions {
   private depth = 0;
   private pending: (() => void)[] = [];
 
-  private constructor(private readonly db: Database.Database) {}
+  private constructor(private readonly db: SqlDb) {}
 
   /** The one coordinator of `db` (every module using the database shares it). */
-  static of(db: Database.Database): Transactions {
+  static of(db: SqlDb): Transactions {
     let t = byDb.get(db);
     if (!t) byDb.set(db, (t = new Transactions(db)));
     return t;

@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -7,7 +7,7 @@ import { statementCache } from '../util/statements.ts';
 import type { WebhookStore } from './webhookStore.ts';
 
 export interface DelivererOptions {
-  db: Database.Database;
+  db: SqlDb;
   hooks: WebhookStore;
   now: Clock;
   metrics: Metrics;
@@ -43,7 +43,7 @@ const CLOSE_GRACE_MS = 2000;
 
 export class WebhookDeliverer {
   private readonly o: Required<Omit<DelivererOptions, 'db' | 'hooks' | 'now' | 'metrics' | 'logger'>>;
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
   private chain: Promise<number> = Promise.resolve(0);
   private queued = false;
   private timer: NodeJS.Timeout | undefined;

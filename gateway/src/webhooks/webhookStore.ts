@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../state/sqlDb.ts';
 import type { z } from 'zod';
 import type { Clock } from '../clock/clock.ts';
 import type { AlertEvent, AlertView } from '../alerts/alertRecord.ts';
@@ -26,10 +26,10 @@ const iso = (t: number | null | undefined) => (t === null || t === undefined ? u
  * the receiver answered 2xx or 24 h passed — so a receiver outage or a restart is only lag.
  */
 export class WebhookStore {
-  private readonly sql: (text: string) => Database.Statement;
+  private readonly sql: (text: string) => SqlStatement;
   private readonly hooks = new Map<string, WebhookRecord & { secret: string }>();
 
-  constructor(db: Database.Database, private readonly registry: Pick<Registry, 'site'>, private readonly now: Clock) {
+  constructor(db: SqlDb, private readonly registry: Pick<Registry, 'site'>, private readonly now: Clock) {
     this.sql = statementCache(db);
     for (const r of this.sql('SELECT * FROM webhooks').all() as { id: string; doc: string; secret: string; created_at: number; updated_at: number }[]) {
       this.hooks.set(r.id, { ...JSON.parse(r.doc), secret: r.secret, id: r.id, createdAt: r.created_at, updatedAt: r.updated_at });

@@ -1,11 +1,11 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../../state/sqlDb.ts';
 import type { Heard } from './deviceOffline.ts';
 
 /** What the device-offline check knows of each device, one `device_liveness` row each (state.db migration 4). */
 export class LivenessRows {
-  private readonly putStmt: Database.Statement;
+  private readonly putStmt: SqlStatement;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: SqlDb) {
     this.putStmt = db.prepare(`INSERT INTO device_liveness (device_id, site_id, last_heard, last_event_ts, gaps, offline_opened_at, offline_recorded_at)
       VALUES (?, ?, ?, ?, ?, ?, ?)
       ON CONFLICT(device_id) DO UPDATE SET site_id = excluded.site_id, last_heard = excluded.last_heard, last_event_ts = excluded.last_event_ts,

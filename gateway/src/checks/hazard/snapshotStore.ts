@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { SqlDb, SqlStatement } from '../../state/sqlDb.ts';
 import { Transactions } from '../../state/transactions.ts';
 
 /**
@@ -10,10 +10,10 @@ import { Transactions } from '../../state/transactions.ts';
  *                     one: state.db migration 4 moved it to `check_progress`.)
  */
 export class HazardSnapshotStore {
-  private readonly putDoc: Database.Statement;
-  private readonly putSnapshotSeq: Database.Statement;
+  private readonly putDoc: SqlStatement;
+  private readonly putSnapshotSeq: SqlStatement;
 
-  constructor(private readonly db: Database.Database) {
+  constructor(private readonly db: SqlDb) {
     this.putDoc = db.prepare(`INSERT INTO hazard_snapshots (site_id, doc, taken_at) VALUES (?, ?, ?)
       ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, taken_at = excluded.taken_at`);
     this.putSnapshotSeq = db.prepare('UPDATE hazard_cursor SET snapshot_seq = ? WHERE id = 1');
