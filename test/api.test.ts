@@ -210,7 +210,7 @@ describe('HTTP API (real socket and app.inject)', () => {
     expect(r.json.results.find((x: any) => x.ref === 'P-3').row).toBe(4);
     const again = await g.api('POST', '/sites/S1/wage-payments', csv, { contentType: 'text/csv', token: tokens.payroll });
     expect(again.json).toMatchObject({ accepted: 0, duplicate: 2, rejected: 6 });
-    const stored = g.gw.ledger.readAfter(0, 10_000).filter((x) => x.kind === 'wage_payment');
+    const stored = (await g.gw.ledger.readAfter(0, 10_000)).filter((x) => x.kind === 'wage_payment');
     expect(stored.map((x) => x.msgId).sort()).toEqual(['P-2', 'P-8']);
     expect(JSON.stringify(stored)).not.toContain(CARD_A);
     expect(stored[0]!.body).toMatchObject({ cardLast4: '7438' });

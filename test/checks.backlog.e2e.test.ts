@@ -18,6 +18,7 @@ import { HazardSnapshotStore } from '../gateway/src/checks/hazard/snapshotStore.
 import type { StoredRecord } from '../gateway/src/ledger/types.ts';
 import type { Sink } from '../gateway/src/sinks/sink.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
+import { Ledger } from '../gateway/src/ledger/ledger.ts';
 
 const SITE = 'S-BACKLOG';
 const T0 = Date.parse('2026-09-01T08:00:00+08:00');
@@ -206,6 +207,7 @@ describe('checks behind ingest', () => {
     })));
     const ctx = g.gw.checks['ctx' as never];
     const ledger = g.gw.ledger;
+    if (!(ledger instanceof Ledger)) throw new Error('this test runs the embedded gateway, on the SQLite ledger');
     const readAfter = ledger.readAfter.bind(ledger);
     let reads = 0;
     ledger.readAfter = ((...args: Parameters<typeof readAfter>) => { reads++; return readAfter(...args); }) as typeof readAfter;

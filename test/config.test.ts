@@ -44,12 +44,14 @@ describe('configuration', () => {
     expect(loadConfig({ SITEGATE_REDIS_URL: 'rediss://:pw@redis.example:6380/2', SITEGATE_INSTANCE_ID: 'gw-1' })).toMatchObject({ SITEGATE_INSTANCE_ID: 'gw-1' });
   });
 
-  it('knows SITEGATE_DATABASE_URL (region mode, contract §8) and refuses it until the gateway runs on PostgreSQL, without echoing its password', () => {
+  it('puts ledger and state in PostgreSQL with SITEGATE_DATABASE_URL and an instance id, and says which is missing without echoing the password', () => {
     expect(loadConfig({}).SITEGATE_DATABASE_URL).toBeUndefined();
+    const url = 'postgres://sitegate:s3cret-pw@db.example:5432/sitegate';
+    expect(loadConfig({ SITEGATE_DATABASE_URL: url, SITEGATE_INSTANCE_ID: 'gw-1' })).toMatchObject({ SITEGATE_DATABASE_URL: url, SITEGATE_INSTANCE_ID: 'gw-1' });
     let err: unknown;
-    try { loadConfig({ SITEGATE_DATABASE_URL: 'postgres://sitegate:s3cret-pw@db.example:5432/sitegate' }); } catch (e) { err = e; }
+    try { loadConfig({ SITEGATE_DATABASE_URL: url }); } catch (e) { err = e; }
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as Error).message).toMatch(/^invalid configuration: SITEGATE_DATABASE_URL: region mode is not available yet/);
+    expect((err as Error).message).toMatch(/^invalid configuration: SITEGATE_INSTANCE_ID: required with SITEGATE_DATABASE_URL/);
     expect((err as Error).message).not.toContain('s3cret-pw');
   });
 });

@@ -50,7 +50,7 @@ describe('HTTP camera → gateway snapshots', () => {
     const src = agent.status().sources[0]!;
     expect(src).toMatchObject({ accepted: 2, counts: { unchanged: 1 }, errors: { camera_http: 1, camera_not_an_image: 1 } });
     await g.gw.ledger.drained();
-    const snaps = g.gw.ledger.readAfter(0, 1000).filter((r) => r.kind === 'snapshot' && r.deviceId === 'CAM-1');
+    const snaps = (await g.gw.ledger.readAfter(0, 1000)).filter((r) => r.kind === 'snapshot' && r.deviceId === 'CAM-1');
     expect(snaps).toHaveLength(2);
     for (const s of snaps) {
       const bytes = readEvidence(g.gw.ledger.evidenceDir, s.msgId);

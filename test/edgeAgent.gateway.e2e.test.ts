@@ -72,7 +72,7 @@ describe('edge agent → gateway, across a gateway outage and an agent restart',
     agent = undefined;
 
     await g.gw.ledger.drained();
-    const rows = g.gw.ledger.readAfter(0, 100_000);
+    const rows = (await g.gw.ledger.readAfter(0, 100_000));
     const ids = (kind: string, device: string) => rows.filter((r) => r.kind === kind && r.deviceId === device).map((r) => r.msgId);
     const readings = ids('reading', 'ST-1');
     const checkins = ids('checkin', 'FT-1');

@@ -22,7 +22,7 @@ describe('Modbus TCP sensor → gateway', () => {
   let g: TestGateway;
   let agent: Agent;
   const clock = new TestClock(T0);
-  const readingsOf = () => g.gw.ledger.readAfter(0, 10_000).filter((r) => r.kind === 'reading' && r.deviceId === 'MB-1');
+  const readingsOf = async () => (await g.gw.ledger.readAfter(0, 10_000)).filter((r) => r.kind === 'reading' && r.deviceId === 'MB-1');
 
   beforeAll(async () => {
     port = await freePort();
@@ -63,7 +63,7 @@ describe('Modbus TCP sensor → gateway', () => {
     await agent.gather(agent.inputs.find((i) => i.name === 'modbus:MB-1')!);
     expect(agent.status().sources.find((s) => s.name === 'modbus:MB-1')!.errors).toEqual({});
     await agent.drained();
-    expect(readingsOf().map((r) => ({ ts: r.ts, msgId: r.msgId, metrics: (r.body as { metrics: unknown }).metrics }))).toEqual([
+    expect((await readingsOf()).map((r) => ({ ts: r.ts, msgId: r.msgId, metrics: (r.body as { metrics: unknown }).metrics }))).toEqual([
       { ts: T0, msgId: String(T0), metrics: { pm10: 52.3, temperature_c: -3, wind_speed_ms: 12.15, noise_dba: 65.5 } },
     ]);
   });
@@ -85,8 +85,8 @@ describe('Modbus TCP sensor → gateway', () => {
     expect(s1.lastError?.message).toMatch(/read input 5\+1/);
     expect(s1.accepted).toBe(2);
     expect(st.find((s) => s.name === 'modbus:MB-2')!.errors).toEqual({ modbus_connect: 1 });
-    expect(readingsOf()).toHaveLength(2);
-    expect(readingsOf()[1]!.ts).toBe(T0 + 20_000);
+    expect(await readingsOf()).toHaveLength(2);
+    expect((await readingsOf())[1]!.ts).toBe(T0 + 20_000);
   });
 
   it('counts a register read error (exception answer) without a reading', async () => {

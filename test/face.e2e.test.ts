@@ -100,8 +100,8 @@ describe('face enrolment and re-verification through the gateway', () => {
     expect(g.gw.audit.verify().ok).toBe(true);
   });
 
-  it('gives every face check-in one verdict: genuine verified, impostor face_mismatch, Earth and no photo no_face, not enrolled unverified', () => {
-    const verdicts = new Map(g.gw.ledger.bySiteKind(SITE, 'verdict').map((v) => [v.body.checkinId as string, v]));
+  it('gives every face check-in one verdict: genuine verified, impostor face_mismatch, Earth and no photo no_face, not enrolled unverified', async () => {
+    const verdicts = new Map((await g.gw.ledger.bySiteKind(SITE, 'verdict')).map((v) => [v.body.checkinId as string, v]));
     const faceSent = sent.filter((s) => s.method === 'face');
     expect(verdicts.size).toBe(faceSent.length);
     const wrong = faceSent.filter((s) => verdicts.get(s.id)?.body.verdict !== s.expect)
@@ -117,7 +117,7 @@ describe('face enrolment and re-verification through the gateway', () => {
     expect(verdicts.get(faceSent.find((s) => s.expect === 'no_face' && !s.photo)!.id)!.body).toMatchObject({ verdict: 'no_face', reason: 'no_photo' });
     expect(verdicts.get(faceSent.find((s) => s.expect === 'unverified')!.id)!.body).toMatchObject({ verdict: 'unverified', reason: 'not_enrolled' });
     // The verdict is stamped with the check-in's own time, device and photo hash (contract §4 `checkin` fields).
-    const one = g.gw.ledger.bySiteKind(SITE, 'checkin').find((c) => c.msgId === faceSent[0]!.id)!;
+    const one = (await g.gw.ledger.bySiteKind(SITE, 'checkin')).find((c) => c.msgId === faceSent[0]!.id)!;
     expect(verdicts.get(one.msgId)).toMatchObject({ ts: one.ts, deviceId: DEVICE, body: { checkinKey: one.dedupeKey, photoSha256: one.body.photoSha256, workerId: one.body.workerId } });
   });
 
@@ -149,8 +149,8 @@ describe('face enrolment and re-verification through the gateway', () => {
     expect(metrics).toMatch(/sitegate_face_queue_depth 0/);
     expect(metrics).toMatch(/sitegate_face_checkin_seconds_count \d+/);
     // Latency of each face check-in through the gateway: receipt to durable verdict.
-    const checkins = new Map(g.gw.ledger.bySiteKind(SITE, 'checkin').map((c) => [c.dedupeKey, c]));
-    const lat = g.gw.ledger.bySiteKind(SITE, 'verdict').map((v) => v.receivedAt - checkins.get(v.body.checkinKey as string)!.receivedAt).sort((a, b) => a - b);
+    const checkins = new Map((await g.gw.ledger.bySiteKind(SITE, 'checkin')).map((c) => [c.dedupeKey, c]));
+    const lat = (await g.gw.ledger.bySiteKind(SITE, 'verdict')).map((v) => v.receivedAt - checkins.get(v.body.checkinKey as string)!.receivedAt).sort((a, b) => a - b);
     const q = (p: number) => lat[Math.min(lat.length - 1, Math.floor(p * lat.length))];
     console.log(`face check-ins: ${lat.length}, receipt → verdict p50 ${q(0.5)} ms, p95 ${q(0.95)} ms (sent in a burst, queueing included)`);
   });
@@ -162,8 +162,8 @@ describe('face enrolment and re-verification through the gateway', () => {
       await checkin(workerOf(person), files[1]!, 'verified');
       await settled(g.gw);
       const id = sent[sent.length - 1]!.id;
-      const c = g.gw.ledger.bySiteKind(SITE, 'checkin').find((x) => x.msgId === id)!;
-      const v = g.gw.ledger.bySiteKind(SITE, 'verdict').find((x) => x.body.checkinId === id)!;
+      const c = (await g.gw.ledger.bySiteKind(SITE, 'checkin')).find((x) => x.msgId === id)!;
+      const v = (await g.gw.ledger.bySiteKind(SITE, 'verdict')).find((x) => x.body.checkinId === id)!;
       expect(v.body.verdict).toBe('verified');
       lat.push(v.receivedAt - c.receivedAt);
     }

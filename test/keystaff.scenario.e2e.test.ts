@@ -135,10 +135,10 @@ describe('public month with faces: key staff and check-in checks', () => {
     checkAgainstExpected(s, att, alerts);
   });
 
-  it('verifies every face check-in: proxies rejected, missing photos flagged, the rest verified', () => {
+  it('verifies every face check-in: proxies rejected, missing photos flagged, the rest verified', async () => {
     const verdicts = new Map<string, number>();
     for (const siteId of Object.keys(s.expected.attendance)) {
-      for (const v of g.gw.ledger.bySiteKind(siteId, 'verdict')) verdicts.set(v.body.verdict as string, (verdicts.get(v.body.verdict as string) ?? 0) + 1);
+      for (const v of (await g.gw.ledger.bySiteKind(siteId, 'verdict'))) verdicts.set(v.body.verdict as string, (verdicts.get(v.body.verdict as string) ?? 0) + 1);
     }
     const faceCheckins = s.events.filter((e) => e.via === 'mqtt' && (e.payload as { method?: string })?.method === 'face').length;
     expect([...verdicts.values()].reduce((a, b) => a + b, 0)).toBe(faceCheckins);

@@ -346,7 +346,7 @@ describe('kill -9 at several points of the month, restart, finish: the results o
           await g.gw.checks.tick(clock.now());
         }
         await settled(g.gw);
-        reference = { ...(await results(g.api, s)), ledger: g.gw.ledger.countByKind() };
+        reference = { ...(await results(g.api, s)), ledger: (await g.gw.ledger.countByKind()) };
         referenceUnrecorded = await alertEventsNotInLedger(g.api, g.dataDir);
       } finally {
         await g.stop();

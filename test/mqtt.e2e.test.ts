@@ -31,7 +31,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     const c = await g.connect('D1', secret);
     await c.publishAsync('sites/S1/devices/D1/telemetry', JSON.stringify({ id: 'r-1', ts: NOW - 60_000, metrics: { pm10: 132.5, noise_dba: 61 } }), { qos: 1 });
     // PUBACK came back: the record must already be readable from the ledger file.
-    const stored = g.gw.ledger.readAfter(0, 100).filter((r) => r.deviceId === 'D1' && r.msgId === 'r-1');
+    const stored = (await g.gw.ledger.readAfter(0, 100)).filter((r) => r.deviceId === 'D1' && r.msgId === 'r-1');
     expect(stored).toHaveLength(1);
     expect(stored[0]).toMatchObject({ siteId: 'S1', kind: 'reading', ts: NOW - 60_000, body: { metrics: { pm10: 132.5, noise_dba: 61 } } });
     expect(await metric(g, 'sitegate_messages_accepted_total', { kind: 'reading', via: 'mqtt' })).toBeGreaterThanOrEqual(1);
@@ -42,7 +42,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     const before = await metric(g, 'sitegate_messages_duplicate_total', { kind: 'checkin' });
     const msg = JSON.stringify({ id: 'T17-000482', workerId: 'W0042', ts: new Date(NOW - 5000).toISOString(), direction: 'in', method: 'card' });
     for (let i = 0; i < 3; i++) await c.publishAsync('sites/S1/devices/D1/checkin', msg, { qos: 1 });
-    expect(g.gw.ledger.readAfter(0, 1000).filter((r) => r.msgId === 'T17-000482')).toHaveLength(1);
+    expect((await g.gw.ledger.readAfter(0, 1000)).filter((r) => r.msgId === 'T17-000482')).toHaveLength(1);
     expect(await metric(g, 'sitegate_messages_duplicate_total', { kind: 'checkin' })).toBe(before + 2);
   });
 
@@ -59,7 +59,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     expect(await metric(g, 'sitegate_messages_rejected_total', { reason: 'ts_no_offset' })).toBeGreaterThanOrEqual(1);
     // …and a good message right after still goes through.
     await c.publishAsync('sites/S1/devices/D1/telemetry', JSON.stringify({ id: 'r-after', ts: NOW, metrics: { pm10: 2 } }), { qos: 1 });
-    expect(g.gw.ledger.readAfter(0, 1000).some((r) => r.msgId === 'r-after')).toBe(true);
+    expect((await g.gw.ledger.readAfter(0, 1000)).some((r) => r.msgId === 'r-after')).toBe(true);
   });
 
   it('closes the connection of a device publishing under another device or site (MQTT-3.3.5-2), and counts it', async () => {
@@ -71,7 +71,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
       await gone;
       expect(await metric(g, 'sitegate_acl_refusals_total', { reason, action: 'publish' })).toBe(before + 1);
     }
-    expect(g.gw.ledger.readAfter(0, 1000).some((r) => r.msgId === 'x')).toBe(false);
+    expect((await g.gw.ledger.readAfter(0, 1000)).some((r) => r.msgId === 'x')).toBe(false);
   });
 
   it('refuses subscriptions outside the device\'s own errors topic', async () => {
@@ -90,7 +90,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     const port = new URL(g.mqttUrl).port;
     await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'D1', '-P', secret, '-q', '1', '-t', 'sites/S1/devices/D1/telemetry',
       '-m', JSON.stringify({ id: 'mosq-1', ts: NOW, metrics: { pm2_5: 61 } })]);
-    expect(g.gw.ledger.readAfter(0, 1000).filter((r) => r.msgId === 'mosq-1')).toHaveLength(1);
+    expect((await g.gw.ledger.readAfter(0, 1000)).filter((r) => r.msgId === 'mosq-1')).toHaveLength(1);
     const bad = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', 'D1', '-P', 'nope', '-q', '1', '-t', 'sites/S1/devices/D1/telemetry', '-m', '{}']).catch((e) => e);
     expect(bad.code).not.toBe(0);
     expect(String(bad.stderr)).toMatch(/not authori[sz]ed|bad user name or password|refused/i);
@@ -100,7 +100,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     const c = await mqtt.connectAsync(g.wsUrl, { username: 'D1', password: secret, reconnectPeriod: 0, protocolVersion: 4 });
     await c.publishAsync('sites/S1/devices/D1/telemetry', JSON.stringify({ id: 'ws-1', ts: NOW, metrics: { pm10: 3 } }), { qos: 1 });
     await c.endAsync();
-    expect(g.gw.ledger.readAfter(0, 1000).filter((r) => r.msgId === 'ws-1')).toHaveLength(1);
+    expect((await g.gw.ledger.readAfter(0, 1000)).filter((r) => r.msgId === 'ws-1')).toHaveLength(1);
   });
 
   it('stores the Last Will as an offline status when a device drops, and keeps the retained status', async () => {
@@ -129,7 +129,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     const gone = closed(reg);
     reg.publish('sites/S1/devices/D1/telemetry', JSON.stringify({ id: 'forged', ts: NOW, metrics: { pm10: 1 } }), { qos: 1 });
     await gone;
-    expect(g.gw.ledger.readAfter(0, 1000).some((r) => r.msgId === 'forged')).toBe(false);
+    expect((await g.gw.ledger.readAfter(0, 1000)).some((r) => r.msgId === 'forged')).toBe(false);
     await reg.endAsync(true).catch(() => {});
   });
 
@@ -153,7 +153,7 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     const flood = Array.from({ length: 300 }, (_, i) => bad.publishAsync('sites/S1/devices/D1/telemetry', `{"id":"junk-${i}",`, { qos: 1 }));
     const goods = Array.from({ length: 100 }, (_, i) => good.publishAsync('sites/S2/devices/D9/telemetry', JSON.stringify({ id: `g-${i}`, ts: NOW, metrics: { pm10: i } }), { qos: 1 }));
     await Promise.all([...flood, ...goods]);
-    expect(g.gw.ledger.readAfter(0, 5000).filter((r) => r.deviceId === 'D9' && r.msgId.startsWith('g-'))).toHaveLength(100);
+    expect((await g.gw.ledger.readAfter(0, 5000)).filter((r) => r.deviceId === 'D9' && r.msgId.startsWith('g-'))).toHaveLength(100);
     expect(bad.connected && good.connected).toBe(true);
   });
 });

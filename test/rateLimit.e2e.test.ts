@@ -81,7 +81,7 @@ describe('a fast device beside ordinary ones', () => {
     expect(Number(throttled?.[1])).toBeGreaterThan(0);
     expect(metrics.text).not.toMatch(/sitegate_device_throttled_total\{device="ENV-/);
     // Nothing lost: every fast reading is in the ledger, once.
-    const fastRecords = g.gw.ledger.readAfter(0, 100_000, ['reading']).filter((r) => r.deviceId === 'FAST');
+    const fastRecords = (await g.gw.ledger.readAfter(0, 100_000, ['reading'])).filter((r) => r.deviceId === 'FAST');
     expect(fastRecords.length).toBe(FAST_READINGS);
     // The ordinary devices were never made to wait for the fast one.
     expect(Math.max(...latencies)).toBeLessThan(1000);

@@ -104,8 +104,8 @@ describe('region mode: two instances\' brokers joined by Redis', () => {
     await wind.publishAsync('sites/S1/devices/WIND-1/telemetry', JSON.stringify({ id: 'gust-1', ts: clock.now(), metrics: { wind_speed_ms: 15.2 } }), { qos: 1 });
     expect(JSON.parse((await opened).text)).toMatchObject({ event: 'opened', siteId: 'S1', severity: 'critical' });
     // PUBACK came back: committed on B; A delivered the copy Redis brought it and ingested nothing.
-    expect(b.gw.ledger.readAfter(0, 1000).filter((r) => r.msgId === 'gust-1')).toHaveLength(1);
-    expect(a.gw.ledger.readAfter(0, 1000).filter((r) => r.msgId === 'gust-1')).toHaveLength(0);
+    expect((await b.gw.ledger.readAfter(0, 1000)).filter((r) => r.msgId === 'gust-1')).toHaveLength(1);
+    expect((await a.gw.ledger.readAfter(0, 1000)).filter((r) => r.msgId === 'gust-1')).toHaveLength(0);
   });
 
   it('a command created on B reaches its device connected to A, and only it', async () => {

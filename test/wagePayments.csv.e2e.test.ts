@@ -111,7 +111,7 @@ describe('wage payments: a 100,000-row CSV', () => {
     expect(b.lines).toBe(100_001);
     expect(b.summary).toEqual({ accepted: 100_000 - bad, duplicate: 0, rejected: bad });
     expect(b.outcomes).toEqual({ accepted: 100_000 - bad, rejected: bad });
-    expect(g.gw.ledger.countByKind().wage_payment).toBe(110_000 - bad - writeCsvBad(10_000));
+    expect((await g.gw.ledger.countByKind()).wage_payment).toBe(110_000 - bad - writeCsvBad(10_000));
     const fig = (u: Upload) => ({ seconds: +u.seconds.toFixed(2), rowsPerS: Math.round(u.rowsSeen / u.seconds), rssMb: `${u.baseRssMb}→${u.peakRssMb}`, heapMb: `${u.baseHeapMb}→peak ${u.peakHeapMb}→retained ${u.retainedHeapMb}` });
     figures.rows10k = fig(s);
     figures.rows100k = { ...fig(b), csvMb: +(fs.statSync(big).size / 1048576).toFixed(1) };

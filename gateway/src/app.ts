@@ -33,7 +33,11 @@ import { createLogger } from './observability/logger.ts';
 import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import type { Registry } from './registry/registry.ts';
-import { SqliteStateStore } from './state/sqliteState.ts';
+import { SqliteStateStore, type SqlStateStore } from './state/sqliteState.ts';
+import { PgStateStore } from './state/pg/pgState.ts';
+import { SyncPg } from './state/pg/syncPg.ts';
+import { PgLedger } from './ledger/pg/pgLedger.ts';
+import { PgSyncReads } from './ledger/pg/pgSyncReads.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
@@ -63,7 +67,8 @@ export interface Gateway {
   config: Config;
   http: FastifyInstance;
   broker: Broker;
-  ledger: Ledger;
+  /** SQLite by default; PostgreSQL in region mode (its reads answer with promises). */
+  ledger: Ledger | PgLedger;
   registry: Registry;
   ingestor: Ingestor;
   metrics: Metrics;
@@ -130,22 +135,32 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   // state.db (state/sqliteState.ts, migrations in state/stateDb.ts): registry, alerts, audit, sink
   // cursors and dead letters behind the interfaces of state/types.ts; faces, commands, webhooks and
   // the checks' own rows on the same connection.
-  const store = SqliteStateStore.open({ dataDir: config.SITEGATE_DATA_DIR, now, scryptN: config.SITEGATE_SECRET_SCRYPT_N });
+  // Region mode (contract §8): ledger and state in PostgreSQL, shared by every instance.
+  const pgUrl = config.SITEGATE_DATABASE_URL;
+  const instanceId = config.SITEGATE_INSTANCE_ID;
+  const stateOptions = { dataDir: config.SITEGATE_DATA_DIR, now, scryptN: config.SITEGATE_SECRET_SCRYPT_N };
+  const store: SqlStateStore = pgUrl ? await PgStateStore.open({ ...stateOptions, url: pgUrl, ...(instanceId ? { instanceId } : {}) }) : SqliteStateStore.open(stateOptions);
   const { db: state, registry, audit, alerts, sinkState } = store;
   let fatal: Error | null = null;
-  const ledger = await Ledger.open(config.SITEGATE_DATA_DIR, {
-    onCommit: ({ records, commitMs }) => {
+  const ledgerOptions = {
+    onCommit: ({ records, commitMs }: { records: number; commitMs: number }) => {
       metrics.ledgerCommitSeconds.observe(commitMs / 1000);
       metrics.ledgerGroupSize.observe(records);
     },
-    onFatal: (err) => {
+    onFatal: (err: Error) => {
       fatal = err;
       logger.fatal({ err }, 'ledger writer failed: no message can be made durable; refusing ingest');
     },
-  });
+  };
+  const ledger: Ledger | PgLedger = pgUrl
+    ? await PgLedger.open({ connectionString: pgUrl, evidenceDir: path.join(config.SITEGATE_DATA_DIR, 'evidence'), ...ledgerOptions })
+    : await Ledger.open(config.SITEGATE_DATA_DIR, ledgerOptions);
+  // Reads inside a check's synchronous step: the SQLite ledger answers them, PostgreSQL through a synchronous connection.
+  const stepReads = pgUrl ? new PgSyncReads(new SyncPg({ url: pgUrl, applicationName: `sitegate-steps:${instanceId}` })) : undefined;
   const live = await LiveState.load(ledger);
-  const reports = new ReportReader(ledger.file, registry, logger.child({ component: 'reports' }));
-  const ingestor = new Ingestor({ ledger, payloads: ledger, registry, metrics, logger, now });
+  const reports = new ReportReader(ledger instanceof Ledger ? { dbFile: ledger.file } : { pgUrl: pgUrl! }, registry, logger.child({ component: 'reports' }));
+  // The SQLite ledger decodes and validates device payloads on its writer's thread; otherwise the ingestor does.
+  const ingestor = new Ingestor({ ledger, ...(ledger instanceof Ledger ? { payloads: ledger } : {}), registry, metrics, logger, now });
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
   const commands = new CommandStore({ db: state, audit, now });
   // Region mode (contract §8): brokers joined through Redis, so a device may listen on another instance.
@@ -171,6 +186,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   });
   const checks = new CheckRunner({
     registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces, reports,
+    ...(stepReads ? { stepReads } : {}),
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
@@ -265,6 +281,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await Promise.all(sinks.map((s) => s.close()));
       alertLedger.close();
       await ledger.close();
+      stepReads?.close();
       store.close();
       loop.stop();
       logger.info('sitegate stopped');

@@ -29,7 +29,7 @@ export const Config = z.strictObject({
   SITEGATE_REDIS_URL: z.url({ protocol: /^rediss?$/ }).optional().describe('region mode (contract §8): joins the instances\' MQTT brokers'),
   SITEGATE_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1–64 of A–Z a–z 0–9 . _ -').optional().describe('names this instance in region mode'),
   SITEGATE_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// or postgresql:// URL' }).optional()
-    .describe('region mode (contract §8): the ledger (and later the state) in this PostgreSQL database, shared by every instance; unset, everything stays in SITEGATE_DATA_DIR'),
+    .describe('region mode (contract §8): the ledger and the state in this PostgreSQL database, shared by every instance; unset, everything stays in SITEGATE_DATA_DIR'),
   SITEGATE_ALERT_TIMER_MS: z.coerce.number().int().min(10).max(600_000).default(30_000)
     .describe('real-time period of the pass over the alert timers (escalation, reminders); a deadline fires at most this late'),
   SITEGATE_SECRET_SCRYPT_N: z.coerce.number().int().refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two ≥ 1024').default(16384),
@@ -40,14 +40,10 @@ export const Config = z.strictObject({
       if (!value) ctx.addIssue({ code: 'custom', path: [key], message: 'required with SITEGATE_INFLUX_URL (InfluxDB 2.x/3.x), unless SITEGATE_INFLUX_DB selects 1.x' });
     }
   }
-  // Each instance's broker needs its own id (session takeover, wills of a stopped instance).
-  if (c.SITEGATE_REDIS_URL && !c.SITEGATE_INSTANCE_ID) {
-    ctx.addIssue({ code: 'custom', path: ['SITEGATE_INSTANCE_ID'], message: 'required with SITEGATE_REDIS_URL, different on each instance' });
-  }
-  if (c.SITEGATE_DATABASE_URL) {
-    // Named now so that it is documented and validated, refused until buildApp runs on it: a key
-    // that silently left the ledger in SQLite would let an operator believe in a region that is not.
-    ctx.addIssue({ code: 'custom', path: ['SITEGATE_DATABASE_URL'], message: 'region mode is not available yet: the PostgreSQL ledger exists (gateway/src/ledger/pg, issue 14) but the gateway does not run on it' });
+  // Each instance needs its own id in region mode (broker session takeover and wills, leases,
+  // the connections it holds in PostgreSQL).
+  for (const [key, value] of [['SITEGATE_REDIS_URL', c.SITEGATE_REDIS_URL], ['SITEGATE_DATABASE_URL', c.SITEGATE_DATABASE_URL]] as const) {
+    if (value && !c.SITEGATE_INSTANCE_ID) ctx.addIssue({ code: 'custom', path: ['SITEGATE_INSTANCE_ID'], message: `required with ${key}, different on each instance` });
   }
   if (c.SITEGATE_INFLUX_DB && !c.SITEGATE_INFLUX_URL) {
     ctx.addIssue({ code: 'custom', path: ['SITEGATE_INFLUX_URL'], message: 'required with SITEGATE_INFLUX_DB' });

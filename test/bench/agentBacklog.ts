@@ -130,7 +130,8 @@ export async function runAgentBacklogBench(o: { backlog?: number; log?: (s: stri
     const d = await drained;
     const bareMs = await barePublisher(g.mqttUrl, 'ST-BARE', bareSecret, n);
     await g.gw.ledger.drained();
-    const counted = (device: string) => g.gw.ledger.readAfter(0, 2 * n + 10, ['reading']).filter((r) => r.deviceId === device).length;
+    const readings = await g.gw.ledger.readAfter(0, 2 * n + 10, ['reading']);
+    const counted = (device: string) => readings.filter((r) => r.deviceId === device).length;
     const stored = { agent: counted('ST-AGENT'), bare: counted('ST-BARE') };
     if (stored.agent !== n || stored.bare !== n) throw new Error(`ledger holds ${stored.agent} agent and ${stored.bare} bare readings of ${n} each`);
     const r = {

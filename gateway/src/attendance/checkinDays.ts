@@ -67,7 +67,7 @@ export class CheckinDays {
     const from = cal.startOfDay(day);
     const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
     // Verdicts first, as checkinFacts reads them. A ledger whose reads answer later (PostgreSQL)
-    // cannot serve this synchronous read: keystaff must load its days in `prepare` first (issue 14).
+    // cannot serve this synchronous read: the check context's `stepReads` answer it there.
     const verdicts = this.ledger.bySiteKind(siteId, 'verdict', from, to);
     const checkins = this.ledger.bySiteKind(siteId, 'checkin', from, to);
     if (verdicts instanceof Promise || checkins instanceof Promise) {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { AnyLedgerStore, RecordKind } from '../ledger/types.ts';
+import type { LedgerReads } from '../ledger/ledger.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -24,6 +25,12 @@ export interface CheckContext {
   modelsDir?: string;
   /** Month-wide reads on their own thread (monthly decisions); without it they run inline (unit tests). */
   reports?: ReportReader;
+  /**
+   * The ledger reads a check makes inside its synchronous step (keystaff's day cache): the SQLite
+   * ledger answers them itself; a ledger whose reads answer later (PostgreSQL) comes with these
+   * (ledger/pg/pgSyncReads.ts). Default: `ledger`.
+   */
+  stepReads?: LedgerReads;
   /** Enrolled faces and the face-analysis worker pool (face verification). */
   faces?: FaceRegistry;
 }

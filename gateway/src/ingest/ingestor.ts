@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { Reason } from '../errors.ts';
-import type { LedgerRecord, LedgerStore, PayloadLedger, PayloadResult } from '../ledger/types.ts';
+import type { AnyLedgerStore, LedgerRecord, PayloadLedger, PayloadResult } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import { decodeMessage, validateValue, validateWagePayment, type Decoded, type Origin, type Rejection } from './validate.ts';
@@ -26,7 +26,8 @@ export interface IngestReport {
 }
 
 export interface IngestorDeps {
-  ledger: LedgerStore;
+  /** Where records are appended (any ledger: only its group commit is used here). */
+  ledger: Pick<AnyLedgerStore, 'appendMany'>;
   /**
    * When given (the SQLite ledger is one), device payloads go to it undecoded and are decoded and
    * validated on its writer's thread with the rest of their group; otherwise here.

@@ -34,6 +34,9 @@ export interface EvidenceAnswer {
   body: string;
 }
 
+/** Where the report thread reads the ledger: the SQLite file (read-only), or PostgreSQL. */
+export type ReportSource = { dbFile: string } | { pgUrl: string };
+
 const WORKER_URL = new URL('./reportWorker.ts', import.meta.url);
 
 /**
@@ -50,7 +53,8 @@ export class ReportReader {
   private closed = false;
 
   constructor(
-    private readonly dbFile: string,
+    /** The SQLite ledger's file, or the PostgreSQL database (region mode). */
+    private readonly source: ReportSource,
     private readonly registry: Pick<Registry, 'listSites' | 'listWorkers'>,
     private readonly logger?: Pick<Logger, 'warn'>,
   ) {
@@ -95,7 +99,7 @@ export class ReportReader {
     // `alive` as well as onDeath: a thread whose exit is not reported yet is not handed out.
     if (this.running && (!this.current || this.current.alive)) return this.running;
     this.current = null;
-    const starting = RpcWorker.start<ReportRequest, unknown>(WORKER_URL, { name: 'report', data: { dbFile: this.dbFile } }).then((rpc) => {
+    const starting = RpcWorker.start<ReportRequest, unknown>(WORKER_URL, { name: 'report', data: this.source }).then((rpc) => {
       // Reports never keep the process alive on their own (the HTTP server and the broker do).
       rpc.worker.unref();
       rpc.onDeath((err) => {

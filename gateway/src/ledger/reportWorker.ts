@@ -1,6 +1,6 @@
 /**
  * The report reader's thread: month-wide reads of the ledger (attendance, evidence, wage checks,
- * month-close digests) on a read-only connection of its own, so the event loop that answers
+ * month-close digests) on a read-only connection of its own (SQLite; or PostgreSQL in region mode), so the event loop that answers
  * PUBACKs and /healthz never waits for them (issue 16). Each request carries the registry facts
  * it needs (sites, workers), so this thread reads nothing but the ledger. API answers leave here
  * as their final body: shaped, validated against the response schema and serialised
@@ -14,11 +14,13 @@ import { wageCheckReport } from '../checks/wages/findings.ts';
 import { buildWorkerEvidence, monthCheckins, workerEvidence } from '../evidence/workerEvidence.ts';
 import type { Site, Worker } from '../registry/registry.ts';
 import { serveRpc } from '../util/workerRpc.ts';
-import { LedgerQueries } from './ledger.ts';
-import type { EvidenceAnswer, MonthDigests, ReportRequest, WageCheckCsv } from './reportReader.ts';
+import { LedgerQueries, type LedgerReads } from './ledger.ts';
+import { PgSyncReads } from './pg/pgSyncReads.ts';
+import type { EvidenceAnswer, MonthDigests, ReportRequest, ReportSource, WageCheckCsv } from './reportReader.ts';
+import { SyncPg } from '../state/pg/syncPg.ts';
 
-let db: Database.Database;
-let queries: LedgerQueries;
+let queries: LedgerReads;
+let close: () => void;
 
 /** The registry as the report functions see it, from the facts the request carried. */
 function registryOf(sites: Site[], workers: Worker[]) {
@@ -44,11 +46,19 @@ async function monthDigests(site: Site, month: string, workerIds: string[]): Pro
   return { checkins: facts.length, digests };
 }
 
-void serveRpc<ReportRequest, unknown, { dbFile: string }>({
-  init({ dbFile }) {
-    db = new Database(dbFile, { readonly: true, fileMustExist: true });
+void serveRpc<ReportRequest, unknown, ReportSource>({
+  init(source) {
+    if ('pgUrl' in source) {
+      // Blocking reads are fine here: this thread serves one report at a time and nothing else.
+      const reads = new PgSyncReads(new SyncPg({ url: source.pgUrl, applicationName: 'sitegate-reports', timeoutMs: 60_000 }));
+      queries = reads;
+      close = () => reads.close();
+      return;
+    }
+    const db = new Database(source.dbFile, { readonly: true, fileMustExist: true });
     db.pragma('busy_timeout = 5000');
     queries = new LedgerQueries(db);
+    close = () => db.close();
   },
   // Async handlers, answered in order all the same: LedgerQueries answers at once.
   async handle(req) {
@@ -74,6 +84,6 @@ void serveRpc<ReportRequest, unknown, { dbFile: string }>({
     }
   },
   close() {
-    db.close();
+    close();
   },
 });

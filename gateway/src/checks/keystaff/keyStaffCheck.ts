@@ -62,14 +62,14 @@ export class KeyStaffCheck implements Check {
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
     this.progress = new CheckProgress(ctx.registry.db, KEY_STAFF);
-    this.days = new CheckinDays(ctx.ledger, (siteId) => this.calendar(siteId));
+    this.days = new CheckinDays(ctx.stepReads ?? ctx.ledger, (siteId) => this.calendar(siteId));
   }
 
   /** What was decided per site (the runner replays the records after its cursor). */
   start(): void {
     this.decided.clear();
     this.since.clear();
-    this.days = new CheckinDays(this.ctx.ledger, (siteId) => this.calendar(siteId));
+    this.days = new CheckinDays(this.ctx.stepReads ?? this.ctx.ledger, (siteId) => this.calendar(siteId));
     for (const [scope, value] of this.progress.all()) {
       if (scope.startsWith('site:')) this.decided.set(scope.slice(5), value);
       else if (scope.startsWith('since:')) this.since.set(scope.slice(6), value);

@@ -65,7 +65,7 @@ export interface PgLedgerOptions {
 
 type Pending = { records: LedgerRecord[]; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void };
 
-interface Row {
+export interface Row {
   seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
   msg_id: string; ts: number; received_at: number; body: string;
 }
@@ -90,7 +90,7 @@ export const READS = {
   head: 'SELECT COALESCE(max(seq), 0) AS s FROM ledger_records',
 } as const;
 
-const toStored = (r: Row): StoredRecord => ({
+export const toStored = (r: Row): StoredRecord => ({
   seq: r.seq, dedupeKey: r.dedupe_key, siteId: r.site_id, deviceId: r.device_id, kind: r.kind,
   msgId: r.msg_id, ts: r.ts, receivedAt: r.received_at, body: JSON.parse(r.body) as Record<string, unknown>,
 });
