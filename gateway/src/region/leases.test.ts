@@ -158,3 +158,141 @@ describe('site leases', () => {
     assertHistory(r.log);
   });
 });
+
+/** Absence (of a move, of a loss) can only be shown by letting time pass: the one kind of wait here. */
+const wait = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+/** holdLeases.ts in its own process; `held` follows its printed events. */
+function childHolder(url: string, sites: string[]) {
+  const proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'gateway/src/region/fixtures/holdLeases.ts')], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+    env: { PATH: process.env.PATH, LEASES_URL: url, LEASES_SITES: sites.join(','), LEASES_TTL_MS: String(TTL), LEASES_RENEW_MS: String(RENEW), LEASES_MARGIN_MS: String(MARGIN) },
+  });
+  const held = new Set<string>();
+  let onLine = () => {};
+  readline.createInterface({ input: proc.stdout! }).on('line', (line) => {
+    const e = JSON.parse(line) as { acquired?: string; lost?: string };
+    if (e.acquired) held.add(e.acquired);
+    if (e.lost) held.delete(e.lost);
+    onLine();
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => proc.once('exit', (_, signal) => resolve(signal)));
+  return { held, exited, kill: () => proc.kill('SIGKILL'), changed: (f: () => void) => { onLine = f; } };
+}
+
+describe('site leases when things go wrong', () => {
+  it('an instance killed with SIGKILL loses its sites to the others within TTL + one renew period', async () => {
+    const sites = siteIds(30);
+    const r = await region(sites);
+    const a = r.make('A');
+    await a.start();
+    const child = childHolder(r.url, sites);
+    child.changed(r.changed);
+    try {
+      await r.until('A and the child 15/15', () => a.sites().length === 15 && child.held.size === 15 && sites.every((s) => a.holds(s) !== child.held.has(s)), 20_000);
+      const watch = watchExclusive(r.url, () => [a]);
+      const t0 = performance.now();
+      child.kill();
+      expect(await child.exited).toBe('SIGKILL');
+      await r.until('A holds all 30', () => a.sites().length === 30);
+      const ms = performance.now() - t0;
+      console.log(`failover after SIGKILL: 15 sites moved in ${ms.toFixed(0)} ms (TTL ${TTL} ms + renew period ${RENEW} ms = bound ${TTL + RENEW} ms)`);
+      // Not before the child's last renewal could have lapsed (it renewed at most one period before
+      // the kill), and not later than the bound (+ a little for the statements).
+      expect(ms).toBeGreaterThan(TTL - RENEW - 50);
+      expect(ms).toBeLessThan(TTL + RENEW + 250);
+      const { violations } = await watch.stop();
+      expect(violations).toEqual([]);
+    } finally {
+      child.kill();
+      await child.exited;
+    }
+  }, 30_000);
+
+  it('holds() turns false on its own while a renewal hangs, before the database would let anyone else take the site', async () => {
+    const r = await region(siteIds(5));
+    const a = r.make('A');
+    const lostAt: number[] = [];
+    a.onLost(() => lostAt.push(Date.now()));
+    await a.start();
+    await r.until('A holds 5', () => a.sites().length === 5);
+    const epochs = siteIds(5).map((s) => a.epoch(s)!);
+    // EXCLUSIVE blocks every UPDATE of the table (A's renewals hang until their statement timeout,
+    // then its reconnected rounds hang again) but not this SELECT, which reads the final expiries.
+    const locker = await client(r.url);
+    await locker.query('BEGIN');
+    await locker.query('LOCK TABLE site_leases IN EXCLUSIVE MODE');
+    const { rows } = await locker.query<{ ms: number }>("SELECT (extract(epoch FROM min(expires_at)) * 1000)::float8 AS ms FROM site_leases WHERE holder = 'A'");
+    const expiry = rows[0]!.ms;
+    await r.until('A lost all 5', () => r.log.filter((e) => e.lost).length === 5);
+    expect(r.log.filter((e) => e.lost).map((e) => e.lost)).toEqual(Array(5).fill('expired'));
+    expect(siteIds(5).some((s) => a.holds(s))).toBe(false);
+    const ahead = expiry - Math.max(...lostAt);
+    console.log(`renewals hanging: holds() turned false ${ahead.toFixed(0)} ms before the database's expiry (margin ${MARGIN} ms)`);
+    expect(ahead).toBeGreaterThan(0);
+    await locker.query('ROLLBACK');
+    // Unblocked, A takes them back, each under a new epoch: work begun under the old one is fenced off.
+    await r.until('A holds 5 again', () => a.sites().length === 5);
+    expect(siteIds(5).map((s) => a.epoch(s)!)).toEqual(epochs.map((e) => e + 1));
+    assertHistory(r.log);
+  });
+
+  it('a connection cut under it costs no lease: the next round reconnects and renews', async () => {
+    const r = await region(siteIds(5));
+    const a = r.make('A');
+    await a.start();
+    await r.until('A holds 5', () => a.sites().length === 5);
+    const admin = await client(r.url);
+    const cut = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sitegate-leases A%'");
+    expect(cut.rowCount).toBe(1);
+    await wait(TTL + RENEW);
+    expect(a.sites().length).toBe(5);
+    expect(r.log.filter((e) => e.lost)).toEqual([]);
+  });
+
+  it('fencing: an old epoch fails after the site moved, and a fenced transaction keeps the site from moving until it ends', async () => {
+    const r = await region(['S1', 'S2']);
+    const a = r.make('A');
+    await a.start();
+    await r.until('A holds both', () => a.sites().length === 2);
+    const old = a.epoch('S1')!;
+    const w = await client(r.url);
+    await w.query('BEGIN');
+    await a.fence(w, 'S1', old);
+    await expect(a.fence(w, 'S1', old + 1)).rejects.toBeInstanceOf(LeaseLostError);
+    // The fence's row lock does not hold up the holder's own release (nor its renewals: same lock mode)...
+    await a.stop();
+    const b = r.make('B');
+    await b.start();
+    await r.until('B holds S2', () => b.holds('S2'));
+    // ...but it does keep the next holder out while A's transaction is open.
+    await wait(2 * RENEW);
+    expect(b.holds('S1')).toBe(false);
+    await w.query('COMMIT');
+    await r.until('B holds S1', () => b.holds('S1'));
+    const now = b.epoch('S1')!;
+    expect(now).toBeGreaterThan(old);
+    await w.query('BEGIN');
+    expect((await w.query(FENCE, ['S1', 'A', old])).rowCount).toBe(0);
+    await expect(a.fence(w, 'S1', old)).rejects.toBeInstanceOf(LeaseLostError);
+    await expect(b.fence(w, 'S1', old)).rejects.toBeInstanceOf(LeaseLostError);
+    await b.fence(w, 'S1', now);
+    await w.query('COMMIT');
+    assertHistory(r.log);
+  });
+
+  it('sites added and removed between rounds are taken and given back', async () => {
+    const r = await region(siteIds(10));
+    const [a, b] = [r.make('A'), r.make('B')];
+    await Promise.all([a.start(), b.start()]);
+    await r.until('5/5', r.split([a, b], [5, 5]));
+    const removed = siteIds(3, 7);
+    r.list.sites = [...siteIds(7), ...siteIds(4, 100)];
+    await r.until('6/5 over the new list', r.split([a, b], [6, 5]));
+    expect(removed.some((s) => a.holds(s) || b.holds(s))).toBe(false);
+    expect(r.log.filter((e) => removed.includes(e.site) && e.lost).map((e) => e.lost)).toEqual(['site_removed', 'site_removed', 'site_removed']);
+    assertHistory(r.log);
+  });
+});
