@@ -27,34 +27,10 @@ import { migratePg } from '../state/pgMigrations.ts';
 import { ACQUIRE, CHANNEL, ENSURE, FENCE, LEAVE, RELEASE, RENEW } from './leaseSql.ts';
 import { LEASE_MIGRATIONS } from './schema.ts';
 
+import { LeaseLostError, type LossReason, type SiteLeasesOptions } from './leaseTypes.ts';
+
 export { FENCE } from './leaseSql.ts';
-
-export interface SiteLeasesOptions {
-  /** `postgres://…`, the database every instance of the region shares. */
-  connectionString: string;
-  /** The sites to share out, re-read every round. */
-  sites: () => readonly string[] | Promise<readonly string[]>;
-  /** Lease lifetime in the database's clock. Default 15 s. */
-  ttlMs?: number;
-  /** Round period. Default TTL/3; at most (TTL − margin)/2, so one lost renewal costs nothing. */
-  renewEveryMs?: number;
-  /** How much earlier than the database's expiry `holds()` turns false. Default TTL/5. */
-  marginMs?: number;
-  /** Unique per process start (a restarted process is a new holder). Default host-pid-random. */
-  instanceId?: string;
-  /** A round that failed (it is retried next period) or a listener that threw. */
-  onError?: (err: Error) => void;
-}
-
-/** Why a lease ended here: released for balance, site no longer listed, not renewed in time, or stop(). */
-export type LossReason = 'rebalanced' | 'site_removed' | 'expired' | 'stopped';
-
-export class LeaseLostError extends Error {
-  readonly code = 'lease_lost';
-  constructor(readonly siteId: string, readonly epoch: number) {
-    super(`this instance no longer holds site ${siteId} at epoch ${epoch}`);
-  }
-}
+export { LeaseLostError, type LossReason, type SiteLeasesOptions } from './leaseTypes.ts';
 
 interface Held { epoch: number; deadline: number }
 
@@ -91,9 +67,10 @@ export class SiteLeases {
 
   /** Connects, applies the lease migrations, runs the first round, then keeps going until stop(). */
   async start(): Promise<void> {
-    this.stopped = false;
     const c = await this.connection();
     await migratePg(c, LEASE_MIGRATIONS, 'leases');
+    // Only now: a notification-driven round must not slip its statements into the migration's transaction.
+    this.stopped = false;
     await this.runRound();
   }
 
