@@ -31,27 +31,52 @@ export async function startHaproxy(backends: { port: number }[]): Promise<Haprox
     ...backends.map((b, i) => `  server gw${i} 127.0.0.1:${b.port} check inter 100ms fall 1 rise 1${i > 0 ? ' backup' : ''}`),
     '',
   ].join('\n'));
-  const proc = spawn(HAPROXY_BIN, ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  proc.stderr!.on('data', (d) => { err += d; });
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-  // HAProxy says nothing when it listens: try to connect, every 20 ms, for at most 5 s.
-  for (let attempt = 1; ; attempt++) {
-    if (proc.exitCode !== null) throw new Error(`haproxy exited: ${err.slice(-1000)}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.once('error', () => resolve(false));
-    });
-    if (ok) break;
-    if (attempt >= 250) { proc.kill('SIGKILL'); throw new Error(`haproxy not listening on ${port}: ${err.slice(-1000)}`); }
-    await new Promise<void>((r) => setTimeout(r, 20));
-  }
+  const run = await runHaproxy(cfg, [port]);
   return {
     url: `mqtt://127.0.0.1:${port}`,
     async stop() {
+      await run.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface HaproxyProcess {
+  /** SIGTERM, then waits for the process to exit. */
+  stop(): Promise<void>;
+  /** What HAProxy wrote on stderr so far (its log with `log stdout`, warnings, alerts). */
+  output(): string;
+}
+
+/**
+ * Runs HAProxy on the configuration file `cfg` as it is (`-db`: in the foreground), with `env` as
+ * its environment, which the file may read as "${VAR}" (region mode's shipped deploy/region/haproxy.cfg
+ * takes its addresses that way). Ready when every port in `listening` accepts a connection.
+ */
+export async function runHaproxy(cfg: string, listening: number[], env: Record<string, string> = {}): Promise<HaproxyProcess> {
+  const proc = spawn(HAPROXY_BIN, ['-db', '-f', cfg], { stdio: ['ignore', 'pipe', 'pipe'], env: { PATH: process.env.PATH ?? '/usr/bin:/bin', ...env } });
+  let err = '';
+  proc.stdout!.on('data', (d) => { err += d; });
+  proc.stderr!.on('data', (d) => { err += d; });
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  // HAProxy says nothing when it listens: try to connect, every 20 ms, for at most 5 s.
+  for (const port of listening) {
+    for (let attempt = 1; ; attempt++) {
+      if (proc.exitCode !== null) throw new Error(`haproxy exited: ${err.slice(-1000)}`);
+      const ok = await new Promise<boolean>((resolve) => {
+        const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
+        s.once('error', () => resolve(false));
+      });
+      if (ok) break;
+      if (attempt >= 250) { proc.kill('SIGKILL'); await exited; throw new Error(`haproxy not listening on ${port}: ${err.slice(-1000)}`); }
+      await new Promise<void>((r) => setTimeout(r, 20));
+    }
+  }
+  return {
+    output: () => err,
+    async stop() {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
       await exited;
-      fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }

@@ -15,7 +15,7 @@ export const REDIS_SERVER_BIN = process.env.SITEGATE_TEST_REDIS_SERVER ?? '/usr/
 const READY_WITHIN_MS = 10_000;
 
 export interface RedisServer {
-  /** `redis://127.0.0.1:<port>` */
+  /** `redis://127.0.0.1:<port>`, or `redis://:<password>@127.0.0.1:<port>` */
   url: string;
   port: number;
   /** SIGTERM, then waits for the process to exit. */
@@ -36,12 +36,14 @@ export function redisAvailable(): { ok: true } | { ok: false; reason: string } {
   }
 }
 
-export async function startRedis(): Promise<RedisServer> {
+/** `password`: the server requires it (`--requirepass`, as docker-compose.region.yml runs Redis); `url` then carries it. */
+export async function startRedis(opts: { password?: string } = {}): Promise<RedisServer> {
   const available = redisAvailable();
   if (!available.ok) throw new Error(available.reason);
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
-    const proc = spawn(REDIS_SERVER_BIN, ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const auth = opts.password ? ['--requirepass', opts.password] : [];
+    const proc = spawn(REDIS_SERVER_BIN, ['--save', '', '--appendonly', 'no', '--port', String(port), '--bind', '127.0.0.1', ...auth], { stdio: ['ignore', 'pipe', 'pipe'] });
     const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
     try {
       await ready(proc, exited);
@@ -52,7 +54,7 @@ export async function startRedis(): Promise<RedisServer> {
       continue;
     }
     return {
-      url: `redis://127.0.0.1:${port}`,
+      url: `redis://${opts.password ? `:${encodeURIComponent(opts.password)}@` : ''}127.0.0.1:${port}`,
       port,
       async stop() {
         if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
