@@ -17,17 +17,17 @@ import { startRedis, type RedisServer } from './support/redis.ts';
  * does for the single-site compose file (no Docker engine on this machine):
  * - the compose file itself: every gateway's environment is a configuration the gateway accepts
  *   (names from schemas/src/config.ts, values resolved from a stand-in .env), three distinct
- *   instance ids, ports and volumes line up, secrets have no defaults, the commented
- *   SITEGATE_DATABASE_URL points at the compose PostgreSQL and is still refused;
+ *   instance ids, ports and volumes line up (keys/ and evidence/ shared by every gateway), secrets
+ *   have no defaults, SITEGATE_DATABASE_URL points at the compose PostgreSQL;
  * - the shipped deploy/region/haproxy.cfg, checked by the real `haproxy -c` with the compose
  *   file's environment for HAProxy, then run as it is (only its "${VAR}"s differ: loopback
  *   addresses instead of service names) in front of two real gateways joined by a real
  *   redis-server with a password, as the compose file runs it. MQTT, MQTT over WebSocket and
  *   HTTP go through it; HAProxy's /readyz checks mark the third, never started, gateway down,
  *   then the one the test stops, and new connections go to the one left.
- * Not shown here: the images, Docker's DNS and networks, PostgreSQL (the gateways refuse it
- * until the state on PostgreSQL lands), InfluxDB 2.7 and Grafana (their provisioning is shared
- * with docker-compose.yml, checked in deploy.test.ts).
+ * Not shown here: the images, Docker's DNS and networks, InfluxDB 2.7 and Grafana (their
+ * provisioning is shared with docker-compose.yml, checked in deploy.test.ts). The gateways on
+ * PostgreSQL run in region.pg.e2e.test.ts.
  */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const COMPOSE_TEXT = fs.readFileSync(path.join(ROOT, 'docker-compose.region.yml'), 'utf8');
@@ -81,10 +81,11 @@ describe('docker-compose.region.yml', () => {
       expect(config.SITEGATE_INFLUX_BUCKET).toBe(services.influxdb.environment.DOCKER_INFLUXDB_INIT_BUCKET);
       expect(config.SITEGATE_INFLUX_TOKEN).toBe(interpolate(services.influxdb.environment.DOCKER_INFLUXDB_INIT_ADMIN_TOKEN));
       expect(config.SITEGATE_ADMIN_TOKEN).toBe(ADMIN_TOKEN);
-      // Reached only through HAProxy; the data directory (SQLite ledger and state today, evidence
-      // photos and the installation keys always) on a volume of its own.
+      // Reached only through HAProxy; ledger and state in the compose PostgreSQL; a data directory
+      // of its own, with keys/ (the card key) and evidence/ (photos) shared by every gateway.
       expect(g.ports).toBeUndefined();
-      expect(g.volumes).toEqual([`${name}-data:${config.SITEGATE_DATA_DIR}`]);
+      expect(new URL(config.SITEGATE_DATABASE_URL!).hostname).toBe('postgres');
+      expect(g.volumes).toEqual([`${name}-data:${config.SITEGATE_DATA_DIR}`, `shared-keys:${config.SITEGATE_DATA_DIR}/keys`, `shared-evidence:${config.SITEGATE_DATA_DIR}/evidence`]);
       volumes.add(`${name}-data`);
       for (const [dep, { condition }] of Object.entries(g.depends_on as Record<string, { condition: string }>)) {
         expect(condition).toBe('service_healthy');
@@ -93,24 +94,19 @@ describe('docker-compose.region.yml', () => {
     }
     expect(ids.size).toBe(3);
     expect(volumes.size).toBe(3);
-    for (const v of [...volumes, 'redis-data', 'postgres-data', 'influxdb-data', 'grafana-data']) expect(Object.keys(compose.volumes)).toContain(v);
+    for (const v of [...volumes, 'shared-keys', 'shared-evidence', 'redis-data', 'postgres-data', 'influxdb-data', 'grafana-data']) expect(Object.keys(compose.volumes)).toContain(v);
   });
 
-  it('names SITEGATE_DATABASE_URL for the compose PostgreSQL in a commented line, which the gateway still refuses', () => {
-    const line = COMPOSE_TEXT.split('\n').find((l) => /^\s*#\s*SITEGATE_DATABASE_URL:/.test(l));
-    expect(line).toBeDefined();
-    const url = new URL(interpolate(line!.replace(/^\s*#\s*SITEGATE_DATABASE_URL:\s*/, '').trim()));
+  it('points SITEGATE_DATABASE_URL at the compose PostgreSQL, with its user, password and database', () => {
+    const url = new URL(loadConfig(gwEnv('gw1')).SITEGATE_DATABASE_URL!);
     const pgEnv = services.postgres.environment;
     expect([url.protocol, url.hostname, url.port, url.username, decodeURIComponent(url.password), url.pathname])
       .toEqual(['postgres:', 'postgres', '5432', pgEnv.POSTGRES_USER, interpolate(pgEnv.POSTGRES_PASSWORD), `/${pgEnv.POSTGRES_DB}`]);
-    // When the state on PostgreSQL lands this throws no more: uncomment the line in
-    // docker-compose.region.yml and make this assert that the configuration is accepted.
-    expect(() => loadConfig({ ...gwEnv('gw1'), SITEGATE_DATABASE_URL: url.href })).toThrow(/SITEGATE_DATABASE_URL: region mode is not available yet/);
   });
 
   it('takes every secret from .env with no default (compose stops while one is unset), each listed in deploy/region/env.example', () => {
-    // Comments are not interpolated, but the commented SITEGATE_DATABASE_URL line is meant to be uncommented.
-    const live = COMPOSE_TEXT.split('\n').filter((l) => !/^\s*#/.test(l) || /^\s*#\s*SITEGATE_DATABASE_URL:/.test(l)).join('\n');
+    // Comments are not interpolated.
+    const live = COMPOSE_TEXT.split('\n').filter((l) => !/^\s*#/.test(l)).join('\n');
     const refs = [...live.matchAll(/\$\{([^}]*)\}/g)].map((m) => m[1]!);
     expect(refs.length).toBeGreaterThan(0);
     for (const ref of refs) expect(ref, `\${${ref}}`).toMatch(/^[A-Z_]+:\?./);
