@@ -44,6 +44,33 @@ function reading(device: string, id: string, ts: number): LedgerRecord {
 }
 
 describe('PostgreSQL ledger across instances', () => {
+  it('following (region mode), each instance\'s listeners hear every instance\'s commits once, in seq order, without a gap', async () => {
+    const { url, evidenceDir } = await freshStorage();
+    const [a, b] = await Promise.all([0, 1].map(() => PgLedger.open({ connectionString: url, evidenceDir, maxGroup: 50, follow: { everyMs: 20 } })));
+    const heard: number[][] = [[], []];
+    const heardAll = [a!, b!].map((l, i) => new Promise<void>((resolve) => l.onCommitted((rs) => {
+      heard[i]!.push(...rs.map((r) => r.seq));
+      if (heard[i]!.length >= 600) resolve();
+    })));
+    // 600 readings, alternately from each instance, in calls of 1–7, all at once: the commits interleave.
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0, n = 0; i < 600; n++) {
+      const size = 1 + (n % 7);
+      const records = Array.from({ length: Math.min(size, 600 - i) }, (_, j) => reading(`d${n % 2}`, `f${i + j}`, 1_000 + i + j));
+      calls.push((n % 2 ? b! : a!).appendMany(records));
+      i += records.length;
+    }
+    await Promise.all(calls);
+    await Promise.all([a!.drained(), b!.drained()]);
+    // drained() waits until this instance's own commits were heard; the other's come within a period.
+    await Promise.all(heardAll);
+    expect([a!.lastSeq, b!.lastSeq]).toEqual([600, 600]);
+    const all = Array.from({ length: 600 }, (_, i) => i + 1);
+    expect(heard[0]).toEqual(all);
+    expect(heard[1]).toEqual(all);
+    await Promise.all([a!.close(), b!.close()]);
+  });
+
   it('two instances appending the same dedupe keys at once store each key once, in one gap-free commit order', async () => {
     const { url, evidenceDir } = await freshStorage();
     const groups: number[][] = [[], []];

@@ -61,6 +61,12 @@ export interface PgLedgerOptions {
   maxGroup?: number;
   /** Connections for reads, besides the writer's one. Default 4. */
   readConnections?: number;
+  /**
+   * Region mode: `onCommitted` listeners hear every instance's commits, not only this one's, in
+   * seq order — read from the table after each own commit and every `everyMs` (default 100). Then
+   * `lastSeq` is the last seq they have heard.
+   */
+  follow?: { everyMs?: number };
 }
 
 type Pending = { records: LedgerRecord[]; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void };
@@ -131,6 +137,12 @@ export class PgLedger implements AsyncLedgerStore {
   private committedSeq: number;
   private readonly commitListeners = new Set<(records: StoredRecord[]) => void>();
   private drainWaiters: (() => void)[] = [];
+  /** Follow mode: the last seq the listeners heard; a read of the table in progress; another wanted. */
+  private delivered: number;
+  private tailing: Promise<void> | null = null;
+  private tailAgain = false;
+  private followTimer?: NodeJS.Timeout;
+  private followWaiters: { seq: number; resolve: () => void }[] = [];
 
   private constructor(opts: PgLedgerOptions, writer: pg.Client, pool: pg.Pool, lastSeq: number) {
     this.opts = opts;
@@ -139,6 +151,11 @@ export class PgLedger implements AsyncLedgerStore {
     this.pool = pool;
     this.maxGroup = opts.maxGroup ?? 5000;
     this.committedSeq = lastSeq;
+    this.delivered = lastSeq;
+    if (opts.follow) {
+      this.followTimer = setInterval(() => this.tail(), opts.follow.everyMs ?? 100);
+      this.followTimer.unref();
+    }
     writer.on('error', (e) => this.fail(new Error(`ledger connection failed: ${e.message}`)));
   }
 
@@ -161,6 +178,7 @@ export class PgLedger implements AsyncLedgerStore {
   }
 
   get lastSeq(): number {
+    if (this.opts.follow) return this.delivered;
     return this.committedSeq;
   }
 
@@ -277,8 +295,58 @@ export class PgLedger implements AsyncLedgerStore {
     // The next group goes out before anyone downstream runs: durability first.
     this.flush();
     for (let k = 0; k < calls.length; k++) calls[k]!.resolve(results[k]!);
-    if (committed.length) for (const l of this.commitListeners) l(committed);
+    if (committed.length) this.deliver(committed);
     this.notifyDrained();
+  }
+
+  /**
+   * This instance's commits to the listeners: at once unless following other instances too. Then
+   * at once only when they follow the last seq heard without a gap (nobody else committed in
+   * between: seq is the commit order without holes); else the table is read from there.
+   */
+  private deliver(committed: StoredRecord[]): void {
+    if (!this.opts.follow) {
+      for (const l of this.commitListeners) l(committed);
+      return;
+    }
+    if (!this.tailing && committed[0]!.seq === this.delivered + 1 && committed[committed.length - 1]!.seq === this.delivered + committed.length) {
+      this.emit(committed);
+      return;
+    }
+    this.tail();
+  }
+
+  private emit(records: StoredRecord[]): void {
+    this.delivered = records[records.length - 1]!.seq;
+    for (const l of this.commitListeners) l(records);
+    if (this.followWaiters.length) {
+      const due = this.followWaiters.filter((w) => w.seq <= this.delivered);
+      this.followWaiters = this.followWaiters.filter((w) => w.seq > this.delivered);
+      for (const w of due) w.resolve();
+    }
+  }
+
+  /** Reads what every instance committed after the last seq heard, and tells the listeners. */
+  private tail(): void {
+    if (this.tailing) {
+      this.tailAgain = true;
+      return;
+    }
+    if (this.closed || this.failed) return;
+    this.tailing = (async () => {
+      do {
+        this.tailAgain = false;
+        for (;;) {
+          const rows = await this.rows(READS.after, [this.delivered, 5000]);
+          if (rows.length) this.emit(rows);
+          if (rows.length < 5000) break;
+        }
+      } while (this.tailAgain);
+    })().catch(() => {
+      // A failed read is tried again at the next period (the listeners hear nothing out of order).
+    }).finally(() => {
+      this.tailing = null;
+    });
   }
 
   private fail(err: Error): void {
@@ -366,8 +434,18 @@ export class PgLedger implements AsyncLedgerStore {
 
   /** Resolves once nothing is pending or on the wire (or the ledger failed). */
   drained(): Promise<void> {
-    if ((!this.pending.length && !this.inflight) || this.failed) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    if ((!this.pending.length && !this.inflight) || this.failed) return this.heard();
+    return new Promise<void>((resolve) => this.drainWaiters.push(resolve)).then(() => this.heard());
+  }
+
+  /** Follow mode: resolves once the listeners have heard this instance's commits so far. */
+  private heard(): Promise<void> {
+    if (!this.opts.follow || this.delivered >= this.committedSeq || this.failed || this.closed) return Promise.resolve();
+    const seq = this.committedSeq;
+    return new Promise((resolve) => {
+      this.followWaiters.push({ seq, resolve });
+      this.tail();
+    });
   }
 
   private notifyDrained(): void {
@@ -382,6 +460,8 @@ export class PgLedger implements AsyncLedgerStore {
     if (this.closed) return;
     await this.drained();
     this.closed = true;
+    clearInterval(this.followTimer);
+    await this.tailing;
     await Promise.allSettled([this.writer.end(), this.pool.end()]);
   }
 }
