@@ -38,6 +38,8 @@ import { PgStateStore } from './state/pg/pgState.ts';
 import { SyncPg } from './state/pg/syncPg.ts';
 import { PgLedger } from './ledger/pg/pgLedger.ts';
 import { PgSyncReads } from './ledger/pg/pgSyncReads.ts';
+import { RegionDuties } from './region/duties.ts';
+import { RegistryFollower } from './region/registryFollower.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
@@ -141,6 +143,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const stateOptions = { dataDir: config.SITEGATE_DATA_DIR, now, scryptN: config.SITEGATE_SECRET_SCRYPT_N };
   const store: SqlStateStore = pgUrl ? await PgStateStore.open({ ...stateOptions, url: pgUrl, ...(instanceId ? { instanceId } : {}) }) : SqliteStateStore.open(stateOptions);
   const { db: state, registry, audit, alerts, sinkState } = store;
+  // Region mode: other instances' registry changes (a token revoked there) reach this one's memory.
+  const registryFollower = pgUrl ? new RegistryFollower({ url: pgUrl, instanceId: instanceId!, registry, logger: logger.child({ component: 'region' }) }) : undefined;
+  await registryFollower?.start();
   let fatal: Error | null = null;
   const ledgerOptions = {
     onCommit: ({ records, commitMs }: { records: number; commitMs: number }) => {
@@ -153,7 +158,8 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     },
   };
   const ledger: Ledger | PgLedger = pgUrl
-    ? await PgLedger.open({ connectionString: pgUrl, evidenceDir: path.join(config.SITEGATE_DATA_DIR, 'evidence'), ...ledgerOptions })
+    // Following: its listeners (checks, live feed, LiveState) hear every instance's commits.
+    ? await PgLedger.open({ connectionString: pgUrl, evidenceDir: path.join(config.SITEGATE_DATA_DIR, 'evidence'), follow: {}, ...ledgerOptions })
     : await Ledger.open(config.SITEGATE_DATA_DIR, ledgerOptions);
   // Reads inside a check's synchronous step: the SQLite ledger answers them, PostgreSQL through a synchronous connection.
   const stepReads = pgUrl ? new PgSyncReads(new SyncPg({ url: pgUrl, applicationName: `sitegate-steps:${instanceId}` })) : undefined;
@@ -184,11 +190,13 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     db: state, evidenceDir: ledger.evidenceDir, audit, metrics, logger, now,
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   });
+  // Region mode: the checks, the webhook outbox and each sink run on one instance at a time (region/duties.ts).
+  let duties: RegionDuties | undefined;
   const checks = new CheckRunner({
     registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces, reports,
     ...(stepReads ? { stepReads } : {}),
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
-  }, deps.checks ?? CHECKS);
+  }, deps.checks ?? CHECKS, pgUrl ? { fence: () => duties!.fence('checks')() } : {});
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger });
   alerts.onEvent((e: AlertEvent) => {
@@ -248,15 +256,27 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       const { port: mqttPort, wsPort } = await broker.listen({ host: config.SITEGATE_MQTT_HOST, port: config.SITEGATE_MQTT_PORT, wsPort: config.SITEGATE_MQTT_WS_PORT });
       // Ingest and sinks never wait for the checks' restore and replay (issue 15): the checks catch
       // up behind, and /readyz says how far behind they are.
-      for (const s of sinks) s.start();
+      if (!pgUrl) for (const s of sinks) s.start();
       await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
-      deliverer.start();
+      if (!pgUrl) deliverer.start();
       commandDelivery.start();
       linkage.start(); // before the checks: their first alert events find it listening
       // Deadlines that passed while the gateway was down fire now, not one period later, and by
       // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
       if (escalation) alerts.escalateDue(now());
-      void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
+      if (!pgUrl) void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
+      else {
+        for (const s of sinks) await s.stop(); // not started: they hold no records in memory until their lease comes
+        duties = new RegionDuties({
+          url: pgUrl, instanceId: instanceId!, stateDb: (store as PgStateStore).db, logger: logger.child({ component: 'region' }),
+          duties: [
+            { key: 'checks', start: () => { void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start')); }, stop: () => checks.stop() },
+            { key: 'webhooks', start: () => deliverer.start(), stop: () => deliverer.close() },
+            ...sinks.map((s) => ({ key: `sink:${s.name}`, start: () => s.start(), stop: () => s.stop() })),
+          ],
+        });
+        await duties.start();
+      }
       logger.info({ httpPort, mqttPort, wsPort, dataDir: path.resolve(config.SITEGATE_DATA_DIR), sinks: sinks.map((s) => s.name) }, 'sitegate listening');
       return { httpPort, mqttPort, wsPort };
     },
@@ -272,6 +292,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await ledger.drained();
       clearInterval(escalation);
       commandDelivery.stop();
+      await duties?.stop(); // hands the region's duties over at once
       await deliverer.close();
       await checks.stop();
       linkage.stop();
@@ -282,6 +303,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       alertLedger.close();
       await ledger.close();
       stepReads?.close();
+      await registryFollower?.stop();
       store.close();
       loop.stop();
       logger.info('sitegate stopped');

@@ -21,9 +21,16 @@ export interface CheckRunnerOptions {
   maxAttempts?: number;
   /** Longest a check's cursor goes unwritten while its steps change nothing (default 1 s; see pipeline.ts). */
   saveEveryMs?: number;
+  /**
+   * Region mode: run inside every transaction that commits a check's work (its step, tick, cursor),
+   * throwing when this instance no longer holds the checks' lease; the transaction then rolls back.
+   */
+  fence?: () => void;
 }
 
 export interface CheckRunnerState {
+  /** The checks run on this instance (region mode: false where another instance holds their lease). */
+  running: boolean;
   /** A check's start (restore) is still running. */
   starting: boolean;
   /** Last ledger seq every check has seen. */
@@ -50,8 +57,9 @@ export interface CheckRunnerState {
  * next start.
  */
 export class CheckRunner {
-  readonly checks: AnyCheck[];
-  private readonly pipelines: CheckPipeline[];
+  checks: AnyCheck[] = [];
+  private pipelines: CheckPipeline[] = [];
+  private readonly options: CheckRunnerOptions;
   private timer?: NodeJS.Timeout;
   private readonly log: Logger;
   private readonly tickMs: number;
@@ -61,12 +69,23 @@ export class CheckRunner {
   private stopped = false;
   private readonly failures = new Map<string, number>();
 
-  constructor(private readonly ctx: CheckContext, factories: CheckFactory[], options: CheckRunnerOptions | number = {}) {
+  constructor(private readonly ctx: CheckContext, private readonly factories: CheckFactory[], options: CheckRunnerOptions | number = {}) {
     const o = typeof options === 'number' ? { tickMs: options } : options;
+    this.options = o;
     this.tickMs = o.tickMs ?? 5000;
     this.log = ctx.logger.child({ component: 'checks' });
-    this.checks = factories.map((f) => f(ctx));
-    this.pipelines = this.checks.map((c) => new CheckPipeline(c, ctx.ledger, new CheckProgress(ctx.registry.db, c.name), {
+    this.build();
+    // Read at each scrape, from the same numbers as /readyz.
+    (ctx.metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
+      for (const [name, s] of Object.entries(this.state().checks)) ctx.metrics.checkLag.set({ check: name }, s.lagRecords);
+    };
+  }
+
+  /** Every check and its pipeline new, as at a process start: each restores from its committed state. */
+  private build(): void {
+    const o = this.options;
+    this.checks = this.factories.map((f) => f(this.ctx));
+    this.pipelines = this.checks.map((c) => new CheckPipeline(c, this.ctx.ledger, new CheckProgress(this.ctx.registry.db, c.name), {
       maxQueued: o.maxQueued ?? 50_000,
       readBack: o.readBack ?? 5000,
       retryMs: o.retryMs ?? 1000,
@@ -74,11 +93,8 @@ export class CheckRunner {
       saveEveryMs: o.saveEveryMs ?? 1000,
       failed: (phase, err) => this.failed(c, phase, err),
       log: this.log.child({ check: c.name }),
+      ...(o.fence ? { fence: o.fence } : {}),
     }));
-    // Read at each scrape, from the same numbers as /readyz.
-    (ctx.metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
-      for (const [name, s] of Object.entries(this.state().checks)) ctx.metrics.checkLag.set({ check: name }, s.lagRecords);
-    };
   }
 
   get<T extends AnyCheck>(name: string): T | undefined {
@@ -90,6 +106,9 @@ export class CheckRunner {
    * sinks never wait for it (style.md). `started()` and `idle()` wait for it.
    */
   start(ledger: AnyLedgerStore): Promise<void> {
+    // Started again after a stop (region mode: the checks' lease came back): fresh checks, as after a restart.
+    if (this.stopped) this.build();
+    this.stopped = false;
     this.ledger = ledger;
     // Subscribe first so nothing committed during the start is missed.
     this.unsubscribe = ledger.onCommitted((records) => {
@@ -109,7 +128,8 @@ export class CheckRunner {
   }
 
   state(): CheckRunnerState {
-    const lastSeq = this.ledger?.lastSeq ?? 0;
+    // Not running here: nothing of the ledger is this instance's to catch up with.
+    const lastSeq = this.running ? this.ledger?.lastSeq ?? 0 : 0;
     const checks = Object.fromEntries(this.pipelines.map((p) => [p.check.name, {
       failures: this.failures.get(p.check.name) ?? 0,
       processedSeq: p.cursor,
@@ -117,6 +137,7 @@ export class CheckRunner {
     }]));
     const seen = Math.min(lastSeq, ...this.pipelines.map((p) => p.seenSeq));
     return {
+      running: this.running,
       starting: this.pipelines.some((p) => p.starting),
       deliveredSeq: seen,
       lagRecords: Math.max(0, lastSeq - seen),
@@ -132,6 +153,7 @@ export class CheckRunner {
    */
   async idle(): Promise<void> {
     await this.starting;
+    if (!this.running) return; // nothing runs here to wait for
     for (;;) {
       const before = this.ledger?.lastSeq ?? 0;
       await Promise.all(this.pipelines.map((p) => p.idle()));
@@ -144,7 +166,7 @@ export class CheckRunner {
   /** Time-triggered decisions: each check after the records committed so far have been through it. */
   async tick(now: number): Promise<void> {
     await this.starting;
-    if (this.stopped) return;
+    if (!this.running) return;
     await Promise.all(this.pipelines.map(async (p) => {
       await p.idle();
       await p.timeStep(now);
@@ -158,8 +180,17 @@ export class CheckRunner {
     if (phase !== 'skip') this.log.error({ err, check: c.name, phase }, 'check failed');
   }
 
+  /** Whether the checks run here (between start and stop). */
+  get running(): boolean {
+    return this.ledger !== undefined && !this.stopped;
+  }
+
   /** Stops without draining the backlogs: each check resumes from its cursor at the next start. */
   async stop(): Promise<void> {
+    if (!this.running) { // never started here (region mode: another instance runs the checks), or stopped
+      this.stopped = true;
+      return;
+    }
     clearInterval(this.timer);
     this.unsubscribe?.();
     this.stopped = true;

@@ -20,6 +20,8 @@ export interface PipelineOptions {
   saveEveryMs: number;
   failed(phase: Phase, err: unknown): void;
   log: Logger;
+  /** Run first inside each transaction that commits the check's work; throws to roll it back (region leases). */
+  fence?: () => void;
 }
 
 export type Phase = 'start' | 'records' | 'tick' | 'stop' | 'skip';
@@ -47,7 +49,8 @@ export class CheckPipeline {
   private retryTimer: NodeJS.Timeout | undefined;
   private retried: Promise<void> = Promise.resolve();
   private retryDone: () => void = () => {};
-  private readonly tx: Transactions;
+  /** The check's transactions: on the state database, the fence (if any) proven first in each. */
+  private readonly tx: { run<T>(fn: () => T): T };
   private readonly totalChanges: () => number;
   /** When the cursor was last written (monotonic ms). */
   private savedAt = -Infinity;
@@ -59,7 +62,9 @@ export class CheckPipeline {
     private readonly o: PipelineOptions,
   ) {
     this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch });
-    this.tx = Transactions.of(progress.db);
+    const transactions = Transactions.of(progress.db);
+    const fence = o.fence;
+    this.tx = fence ? { run: (fn) => transactions.run(() => { fence(); return fn(); }) } : transactions;
     this.totalChanges = totalChangesOf(progress.db);
   }
 

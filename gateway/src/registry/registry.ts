@@ -67,13 +67,35 @@ export class Registry implements SiteRegistry {
   private tokensByHash = new Map<string, Token & { revoked: boolean }>();
   private readonly now: Clock;
 
-  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: SqlDb }) {
+  /**
+   * Region mode (N instances on one database): `changed` is told after every write here, so the
+   * other instances hear of it and `reload()`; a device or token not in memory is looked up in
+   * the database before it is refused (created on another instance a moment ago).
+   */
+  private readonly shared?: { changed: () => void };
+
+  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: SqlDb; shared?: { changed: () => void } }) {
     this.ownsDb = !opts.db;
+    if (opts.shared) this.shared = opts.shared;
     this.db = opts.db ?? openStateDb(dataDir);
     this.cardKey = installationKey(dataDir, 'card-hmac.key');
     this.scryptN = opts.scryptN ?? 16384;
     this.now = opts.now;
     this.load();
+  }
+
+  /**
+   * Reads everything again (region mode: another instance changed the registry). A device whose
+   * secret changed there must prove the new one here too: its remembered verification goes.
+   */
+  reload(): void {
+    const before = this.devices;
+    this.sites = new Map();
+    this.workers = new Map();
+    this.devices = new Map();
+    this.tokensByHash = new Map();
+    this.load();
+    for (const id of [...this.verified.keys()]) if (this.devices.get(id)?.secretHash !== before.get(id)?.secretHash) this.verified.delete(id);
   }
 
   private load(): void {
@@ -85,19 +107,35 @@ export class Registry implements SiteRegistry {
       const w = JSON.parse(r.doc) as Worker;
       this.workerMap(w.siteId).set(w.workerId, w);
     }
-    for (const r of this.db.prepare('SELECT * FROM devices').all() as Record<string, unknown>[]) {
-      this.devices.set(r.device_id as string, {
-        deviceId: r.device_id as string, siteId: r.site_id as string, kind: r.kind as DeviceKind,
-        intervalS: (r.interval_s as number | null) ?? undefined, secretHash: r.secret_hash as string,
-      });
-    }
-    for (const r of this.db.prepare('SELECT * FROM tokens').all() as Record<string, unknown>[]) {
-      this.tokensByHash.set(r.hash as string, {
-        id: r.id as string, role: r.role as Role, scope: r.scope ? JSON.parse(r.scope as string) : undefined,
-        expiresAt: (r.expires_at as number | null) ?? undefined, label: (r.label as string | null) ?? undefined,
-        revoked: r.revoked_at !== null,
-      });
-    }
+    for (const r of this.db.prepare('SELECT * FROM devices').all() as Record<string, unknown>[]) this.keepDevice(r);
+    for (const r of this.db.prepare('SELECT * FROM tokens').all() as Record<string, unknown>[]) this.keepToken(r);
+  }
+
+  private keepDevice(r: Record<string, unknown>): Device & { secretHash: string } {
+    const d = {
+      deviceId: r.device_id as string, siteId: r.site_id as string, kind: r.kind as DeviceKind,
+      intervalS: (r.interval_s as number | null) ?? undefined, secretHash: r.secret_hash as string,
+    };
+    this.devices.set(d.deviceId, d);
+    return d;
+  }
+
+  private keepToken(r: Record<string, unknown>): Token & { revoked: boolean } {
+    const t = {
+      id: r.id as string, role: r.role as Role, scope: r.scope ? JSON.parse(r.scope as string) : undefined,
+      expiresAt: (r.expires_at as number | null) ?? undefined, label: (r.label as string | null) ?? undefined,
+      revoked: r.revoked_at !== null,
+    };
+    this.tokensByHash.set(r.hash as string, t);
+    return t;
+  }
+
+  /** A device as remembered, or (region mode) as the database has it now. */
+  private deviceRow(deviceId: string): (Device & { secretHash: string }) | undefined {
+    const d = this.devices.get(deviceId);
+    if (d || !this.shared) return d;
+    const r = this.db.prepare('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Record<string, unknown> | undefined;
+    return r ? this.keepDevice(r) : undefined;
   }
 
   private workerMap(siteId: string): Map<string, Worker> {
@@ -117,11 +155,18 @@ export class Registry implements SiteRegistry {
     this.db.prepare('INSERT INTO sites (site_id, doc, updated_at) VALUES (?, ?, ?) ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at')
       .run(siteId, JSON.stringify(site), this.now());
     this.sites.set(siteId, site);
+    this.shared?.changed();
     return { site, created };
   }
 
   site(siteId: string): Site | undefined {
-    return this.sites.get(siteId);
+    const site = this.sites.get(siteId);
+    if (site || !this.shared) return site;
+    const r = this.db.prepare('SELECT doc FROM sites WHERE site_id = ?').get(siteId) as { doc: string } | undefined;
+    if (!r) return undefined;
+    const fresh = JSON.parse(r.doc) as Site;
+    this.sites.set(siteId, fresh);
+    return fresh;
   }
 
   listSites(): Site[] {
@@ -144,6 +189,7 @@ export class Registry implements SiteRegistry {
       ON CONFLICT(site_id, worker_id) DO UPDATE SET doc = excluded.doc, card_hash = excluded.card_hash, updated_at = excluded.updated_at`)
       .run(siteId, workerId, JSON.stringify(worker), worker.cardHash ?? null, this.now());
     this.workerMap(siteId).set(workerId, worker);
+    this.shared?.changed();
     const sharedWith = worker.cardHash ? this.workersByCard(worker.cardHash).filter((w) => !(w.siteId === siteId && w.workerId === workerId)).map((w) => w.workerId) : [];
     return { worker, created: !existing, sharedWith };
   }
@@ -168,7 +214,7 @@ export class Registry implements SiteRegistry {
 
   // — devices —
   async putDevice(siteId: string, deviceId: string, body: { kind: DeviceKind; intervalS?: number }, scryptN?: number): Promise<{ device: Device; secret?: string }> {
-    const existing = this.devices.get(deviceId);
+    const existing = this.deviceRow(deviceId);
     if (existing && existing.siteId !== siteId) {
       throw new SitegateError('conflict', `device ${deviceId} is registered under another site`);
     }
@@ -182,22 +228,24 @@ export class Registry implements SiteRegistry {
       ON CONFLICT(device_id) DO UPDATE SET kind = excluded.kind, interval_s = excluded.interval_s, updated_at = excluded.updated_at`)
       .run(deviceId, siteId, body.kind, body.intervalS ?? null, secretHash, this.now());
     this.devices.set(deviceId, { ...device, secretHash });
+    this.shared?.changed();
     return { device, ...(secret ? { secret } : {}) };
   }
 
   async rotateSecret(deviceId: string): Promise<string> {
-    const d = this.devices.get(deviceId);
+    const d = this.deviceRow(deviceId);
     if (!d) throw new SitegateError('not_found', `no device ${deviceId}`);
     const secret = newSecret();
     const secretHash = await hashSecret(secret, this.scryptN);
     this.db.prepare('UPDATE devices SET secret_hash = ?, updated_at = ? WHERE device_id = ?').run(secretHash, this.now(), deviceId);
     d.secretHash = secretHash;
     this.verified.delete(deviceId);
+    this.shared?.changed();
     return secret;
   }
 
   device(deviceId: string): Device | undefined {
-    const d = this.devices.get(deviceId);
+    const d = this.deviceRow(deviceId);
     if (!d) return undefined;
     const { secretHash: _h, ...device } = d;
     return device;
@@ -208,7 +256,7 @@ export class Registry implements SiteRegistry {
   }
 
   async verifyDevice(deviceId: string, secret: string): Promise<Device | null> {
-    const d = this.devices.get(deviceId);
+    const d = this.deviceRow(deviceId);
     if (!d) return null;
     const quick = crypto.createHash('sha256').update(secret).digest('hex');
     if (this.verified.get(deviceId) === quick) return this.device(deviceId)!;
@@ -229,12 +277,14 @@ export class Registry implements SiteRegistry {
       .run(id, hash, t.role, t.scope ? JSON.stringify(t.scope) : null, t.label ?? null, t.expiresAt ?? null, this.now());
     for (const [h, v] of this.tokensByHash) if (v.id === id) this.tokensByHash.delete(h);
     this.tokensByHash.set(hash, { id, role: t.role, ...(t.scope ? { scope: t.scope } : {}), ...(t.expiresAt ? { expiresAt: t.expiresAt } : {}), ...(t.label ? { label: t.label } : {}), revoked: false });
+    this.shared?.changed();
     return { id, token };
   }
 
   revokeToken(id: string): boolean {
     const res = this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(this.now(), id);
     for (const v of this.tokensByHash.values()) if (v.id === id) v.revoked = true;
+    this.shared?.changed();
     return res.changes > 0;
   }
 
@@ -244,7 +294,12 @@ export class Registry implements SiteRegistry {
   }
 
   authenticateToken(token: string): Token | null {
-    const t = this.tokensByHash.get(tokenHash(token));
+    const hash = tokenHash(token);
+    let t = this.tokensByHash.get(hash);
+    if (!t && this.shared) {
+      const r = this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash) as Record<string, unknown> | undefined;
+      if (r) t = this.keepToken(r);
+    }
     if (!t || t.revoked) return null;
     if (t.expiresAt !== undefined && t.expiresAt <= this.now()) return null;
     const { revoked: _r, ...info } = t;

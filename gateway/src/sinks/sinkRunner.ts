@@ -52,7 +52,7 @@ export class SinkRunner {
   private deadLetters = 0;
   /** On a ledger whose reads answer later: the first record after the cursor, as last read (see `peekOldest`). */
   private oldestRead?: StoredRecord;
-  private readonly unsubscribe: () => void;
+  private unsubscribe?: () => void;
   private readonly log: Logger;
 
   constructor(opts: SinkRunnerOptions) {
@@ -61,7 +61,12 @@ export class SinkRunner {
     this.cursor = opts.state.cursor(opts.sink.name);
     this.deadLetters = opts.state.deadLetterCount(opts.sink.name);
     this.tailFrom = opts.ledger.lastSeq + 1;
-    this.unsubscribe = opts.ledger.onCommitted((records) => {
+    this.listen();
+  }
+
+  /** Commits are kept in memory from now on (what came before is read from the ledger). */
+  private listen(): void {
+    this.unsubscribe = this.o.ledger.onCommitted((records) => {
       if (this.tail.length + records.length > this.o.maxTail) {
         this.tail = []; // too far behind: read the backlog from the ledger instead of memory
         this.tailFrom = records[records.length - 1]!.seq + 1;
@@ -80,7 +85,23 @@ export class SinkRunner {
   }
 
   start(): void {
+    if (this.stopping) {
+      // Started again after a stop (region mode: this instance got the sink's lease back): from the
+      // cursor as committed now, whoever moved it meanwhile.
+      this.stopping = false;
+      this.loop = undefined;
+      this.tail = [];
+      this.cursor = this.o.state.cursor(this.name);
+      this.deadLetters = this.o.state.deadLetterCount(this.name);
+      this.tailFrom = this.o.ledger.lastSeq + 1;
+      this.listen();
+    }
     this.loop ??= this.run().catch((err) => this.log.fatal({ err }, 'sink loop crashed'));
+  }
+
+  /** Whether this runner moves records now (between start and stop). */
+  get running(): boolean {
+    return this.loop !== undefined && !this.stopping;
   }
 
   state(): SinkState {
@@ -96,6 +117,12 @@ export class SinkRunner {
 
   /** Flushes what is committed (best effort, bounded by `timeoutMs`) and stops. */
   async stop(timeoutMs = 5000): Promise<void> {
+    if (!this.running) {
+      this.stopping = true;
+      this.unsubscribe?.();
+      this.unsubscribe = undefined;
+      return;
+    }
     const deadline = performance.now() + timeoutMs;
     while (!this.lastError && this.cursor < this.o.ledger.lastSeq && performance.now() < deadline) {
       this.wake();
@@ -103,7 +130,8 @@ export class SinkRunner {
     }
     this.stopping = true;
     this.wake();
-    this.unsubscribe();
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     await this.loop;
   }
 

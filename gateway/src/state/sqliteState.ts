@@ -16,6 +16,8 @@ export interface SqliteStateOptions {
   now: Clock;
   /** scrypt cost of device secrets (tests lower it). */
   scryptN?: number;
+  /** Region mode: the registry is shared with other instances (registry.ts `shared`). */
+  registryShared?: { changed: () => void };
 }
 
 /**
@@ -32,7 +34,9 @@ export class SqlStateStore<D extends SqlDb = SqlDb> implements StateStore {
   private readonly progresses = new Map<string, CheckProgress>();
 
   protected constructor(readonly db: D, o: SqliteStateOptions) {
-    this.registry = new Registry(o.dataDir, { now: o.now, db, ...(o.scryptN !== undefined ? { scryptN: o.scryptN } : {}) });
+    this.registry = new Registry(o.dataDir, {
+      now: o.now, db, ...(o.scryptN !== undefined ? { scryptN: o.scryptN } : {}), ...(o.registryShared ? { shared: o.registryShared } : {}),
+    });
     this.audit = new AuditTrail(db);
     this.alerts = new AlertStore({
       db, audit: this.audit, now: o.now,

@@ -47,7 +47,7 @@ export class WebhookDeliverer {
   private chain: Promise<number> = Promise.resolve(0);
   private queued = false;
   private timer: NodeJS.Timeout | undefined;
-  private readonly abort = new AbortController();
+  private abort = new AbortController();
   private closed = false;
 
   constructor(private readonly d: DelivererOptions) {
@@ -60,6 +60,11 @@ export class WebhookDeliverer {
   }
 
   start(): void {
+    // Started again after close (region mode: the webhooks' lease came back here).
+    if (this.closed) {
+      this.closed = false;
+      this.abort = new AbortController();
+    }
     const loop = () => {
       if (this.closed) return;
       void this.runOnce().finally(() => { if (!this.closed) this.timer = setTimeout(loop, this.o.pollMs).unref(); });

@@ -4,6 +4,9 @@ import { SqlStateStore, type SqliteStateOptions } from '../sqliteState.ts';
 import { PgStateDb } from './pgStateDb.ts';
 import { PG_STATE_MIGRATIONS } from './stateSchema.ts';
 
+/** The channel on which instances say that they changed the registry (payload: the instance id). */
+export const REGISTRY_CHANNEL = 'sitegate_registry';
+
 export interface PgStateOptions extends SqliteStateOptions {
   /** `postgres://…` (SITEGATE_DATABASE_URL). */
   url: string;
@@ -33,6 +36,8 @@ export class PgStateStore extends SqlStateStore<PgStateDb> {
     const db = PgStateDb.connect({
       url: o.url, applicationName: `sitegate-state${o.instanceId ? `:${o.instanceId}` : ''}`, ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
     });
-    return new PgStateStore(db, o);
+    const tag = o.instanceId ?? 'instance';
+    // Every registry change tells the other instances (region/registryFollower.ts reloads theirs).
+    return new PgStateStore(db, { ...o, registryShared: { changed: () => void db.query(`SELECT pg_notify('${REGISTRY_CHANNEL}', $1)`, [tag]) } });
   }
 }
