@@ -89,6 +89,8 @@ export interface Gateway {
   reports: ReportReader;
   /** Where the generated admin token was written, when SITEGATE_ADMIN_TOKEN was not given. */
   adminTokenFile?: string;
+  /** Region mode, once listening: the duties this instance holds (region/duties.ts). */
+  readonly region?: RegionDuties;
   listen(): Promise<{ httpPort: number; mqttPort: number; wsPort: number }>;
   close(): Promise<void>;
 }
@@ -250,6 +252,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const gateway: Gateway = {
     config, http, broker, ledger, registry, ingestor, metrics, logger, live, sinks, alerts, audit, checks, reports, deliverer, commands, commandDelivery,
     ...(adminTokenFile ? { adminTokenFile } : {}),
+    get region() { return duties; },
     async listen() {
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
       const httpPort = (http.server.address() as { port: number }).port;
@@ -268,7 +271,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       else {
         for (const s of sinks) await s.stop(); // not started: they hold no records in memory until their lease comes
         duties = new RegionDuties({
-          url: pgUrl, instanceId: instanceId!, stateDb: (store as PgStateStore).db, logger: logger.child({ component: 'region' }),
+          url: pgUrl, instanceId: instanceId!, stateDb: (store as PgStateStore).db, logger: logger.child({ component: 'region' }), ttlMs: config.SITEGATE_REGION_LEASE_MS,
           duties: [
             { key: 'checks', start: () => { void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start')); }, stop: () => checks.stop() },
             { key: 'webhooks', start: () => deliverer.start(), stop: () => deliverer.close() },

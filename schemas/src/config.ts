@@ -30,6 +30,8 @@ export const Config = z.strictObject({
   SITEGATE_INSTANCE_ID: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, '1–64 of A–Z a–z 0–9 . _ -').optional().describe('names this instance in region mode'),
   SITEGATE_DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'a postgres:// or postgresql:// URL' }).optional()
     .describe('region mode (contract §8): the ledger and the state in this PostgreSQL database, shared by every instance; unset, everything stays in SITEGATE_DATA_DIR'),
+  SITEGATE_REGION_LEASE_MS: z.coerce.number().int().min(1_000).max(300_000).default(15_000)
+    .describe('region mode: lifetime of an instance\'s leases on the checks, webhooks and sinks; a dead instance\'s duties move within about 4/3 of it'),
   SITEGATE_ALERT_TIMER_MS: z.coerce.number().int().min(10).max(600_000).default(30_000)
     .describe('real-time period of the pass over the alert timers (escalation, reminders); a deadline fires at most this late'),
   SITEGATE_SECRET_SCRYPT_N: z.coerce.number().int().refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two ≥ 1024').default(16384),
