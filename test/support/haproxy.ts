@@ -19,7 +19,11 @@ export interface Haproxy {
  * timeouts and a 100 ms check keep the move quick; ready when the frontend accepts a connection
  * (a bounded connect retry).
  */
-export async function startHaproxy(backends: { port: number }[]): Promise<Haproxy> {
+/**
+ * HAProxy (TCP) in front of `backends`: by default the first takes every connection and the others
+ * are backups (a client moves only when its instance is down); `roundrobin` spreads new connections.
+ */
+export async function startHaproxy(backends: { port: number }[], o: { balance?: 'backup' | 'roundrobin' } = {}): Promise<Haproxy> {
   const port = await freePort();
   const dir = tempDir('sitegate-haproxy-');
   const cfg = path.join(dir, 'haproxy.cfg');
@@ -28,7 +32,8 @@ export async function startHaproxy(backends: { port: number }[]): Promise<Haprox
     'defaults', '  mode tcp', '  timeout connect 500ms', '  timeout client 30s', '  timeout server 30s', '  retries 2', '  option redispatch',
     'frontend mqtt', `  bind 127.0.0.1:${port}`, '  default_backend gateways',
     'backend gateways',
-    ...backends.map((b, i) => `  server gw${i} 127.0.0.1:${b.port} check inter 100ms fall 1 rise 1${i > 0 ? ' backup' : ''}`),
+    ...(o.balance === 'roundrobin' ? ['  balance roundrobin'] : []),
+    ...backends.map((b, i) => `  server gw${i} 127.0.0.1:${b.port} check inter 100ms fall 1 rise 1${i > 0 && o.balance !== 'roundrobin' ? ' backup' : ''}`),
     '',
   ].join('\n'));
   const run = await runHaproxy(cfg, [port]);

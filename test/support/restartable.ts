@@ -6,6 +6,7 @@ import { spawnGateway, type GatewayProcess } from './process.ts';
 export interface RestartableGateway {
   api: TestGateway['api'];
   mqttUrl: string;
+  mqttPort: number;
   /** Starts the process; resolves when it listens. */
   start(): Promise<void>;
   /** SIGKILL; resolves with the signal the process died of. */
@@ -25,6 +26,7 @@ export async function restartableGateway(dataDir: string, opts: { env?: Record<s
   return {
     api: httpApi(`http://127.0.0.1:${http}`),
     mqttUrl: `mqtt://127.0.0.1:${mqttPort}`,
+    mqttPort,
     start() {
       proc = spawnGateway(env, opts.clock ? { clock: opts.clock } : {});
       return proc.ready;
