@@ -27,19 +27,10 @@
  * `scan` pages through the rows (keyset on seq) and resolves with all of them; `scanPages` yields
  * page by page for a consumer that must not hold everything.
  *
- * The consumers take any ledger (`AnyLedgerStore`, types.ts) and await their reads (issue 14):
- * sinks/sinkRunner.ts, the check runner (checks/feed.ts, pipeline.ts, checkRunner.ts),
- * device-offline, state/liveState.ts (`LiveState.load`), live/liveHub.ts, the snapshot, photo and
- * status routes, and the report reads behind `LedgerReads`. `readsAnsweredLater.test.ts` runs the
- * check runner and a sink runner on a ledger of this shape. Still synchronous, or tied to SQLite:
- *   - attendance/checkinDays.ts (keystaff): a day not yet cached is read inside the check's
- *     synchronous step, which this ledger cannot answer (it throws; the runner retries, then skips):
- *     the day loads belong in keystaff's `prepare` (and its `tick` in a `decide` that loads first).
- *   - ledger/reportReader.ts + reportWorker.ts open the SQLite file itself on another thread:
- *     on PostgreSQL they need `LedgerQueries` over a pg connection instead.
- *   - ingest/ingestor.ts is typed against `LedgerStore` but needs only `appendMany` (without
- *     `payloads` it decodes on the main thread; this ledger has no writer thread, so no `appendPayload`).
- *   - app.ts opens the SQLite `Ledger` and hands its file to the report reader.
+ * The consumers take any ledger (`AnyLedgerStore`, types.ts) and await their reads (issue 14);
+ * the reads a synchronous step makes (keystaff's day cache) and the report thread's go through
+ * `pgSyncReads.ts` with these same statements. `follow` (region mode) makes `onCommitted` hear
+ * every instance's commits, not only this one's.
  */
 import fs from 'node:fs';
 import pg from 'pg';
