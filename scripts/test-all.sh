@@ -86,7 +86,7 @@ suite "today's clock"
 # The shifted run leaves out what exercises durability, load, models or the region peers (PostgreSQL,
 # Redis, HAProxy) with event times fixed in the past and no calendar decision (they take half the
 # suite's time and would pass or fail alike).
-SHIFTED_SKIP=(test/killLoop.e2e.test.ts test/killReplay.e2e.test.ts test/crash.e2e.test.ts test/image.e2e.test.ts 'gateway/src/face/**' 'gateway/src/ledger/pg/**' test/region.redis.e2e.test.ts
+SHIFTED_SKIP=(test/killLoop.e2e.test.ts test/killReplay.e2e.test.ts test/crash.e2e.test.ts test/image.e2e.test.ts 'gateway/src/face/**' 'gateway/src/ledger/pg/**' 'gateway/src/state/pg/**' 'gateway/src/region/**' 'test/region.*.e2e.test.ts' test/deploy.region.test.ts
   # Event-time only (hazard rules, face verdicts, the runner's mechanics), or a clock of their own (the timer kill test sets its gateway's clock absolutely).
   test/hazard.e2e.test.ts test/face.e2e.test.ts test/checks.backlog.e2e.test.ts test/closedLoop.killTimers.e2e.test.ts)
 suite "clock +400 days (faketime)" faketime -f +400d -- "${SHIFTED_SKIP[@]/#/--exclude=}"
