@@ -91,8 +91,9 @@ describe('Modbus TCP sensor → gateway', () => {
 
   it('counts a register read error (exception answer) without a reading', async () => {
     const cfg = agent.config;
+    // The exception answer comes at once; a generous timeout keeps a loaded machine's slow answer from looking like none.
     const only = buildAgent({ ...cfg, queue: { ...cfg.queue, file: `${cfg.queue.file}.2` }, sources: [
-      { type: 'modbus', deviceId: 'MB-3', secret: 's', host: '127.0.0.1', port, unitId: 1, model: 'broken', intervalS: 3600, timeoutMs: 300 },
+      { type: 'modbus', deviceId: 'MB-3', secret: 's', host: '127.0.0.1', port, unitId: 1, model: 'broken', intervalS: 3600, timeoutMs: 5000 },
     ] }, { now: clock.now });
     const input = only.inputs[0]!;
     const errors: string[] = [];

@@ -62,9 +62,9 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
     await Promise.all([server?.dispose(), redis?.stop()]);
   }, 30_000);
 
-  it('shares out the duties: the checks, the webhook outbox and the sinks each run on exactly one instance', () => {
+  it('shares out the duties: the checks, the webhook outbox, linkage and alert events into the ledger each run on exactly one instance', () => {
     const held = [a.gw.region!.held(), b.gw.region!.held()];
-    expect([...held[0]!, ...held[1]!].sort()).toEqual(['checks', 'webhooks']);
+    expect([...held[0]!, ...held[1]!].sort()).toEqual(['alert-ledger', 'checks', 'linkage', 'webhooks']);
     expect([a, b].filter((g) => g.gw.checks.state().running)).toHaveLength(1);
   });
 

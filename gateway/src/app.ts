@@ -200,13 +200,14 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   }, deps.checks ?? CHECKS, pgUrl ? { fence: () => duties!.fence('checks')() } : {});
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
-  const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger });
+  const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {
     broker.publish(alertsTopic(e.alert.siteId), { event: e.type, ...alerts.view(e.alert) });
     alertLedger.record(e);
   });
   // Linkage (contract §7): commands sent on alert events after their commit, with a cursor for a crash in between.
   const linkage = new Linkage({
+    ...(pgUrl ? { pollMs: 500 } : {}),
     alerts, commands, registry, audit, progress: store.progress('linkage'), metrics, logger: logger.child({ component: 'linkage' }), now,
   });
   const liveHub = new LiveHub({
@@ -260,10 +261,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       // Ingest and sinks never wait for the checks' restore and replay (issue 15): the checks catch
       // up behind, and /readyz says how far behind they are.
       if (!pgUrl) for (const s of sinks) s.start();
-      await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
+      if (!pgUrl) await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
       if (!pgUrl) deliverer.start();
       commandDelivery.start();
-      linkage.start(); // before the checks: their first alert events find it listening
+      if (!pgUrl) linkage.start(); // before the checks: their first alert events find it listening
       // Deadlines that passed while the gateway was down fire now, not one period later, and by
       // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
       if (escalation) alerts.escalateDue(now());
@@ -275,6 +276,8 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
           duties: [
             { key: 'checks', start: () => { void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start')); }, stop: () => checks.stop() },
             { key: 'webhooks', start: () => deliverer.start(), stop: () => deliverer.close() },
+            { key: 'linkage', start: () => linkage.start(), stop: async () => linkage.stop() },
+            { key: 'alert-ledger', start: () => alertLedger.start(), stop: () => alertLedger.close() },
             ...sinks.map((s) => ({ key: `sink:${s.name}`, start: () => s.start(), stop: () => s.stop() })),
           ],
         });
@@ -303,7 +306,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await reports.close();
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.close()));
-      alertLedger.close();
+      await alertLedger.close();
       await ledger.close();
       stepReads?.close();
       await registryFollower?.stop();

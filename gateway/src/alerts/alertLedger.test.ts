@@ -60,7 +60,7 @@ describe('alert events into the ledger (real SQLite)', () => {
     const again = feed();
     await again.start();
     expect(alertRecords()).toEqual(['opened open', 'cleared cleared']);
-    again.close();
+    await again.close();
     await feed().start();
     expect(alertRecords()).toHaveLength(2);
   });

@@ -21,13 +21,41 @@ export class AlertLedgerFeed {
   private appended = 0;
   private savedAt = 0;
 
-  constructor(private readonly o: { alerts: Alerts; audit: Audit; ledger: AnyLedgerStore; progress: Progress; logger: Logger }) {}
+  private poll?: NodeJS.Timeout;
+  private catching: Promise<void> | null = null;
+  private started = false;
+
+  constructor(private readonly o: {
+    alerts: Alerts; audit: Audit; ledger: AnyLedgerStore; progress: Progress; logger: Logger;
+    /**
+     * Region mode: the cursor is the region's, and other instances' events reach the ledger only
+     * through it: `record` appends at once but never moves the cursor (another instance's event
+     * before it may still be missing), and the instance holding this duty goes over the audit
+     * trail after the cursor this often.
+     */
+    pollMs?: number;
+  }) {}
 
   /** Appends what the audit trail has after the saved cursor (the first start of a data directory begins at the trail's head). */
   async start(): Promise<void> {
     const saved = this.o.progress.get('auditSeq');
     this.cursor = this.appended = saved ?? this.o.audit.head().seq;
     if (saved === undefined) this.o.progress.set('auditSeq', this.cursor);
+    this.started = true;
+    const caughtUp = await this.catchUp();
+    if (caughtUp) this.o.logger.warn({ records: caughtUp }, 'alert events committed before a crash appended to the ledger now');
+    if (this.o.pollMs) {
+      this.poll = setInterval(() => {
+        this.catching ??= this.catchUp().then(() => undefined, (err: unknown) => {
+          this.o.logger.error({ err }, 'could not append alert events from the audit trail (tried again)');
+        }).finally(() => { this.catching = null; });
+      }, this.o.pollMs);
+      this.poll.unref();
+    }
+  }
+
+  /** Appends the alert events of the audit trail after the cursor (the ledger's dedupe keeps each once); returns how many were new. */
+  private async catchUp(): Promise<number> {
     let caughtUp = 0;
     for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
       const records = batch.flatMap((e) => this.fromAudit(e) ?? []);
@@ -36,18 +64,22 @@ export class AlertLedgerFeed {
       this.cursor = batch.at(-1)!.seq;
       this.advance(this.cursor, true);
     }
-    if (caughtUp) this.o.logger.warn({ records: caughtUp }, 'alert events committed before a crash appended to the ledger now');
+    return caughtUp;
   }
 
   /** An event just committed (the alert store's after-commit listener). */
   record(e: AlertEvent): void {
     const a = e.alert;
     this.o.ledger.append(alertRecord({ id: a.id, siteId: a.siteId, kind: a.kind, severity: a.severity, level: a.level, state: a.state, openedAt: a.openedAt }, e.type, e.at, e.auditSeq))
-      .then(() => this.advance(e.auditSeq, false), (err) => this.o.logger.error({ err }, 'could not record alert event in the ledger (appended again at the next start)'));
+      .then(() => { if (!this.o.pollMs && this.started) this.advance(e.auditSeq, false); }, (err) => this.o.logger.error({ err }, 'could not record alert event in the ledger (appended again at the next start)'));
   }
 
-  close(): void {
-    this.advance(this.appended, true);
+  /** Saves how far the ledger has every alert event (region mode: after the last pass). */
+  async close(): Promise<void> {
+    clearInterval(this.poll);
+    await this.catching;
+    if (this.started) this.advance(this.appended, true); // never started here (region mode): the cursor is another instance's
+    this.started = false;
   }
 
   private advance(seq: number, force: boolean): void {

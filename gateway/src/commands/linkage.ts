@@ -46,27 +46,50 @@ export const matches = (rule: LinkageRule, a: Pick<AlertRecord, 'kind' | 'subjec
 export class Linkage {
   private cursor = 0;
 
+  private poll?: NodeJS.Timeout;
+
   constructor(private readonly o: {
     alerts: Alerts; commands: CommandStore; registry: Pick<SiteRegistry, 'site' | 'device'>; audit: Audit;
     progress: CheckProgress; metrics: Metrics; logger: Logger; now: Clock;
+    /**
+     * Region mode: alert events are also raised on other instances (the checks' holder, a person's
+     * action anywhere), which this one hears only through the audit trail: it reads it this often.
+     */
+    pollMs?: number;
   }) {}
 
   /** Goes over the alert events a crash may have left unacted on, then listens to new ones. */
   start(): void {
     const saved = this.o.progress.get('auditSeq');
     this.cursor = saved ?? this.o.audit.head().seq;
-    for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
-      for (const e of batch) this.act(e.type.slice('alert.'.length), e.data.siteId as string, e.subject.slice('alert:'.length), e.seq);
-      this.cursor = batch.at(-1)!.seq;
-    }
+    this.catchUp();
     this.o.progress.set('auditSeq', this.cursor);
     this.unsubscribe = this.o.alerts.onEvent((e: AlertEvent) => this.act(e.type, e.alert.siteId, e.alert.id, e.auditSeq));
+    if (this.o.pollMs) {
+      this.poll = setInterval(() => {
+        try {
+          this.catchUp();
+        } catch (err) {
+          this.o.logger.error({ err }, 'linkage could not read the audit trail (tried again)');
+        }
+      }, this.o.pollMs);
+      this.poll.unref();
+    }
   }
 
   /** Every event seen was acted on as it came: the next start begins after the last. */
   stop(): void {
+    clearInterval(this.poll);
     this.unsubscribe?.();
     if (this.seen > this.cursor) this.o.progress.set('auditSeq', (this.cursor = this.seen));
+  }
+
+  /** Acts on the alert events of the audit trail after the cursor (acting twice on one sends nothing twice). */
+  private catchUp(): void {
+    for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
+      for (const e of batch) this.act(e.type.slice('alert.'.length), e.data.siteId as string, e.subject.slice('alert:'.length), e.seq);
+      this.cursor = batch.at(-1)!.seq;
+    }
   }
 
   private unsubscribe?: () => void;

@@ -83,9 +83,9 @@ export class SyncPg {
   }
 
   private await(what: string, timeoutMs = this.timeoutMs): Extract<Reply, { ok: true }> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = performance.now() + timeoutMs;
     for (;;) {
-      const left = deadline - Date.now();
+      const left = deadline - performance.now();
       if (left <= 0 || Atomics.wait(this.flag, 0, 0, left) === 'timed-out') {
         // Whatever the thread was doing is abandoned with it; PostgreSQL rolls the session back.
         this.broken = new PgError(`PostgreSQL did not answer within ${timeoutMs} ms (${what.slice(0, 80)})`);
