@@ -7,7 +7,8 @@ import type { HazardCheck } from '../gateway/src/checks/hazard/hazardCheck.ts';
 import { freePort, httpApi, startGateway, tempDir, type TestGateway } from './support/gateway.ts';
 import { runHaproxy, type HaproxyProcess } from './support/haproxy.ts';
 import {
-  attendance, expectHazardFindings, expectKeyStaffFindings, expectPayrollAccepted, expectStoredOnce, expectWageFindings, hazardFindings,
+  attendance, expectHazardFindings, expectKeyStaffFindings, expectPayrollAccepted, expectStoredOnce, expectWageAlerts, expectWageFindings, hazardFindings,
+  passWageDueDate, wageAlerts,
 } from './support/monthExpectations.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
@@ -213,5 +214,20 @@ describe('region mode: three instances behind HAProxy replay the public month', 
     expect(alerts).toHaveLength(rows);
     const ids = (list: ListedAlert[]) => list.map((a) => a.id).sort();
     for (const n of NAMES) expect(ids(await allAlerts({ api: httpApi(`http://${HOSTS[n]}:${ports.gwHttp}`) })), n).toEqual(ids(alerts));
+  });
+
+  // Last: the sites' watermarks move into November, after which other checks have more to say.
+  it('raises the wage alerts only when the sites\' watermarks pass the due date, once per site + worker + period', async () => {
+    const tick = () => gws[holderName()].gw.checks.tick(Date.now()); // the wall clock is past the end of October
+    await tick();
+    expect(await wageAlerts(through())).toEqual([]);
+    await passWageDueDate(through(), s);
+    await regionSettled();
+    await tick();
+    const raised = await wageAlerts(through());
+    expectWageAlerts(s, raised);
+    await tick();
+    expect(await wageAlerts(through())).toHaveLength(raised.length);
+    expect((await db.query("SELECT count(*)::int AS n FROM alerts WHERE kind LIKE 'wage.%'")).rows[0].n).toBe(raised.length);
   });
 });

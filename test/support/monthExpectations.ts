@@ -1,6 +1,6 @@
 import { expect } from 'vitest';
 import type { TestGateway } from './gateway.ts';
-import { alertScorer, type ExpectedAlert, type ListedAlert, type ReplayResult, type Scenario } from './scenario.ts';
+import { allAlerts, alertScorer, type ExpectedAlert, type ListedAlert, type ReplayResult, type Scenario } from './scenario.ts';
 
 /**
  * What the month tests assert about the public month once it has been replayed: one gateway
@@ -189,5 +189,35 @@ export async function expectWageFindings(g: Api, s: Scenario) {
     const unpaid = got.filter((x) => x.kind === 'wage.unpaid');
     expect(unpaid.every((x) => x.daysPresent > 0)).toBe(true);
     expect(unpaid.some((x) => x.payments.some((p: { status: string }) => p.status === 'returned'))).toBe(true);
+  }
+}
+
+/** The wage alerts GET /alerts lists. */
+export async function wageAlerts(g: Api): Promise<ListedAlert[]> {
+  return (await allAlerts(g)).filter((a) => a.kind.startsWith('wage.'));
+}
+
+/**
+ * Time moves on at the sites: a reading stamped just after September's wages fell due (end of
+ * October, site time) at each site, so the sites' watermarks pass the due date.
+ */
+export async function passWageDueDate(g: Api, s: Scenario) {
+  for (const site of s.registry.sites) {
+    const dev = s.registry.devices.find((d) => d.siteId === site.siteId && String(d.kind) === 'sensor')!;
+    const r = await g.api('POST', `/sites/${site.siteId}/devices/${dev.deviceId}/readings`, { id: 'after-due', ts: '2026-11-01T00:30:00+08:00', metrics: { temperature_c: 12 } });
+    expect(r.json.accepted, r.text).toBe(1);
+  }
+}
+
+/** One wage alert per expected finding (site + worker + period), opened at the due date. */
+export function expectWageAlerts(s: Scenario, alerts: ListedAlert[]) {
+  const expected = Object.entries(s.expected.wageFindings as Record<string, WageFinding[]>).flatMap(([siteId, fs]) => fs.map((f) => ({ siteId, ...f })));
+  for (const f of expected) {
+    expect(alerts.some((a) => a.siteId === f.siteId && wageHit(f, { kind: a.kind, workerId: a.subject.workerId!, with: a.subject.with })), `no alert for ${f.siteId} ${f.kind} ${f.workerId}`).toBe(true);
+  }
+  expect(alerts).toHaveLength(expected.length);
+  for (const a of alerts as (ListedAlert & { evidence: unknown })[]) {
+    expect(a.openedAt).toBe('2026-10-31T16:00:00.000Z'); // the due date: end of October in Asia/Shanghai
+    expect(a.evidence).toMatchObject({ period: '2026-09', daysPresent: expect.any(Number) });
   }
 }
