@@ -49,6 +49,8 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   const connections: Record<Name, string[]> = { gw1: [], gw2: [], gw3: [] };
   /** The instance running the checks, sampled through the replay. */
   const holders = new Set<Name>();
+  /** Samples at which the checks ran on more than one instance at once (must stay empty). */
+  const overlaps: Name[][] = [];
   let seconds = 0;
   /** HAProxy's MQTT sessions per server before the replay (its start-up probe of the frontend is one). */
   let sessionsBefore: Record<string, number>;
@@ -133,7 +135,11 @@ describe('region mode: three instances behind HAProxy replay the public month', 
     const t0 = performance.now();
     const lbSide = through();
     const secrets = await registerScenario(lbSide, s, { faces: true });
-    const sampler = setInterval(() => { try { holders.add(holderName()); } catch { /* between holders */ } }, 250);
+    const sampler = setInterval(() => {
+      const running = NAMES.filter((n) => gws[n].gw.checks.state().running);
+      if (running.length > 1) overlaps.push(running);
+      if (running.length === 1) holders.add(running[0]!);
+    }, 100);
     try {
       replay = await replayScenario(lbSide, s, secrets);
       await regionSettled();
@@ -162,6 +168,11 @@ describe('region mode: three instances behind HAProxy replay the public month', 
     await Promise.all([server?.dispose(), redis?.stop()]);
     fs.rmSync(shared, { recursive: true, force: true });
   }, 60_000);
+
+  it('ran the checks on one instance at a time and shared the duties out, each held once', () => {
+    expect(overlaps).toEqual([]);
+    expect(NAMES.flatMap((n) => gws[n].gw.region!.held()).sort()).toEqual(['checks', 'webhooks']);
+  });
 
   it('spread the devices over all three instances, each device on one', async () => {
     const replayed = (n: Name) => connections[n].filter((id) => id.startsWith('replay-'));
