@@ -183,11 +183,17 @@ describe('region mode: three instances behind HAProxy replay the public month', 
     // HAProxy saw it the same way (leastconn), and each instance ingested its devices' messages.
     const sessions = await sessionsTo('gw_mqtt');
     for (const n of NAMES) expect(sessions[n]! - sessionsBefore[n]!, n).toBe(replayed(n).length);
-    const accepted = await Promise.all(NAMES.map(async (n) => {
-      const m = await gws[n].gw.metrics.registry.getSingleMetric('sitegate_messages_accepted_total')!.get();
+    const counted = (metric: string) => Promise.all(NAMES.map(async (n) => {
+      const m = await gws[n].gw.metrics.registry.getSingleMetric(metric)!.get();
       return m.values.reduce((a, v) => a + v.value, 0);
     }));
+    const accepted = await counted('sitegate_messages_accepted_total');
     for (const [i, n] of NAMES.entries()) expect(accepted[i], n).toBeGreaterThan(0);
+    // Every message accepted by exactly one instance: the MQTT ones and the payroll CSVs' rows.
+    const rows = s.events.filter((e) => e.via === 'http').reduce((n, e) => n + e.body!.trim().split('\n').length - 1, 0);
+    expect(accepted.reduce((a, b) => a + b)).toBe(replay.published + rows);
+    expect(await counted('sitegate_messages_duplicate_total')).toEqual([0, 0, 0]);
+    expect(await counted('sitegate_messages_rejected_total')).toEqual([0, 0, 0]);
     // The registry calls, the face enrolments, the payroll CSVs and the reads: round robin over the three.
     const httpAfter = await sessionsTo('gw_http');
     const requests = NAMES.map((n) => httpAfter[n]! - httpBefore[n]!);
