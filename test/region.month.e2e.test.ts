@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { HazardCheck } from '../gateway/src/checks/hazard/hazardCheck.ts';
 import { freePort, httpApi, startGateway, tempDir, type TestGateway } from './support/gateway.ts';
-import { runHaproxy, type HaproxyProcess } from './support/haproxy.ts';
+import { haproxyStats, runHaproxy, sessionsPerServer, type HaproxyProcess } from './support/haproxy.ts';
 import {
   attendance, expectHazardFindings, expectKeyStaffFindings, expectPayrollAccepted, expectStoredOnce, expectWageAlerts, expectWageFindings, hazardFindings,
   passWageDueDate, wageAlerts,
@@ -32,8 +32,6 @@ const NAMES = ['gw1', 'gw2', 'gw3'] as const;
 type Name = typeof NAMES[number];
 const HOSTS: Record<Name, string> = { gw1: '127.0.0.2', gw2: '127.0.0.3', gw3: '127.0.0.4' };
 
-interface Row { pxname: string; svname: string; status: string; stot: number }
-
 describe('region mode: three instances behind HAProxy replay the public month', () => {
   let server: Postgres;
   let redis: RedisServer;
@@ -58,17 +56,8 @@ describe('region mode: three instances behind HAProxy replay the public month', 
 
   /** The region as its clients see it: HAProxy's MQTT and HTTP; each API request on a connection of its own, so round robin spreads them. */
   const through = () => ({ api: httpApi(`http://127.0.0.1:${ports.http}`, undefined, { connectionPerRequest: true }), mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}` });
-  const stats = async (): Promise<Row[]> => {
-    const text = await (await fetch(`http://127.0.0.1:${ports.stats}/stats;csv`)).text();
-    const [head, ...lines] = text.trim().split('\n');
-    const cols = head!.replace(/^# /, '').split(',');
-    return lines.map((l) => {
-      const v = l.split(',');
-      const at = (c: string) => v[cols.indexOf(c)]!;
-      return { pxname: at('pxname'), svname: at('svname'), status: at('status'), stot: Number(at('stot')) };
-    });
-  };
-  const sessionsTo = async (backend: string) => Object.fromEntries((await stats()).filter((r) => r.pxname === backend && /^gw\d$/.test(r.svname)).map((r) => [r.svname, r.stot]));
+  const stats = () => haproxyStats(ports.stats);
+  const sessionsTo = (backend: string) => sessionsPerServer(ports.stats, backend);
   const holderName = () => {
     const running = NAMES.filter((n) => gws[n].gw.checks.state().running);
     if (running.length !== 1) throw new Error(`the checks run on ${running.length} instances: ${running.join(', ')}`);
@@ -114,7 +103,10 @@ describe('region mode: three instances behind HAProxy replay the public month', 
         }
         break;
       } catch (e) {
-        for (const n of NAMES) await gws[n]?.stop();
+        for (const n of NAMES) {
+          await gws[n]?.stop();
+          delete gws[n];
+        }
         if ((e as NodeJS.ErrnoException).code !== 'EADDRINUSE' || attempt >= 3) throw e;
       }
     }
