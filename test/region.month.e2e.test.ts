@@ -7,7 +7,7 @@ import type { HazardCheck } from '../gateway/src/checks/hazard/hazardCheck.ts';
 import { freePort, httpApi, startGateway, tempDir, type TestGateway } from './support/gateway.ts';
 import { haproxyStats, runHaproxy, sessionsPerServer, type HaproxyProcess } from './support/haproxy.ts';
 import {
-  attendance, expectHazardFindings, expectKeyStaffFindings, expectPayrollAccepted, expectStoredOnce, expectWageAlerts, expectWageFindings, hazardFindings,
+  attendance, expectHazardFindings, expectKeyStaffFindings, expectPayrollAccepted, expectSiteStatus, expectStoredOnce, expectWageAlerts, expectWageFindings, hazardFindings,
   passWageDueDate, wageAlerts,
 } from './support/monthExpectations.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
@@ -43,6 +43,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   let s: Scenario;
   let replay: ReplayResult;
   let alerts: ListedAlert[];
+  let att: Record<string, any>;
   /** MQTT connections each instance accepted during the replay. */
   const connections: Record<Name, string[]> = { gw1: [], gw2: [], gw3: [] };
   /** The instance running the checks, sampled through the replay. */
@@ -58,6 +59,8 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   const through = () => ({ api: httpApi(`http://127.0.0.1:${ports.http}`, undefined, { connectionPerRequest: true }), mqttUrl: `mqtt://127.0.0.1:${ports.mqtt}` });
   const stats = () => haproxyStats(ports.stats);
   const sessionsTo = (backend: string) => sessionsPerServer(ports.stats, backend);
+  /** One instance's API, not through HAProxy. */
+  const direct = (n: Name) => ({ api: httpApi(`http://${HOSTS[n]}:${ports.gwHttp}`) });
   const holderName = () => {
     const running = NAMES.filter((n) => gws[n].gw.checks.state().running);
     if (running.length !== 1) throw new Error(`the checks run on ${running.length} instances: ${running.join(', ')}`);
@@ -65,17 +68,17 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   };
   const maxSeq = async () => Number((await db.query<{ n: string }>('SELECT coalesce(max(seq), 0) AS n FROM ledger_records')).rows[0]!.n);
   /**
-   * Every record in PostgreSQL has been through every check: the holder has heard the last seq
-   * (follow mode: the other instances' commits come by polling), its checks are idle, and the
-   * records they appended meanwhile (face verdicts) are through too: until nothing new appears.
+   * Every record in PostgreSQL has been through every check and heard by every instance (its live
+   * state): each has heard the last seq (follow mode: the other instances' commits come by
+   * polling), the holder's checks are idle, and the records they appended meanwhile (face
+   * verdicts) are through too: until nothing new appears.
    */
   const regionSettled = async () => {
     for (let last = -1; ;) {
       const seq = await maxSeq();
       if (seq === last) return;
-      const holder = gws[holderName()].gw;
-      await vi.waitFor(() => expect(holder.ledger.lastSeq).toBeGreaterThanOrEqual(seq), { timeout: 10_000, interval: 20 });
-      await settled(holder);
+      for (const n of NAMES) await vi.waitFor(() => expect(gws[n].gw.ledger.lastSeq, n).toBeGreaterThanOrEqual(seq), { timeout: 10_000, interval: 20 });
+      await settled(gws[holderName()].gw);
       last = seq;
     }
   };
@@ -141,6 +144,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
     }
     seconds = (performance.now() - t0) / 1000;
     alerts = await allAlerts(lbSide);
+    att = await attendance(lbSide, s);
     console.info(`region month: registered, replayed (${replay.published} messages, ${replay.seconds.toFixed(1)} s) and settled in ${seconds.toFixed(1)} s; ` +
       `checks on ${[...holders].join(', ')}; MQTT connections ${NAMES.map((n) => `${n} ${connections[n].length}`).join(', ')}`);
   }, 240_000);
@@ -209,11 +213,16 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   });
 
   it('computes the attendance days and key-staff rates, raises every expected key-staff and check-in alert and no false positive', async () => {
-    expectKeyStaffFindings(s, await attendance(through(), s), alerts);
+    expectKeyStaffFindings(s, att, alerts);
+  });
+
+  it('shows key staff present today, people on site now and open alerts in the site status, the same on every instance', async () => {
+    // Each instance's live state, built from every instance's commits (the ledger's follow mode).
+    for (const n of NAMES) await expectSiteStatus(direct(n), s, att, alerts);
   });
 
   it('gives exactly the expected wage findings, wherever the request lands', async () => {
-    for (const n of NAMES) await expectWageFindings({ api: httpApi(`http://${HOSTS[n]}:${ports.gwHttp}`) }, s);
+    for (const n of NAMES) await expectWageFindings(direct(n), s);
   });
 
   it('raises no alert twice: one row per key and opening in PostgreSQL, and every instance lists the same alerts', async () => {
@@ -222,7 +231,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
     const rows = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM alerts WHERE withdrawn = 0')).rows[0]!.n;
     expect(alerts).toHaveLength(rows);
     const ids = (list: ListedAlert[]) => list.map((a) => a.id).sort();
-    for (const n of NAMES) expect(ids(await allAlerts({ api: httpApi(`http://${HOSTS[n]}:${ports.gwHttp}`) })), n).toEqual(ids(alerts));
+    for (const n of NAMES) expect(ids(await allAlerts(direct(n))), n).toEqual(ids(alerts));
   });
 
   // Last: the sites' watermarks move into November, after which other checks have more to say.

@@ -157,6 +157,37 @@ export function expectKeyStaffFindings(s: Scenario, att: Record<string, any>, al
   expect(new Set(ours.map(keyOf)).size).toBe(ours.length);
 }
 
+/**
+ * The site status (GET /sites/:id/status) after the month: key staff present "today" (the month's
+ * last day in event time), people on site now, open alerts (`att`, `alerts` as for expectKeyStaffFindings).
+ */
+export async function expectSiteStatus(g: Api, s: Scenario, att: Record<string, any>, alerts: ListedAlert[]) {
+  for (const siteId of Object.keys(s.expected.attendance)) {
+    const st = await g.api('GET', `/sites/${siteId}/status`);
+    expect(st.status).toBe(200);
+    // "Today" of a replayed month is its last day in event time (the site is not live).
+    const lastDay = localDay(st.json.watermark);
+    const keyStaff = s.registry.workers.filter((w) => w.siteId === siteId && w.keyRole).map((w) => w.workerId);
+    const presentLastDay = att[siteId].workers.filter((w: any) => keyStaff.includes(w.workerId) && w.days.includes(lastDay)).map((w: any) => w.workerId);
+    expect(st.json.keyStaffPresentToday.map((k: any) => k.workerId).sort()).toEqual(presentLastDay.sort());
+    for (const k of st.json.keyStaffPresentToday) expect(localDay(k.firstCheckin)).toBe(lastDay);
+    // On site now: the latest accepted check-in of the day (up to the site's latest event) is an `in`.
+    const latest = Date.parse(st.json.watermark);
+    const last = new Map<string, { direction: string; ts: number }>();
+    for (const e of s.events) {
+      if (e.via !== 'mqtt' || e.topic !== `sites/${siteId}/devices/${e.topic!.split('/')[3]}/checkin`) continue;
+      const p = e.payload as { workerId: string; ts: string; direction: string; method: string };
+      const ts = Date.parse(p.ts);
+      if (localDay(ts) !== lastDay || ts > latest || !s.registry.workers.some((w) => w.siteId === siteId && w.workerId === p.workerId)) continue;
+      if (alerts.some((a) => a.kind === 'checkin.face_mismatch' && a.siteId === siteId && a.subject.workerId === p.workerId && Date.parse(a.openedAt) === ts)) continue;
+      if ((last.get(p.workerId)?.ts ?? -1) <= ts) last.set(p.workerId, { direction: p.direction, ts });
+    }
+    const inNow = [...last].filter(([, v]) => v.direction === 'in').map(([w]) => w).sort();
+    expect(st.json.onSiteNow.map((w: any) => w.workerId).sort()).toEqual(inNow);
+    expect(st.json.openAlerts).toBe(alerts.filter((a) => a.siteId === siteId && (a.state === 'open' || a.state === 'acked')).length);
+  }
+}
+
 // ---- wage findings (wages.scenario.e2e) ----
 
 export type WageFinding = { kind: string; workerId: string; with?: string };
