@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Config, loadConfig } from '../gateway/src/config/loadConfig.ts';
 import { TestClock } from './support/clock.ts';
 import { ADMIN_TOKEN, freePort, httpApi, startGateway, type TestGateway } from './support/gateway.ts';
-import { HAPROXY_BIN, runHaproxy, type HaproxyProcess } from './support/haproxy.ts';
+import { HAPROXY_BIN, haproxyStats, runHaproxy, sessionsPerServer, type HaproxyProcess } from './support/haproxy.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
 
 /**
@@ -177,8 +177,6 @@ const REGULATOR = 'regulator-token-region-lb-0123456789';
 /** Each gateway on a loopback address of its own, so both listen on the same ports, as gw1..gw3 do in compose. */
 const HOSTS = { gw1: '127.0.0.2', gw2: '127.0.0.3', gw3: '127.0.0.4' } as const;
 
-interface Row { pxname: string; svname: string; status: string; stot: number }
-
 describe('deploy/region/haproxy.cfg in front of two gateways joined by Redis', () => {
   const clock = new TestClock(T0);
   let redis: RedisServer;
@@ -188,16 +186,7 @@ describe('deploy/region/haproxy.cfg in front of two gateways joined by Redis', (
   const clients: mqtt.MqttClient[] = [];
   let ports: { mqtt: number; ws: number; http: number; stats: number; gwMqtt: number; gwWs: number; gwHttp: number };
 
-  const stats = async (): Promise<Row[]> => {
-    const text = await (await fetch(`http://127.0.0.1:${ports.stats}/stats;csv`)).text();
-    const [head, ...lines] = text.trim().split('\n');
-    const cols = head!.replace(/^# /, '').split(',');
-    return lines.map((l) => {
-      const v = l.split(',');
-      const at = (c: string) => v[cols.indexOf(c)]!;
-      return { pxname: at('pxname'), svname: at('svname'), status: at('status'), stot: Number(at('stot')) };
-    });
-  };
+  const stats = () => haproxyStats(ports.stats);
   const serverStatus = async () => Object.fromEntries((await stats()).filter((r) => r.pxname.startsWith('gw_') && /^gw\d$/.test(r.svname)).map((r) => [`${r.pxname}/${r.svname}`, r.status]));
   /** Polls HAProxy's stats (bounded) until every backend shows these servers in these states. */
   const until = async (want: Record<string, 'UP' | 'DOWN'>) => {
@@ -210,7 +199,7 @@ describe('deploy/region/haproxy.cfg in front of two gateways joined by Redis', (
       await new Promise((r) => setTimeout(r, 50));
     }
   };
-  const sessionsTo = async (backend: string) => Object.fromEntries((await stats()).filter((r) => r.pxname === backend && /^gw\d$/.test(r.svname)).map((r) => [r.svname, r.stot]));
+  const sessionsTo = (backend: string) => sessionsPerServer(ports.stats, backend);
   const onInstance = (clientId: string) => (Object.keys(gws) as ('gw1' | 'gw2')[]).filter((n) => clientId in (gws[n]!.gw.broker.aedes as unknown as { clients: Record<string, unknown> }).clients);
   const tool = async (url: string, clientId: string) => {
     const c = await mqtt.connectAsync(url, { username: 'token', password: REGULATOR, clientId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000 });

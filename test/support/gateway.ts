@@ -36,10 +36,14 @@ export function tempDir(prefix = 'sitegate-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** `TestGateway.api` for a gateway listening at `httpUrl` (in this process or its own). */
-export function httpApi(httpUrl: string, adminToken = ADMIN_TOKEN): TestGateway['api'] {
+/**
+ * `TestGateway.api` for a gateway listening at `httpUrl` (in this process or its own).
+ * `connectionPerRequest`: no keep-alive, so a TCP balancer (HAProxy in region mode) balances
+ * every request, not only the first of a connection.
+ */
+export function httpApi(httpUrl: string, adminToken = ADMIN_TOKEN, { connectionPerRequest = false } = {}): TestGateway['api'] {
   return async (method, p, body, opts = {}) => {
-    const headers: Record<string, string> = {};
+    const headers: Record<string, string> = connectionPerRequest ? { connection: 'close' } : {};
     const token = opts.token === undefined ? adminToken : opts.token;
     if (token) headers.authorization = `Bearer ${token}`;
     let payload: string | Buffer | undefined;

@@ -85,3 +85,23 @@ export async function runHaproxy(cfg: string, listening: number[], env: Record<s
     },
   };
 }
+
+/** A row of HAProxy's stats (`/stats;csv`): a frontend, a backend or one of a backend's servers. */
+export interface HaproxyStatsRow { pxname: string; svname: string; status: string; stot: number }
+
+/** HAProxy's stats as served by a `stats uri /stats` frontend on `statsPort` (deploy/region/haproxy.cfg has one). */
+export async function haproxyStats(statsPort: number): Promise<HaproxyStatsRow[]> {
+  const text = await (await fetch(`http://127.0.0.1:${statsPort}/stats;csv`)).text();
+  const [head, ...lines] = text.trim().split('\n');
+  const cols = head!.replace(/^# /, '').split(',');
+  return lines.map((l) => {
+    const v = l.split(',');
+    const at = (c: string) => v[cols.indexOf(c)]!;
+    return { pxname: at('pxname'), svname: at('svname'), status: at('status'), stot: Number(at('stot')) };
+  });
+}
+
+/** Sessions each server of `backend` has had so far (`stot`), by server name; `servers` picks the server rows. */
+export async function sessionsPerServer(statsPort: number, backend: string, servers = /^gw\d$/): Promise<Record<string, number>> {
+  return Object.fromEntries((await haproxyStats(statsPort)).filter((r) => r.pxname === backend && servers.test(r.svname)).map((r) => [r.svname, r.stot]));
+}

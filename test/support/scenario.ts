@@ -77,8 +77,9 @@ export interface ReplayResult {
  * Publishes the scenario's events as its devices would: MQTT QoS 1 with each device's own
  * credentials (a window of `window` publishes in flight), photos attached, and the HTTP events
  * (wage-payment CSVs) posted in order. `extra` lets a test add its own messages per device.
+ * `g` is a gateway or anything in front of gateways (a balancer: its MQTT URL and `httpApi`).
  */
-export async function replayScenario(g: TestGateway, s: Scenario, secrets: Record<string, string>, opts: { window?: number; filter?: (e: ScenarioEvent) => boolean } = {}): Promise<ReplayResult> {
+export async function replayScenario(g: Pick<TestGateway, 'mqttUrl' | 'api'>, s: Scenario, secrets: Record<string, string>, opts: { window?: number; filter?: (e: ScenarioEvent) => boolean } = {}): Promise<ReplayResult> {
   const window = opts.window ?? 200;
   const clients = new Map<string, mqtt.MqttClient>();
   const photos = new Map<string, string>();
