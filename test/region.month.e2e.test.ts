@@ -167,7 +167,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
 
   it('ran the checks on one instance at a time and shared the duties out, each held once', () => {
     expect(overlaps).toEqual([]);
-    expect(NAMES.flatMap((n) => gws[n].gw.region!.held()).sort()).toEqual(['checks', 'webhooks']);
+    expect(NAMES.flatMap((n) => gws[n].gw.region!.held()).sort()).toEqual(['alert-ledger', 'checks', 'linkage', 'webhooks']);
   });
 
   it('spread the devices over all three instances, each device on one', async () => {
