@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { afterAll, beforeAll } from 'vitest';
 import { freePort } from './influxd.ts';
 
 /**
@@ -188,5 +189,30 @@ export async function startPostgres(opts: { startTimeoutMs?: number; stopTimeout
       fs.rmSync(dir, { recursive: true, force: true });
     },
     get running() { return child !== undefined; },
+  };
+}
+
+/**
+ * One PostgreSQL for a test file (started before its tests, removed after them) and fresh
+ * storage per test: an empty database and a throw-away directory beside it (evidence files,
+ * a data directory), both named after `prefix`.
+ */
+export function postgresPerFile(prefix: string): { fresh(): Promise<{ url: string; dir: string }>; server(): Postgres } {
+  let server: Postgres | undefined;
+  const dirs: string[] = [];
+  let databases = 0;
+  beforeAll(async () => { server = await startPostgres(); }, 60_000);
+  afterAll(async () => {
+    await server?.dispose();
+    for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
+  }, 30_000);
+  return {
+    async fresh() {
+      const url = await server!.createDatabase(`${prefix}_${process.pid}_${++databases}`);
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), `pg-${prefix}-`));
+      dirs.push(dir);
+      return { url, dir };
+    },
+    server: () => server!,
   };
 }

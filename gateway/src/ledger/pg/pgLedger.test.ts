@@ -1,9 +1,7 @@
-import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type Postgres } from '../../../../test/support/postgres.ts';
+import { describe, expect, it } from 'vitest';
+import { postgresPerFile } from '../../../../test/support/postgres.ts';
 import { ledgerContract } from '../ledgerContract.ts';
 import type { LedgerRecord, StoredRecord } from '../types.ts';
 import { PgLedger, READS } from './pgLedger.ts';
@@ -13,21 +11,11 @@ import { PgLedger, READS } from './pgLedger.ts';
  * every ledger passes, then what only a shared database can show — two instances racing on the
  * same dedupe keys.
  */
-let server: Postgres;
-const dirs: string[] = [];
-let databases = 0;
-
-beforeAll(async () => { server = await startPostgres(); }, 60_000);
-afterAll(async () => {
-  await server?.dispose();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-}, 30_000);
+const pg15 = postgresPerFile('ledger');
 
 /** A fresh database and evidence directory. */
 async function freshStorage(): Promise<{ url: string; evidenceDir: string }> {
-  const url = await server.createDatabase(`ledger_${process.pid}_${++databases}`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pg-ledger-'));
-  dirs.push(dir);
+  const { url, dir } = await pg15.fresh();
   return { url, evidenceDir: path.join(dir, 'evidence') };
 }
 

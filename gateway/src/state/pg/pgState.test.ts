@@ -1,9 +1,6 @@
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startPostgres, type Postgres } from '../../../../test/support/postgres.ts';
+import { describe, expect, it } from 'vitest';
+import { postgresPerFile } from '../../../../test/support/postgres.ts';
 import { stateContract } from '../stateContract.ts';
 import { STATE_MIGRATIONS } from '../stateDb.ts';
 import { PgStateStore } from './pgState.ts';
@@ -16,21 +13,11 @@ import { startWorker } from '../../util/startWorker.ts';
  * store passes (the same suite SQLite passes in state.test.ts), then what only PostgreSQL shows —
  * the synchronous connection's failure modes and two instances writing one audit chain.
  */
-let server: Postgres;
-const dirs: string[] = [];
-let databases = 0;
-
-beforeAll(async () => { server = await startPostgres(); }, 60_000);
-afterAll(async () => {
-  await server?.dispose();
-  for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
-}, 30_000);
+const pg15 = postgresPerFile('state');
 
 async function freshStorage(): Promise<{ url: string; dataDir: string }> {
-  const url = await server.createDatabase(`state_${process.pid}_${++databases}`);
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pg-state-'));
-  dirs.push(dataDir);
-  return { url, dataDir };
+  const { url, dir } = await pg15.fresh();
+  return { url, dataDir: dir };
 }
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -98,7 +85,7 @@ describe('PostgreSQL state store beyond the contract', () => {
   });
 
   it('a refused connection fails at open with PostgreSQL\'s reason', () => {
-    expect(() => new SyncPg({ url: `postgres://postgres@127.0.0.1:${server.port}/no_such_db`, timeoutMs: 5_000 })).toThrow(/no_such_db/);
+    expect(() => new SyncPg({ url: `postgres://postgres@127.0.0.1:${pg15.server().port}/no_such_db`, timeoutMs: 5_000 })).toThrow(/no_such_db/);
   });
 
   it('an SQL error answers with PostgreSQL\'s message and code, and the connection goes on', async () => {
