@@ -435,7 +435,7 @@ function threadName(urls: string[], i: number): string {
   return `thread ${i}`;
 }
 
-function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
+export function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
   const out: CpuSplit[] = [];
   fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).forEach((f, i) => {
     const s = summariseProfile(path.join(dir, f), fromUs, toUs);

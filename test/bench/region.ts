@@ -8,7 +8,13 @@
  *
  * Knobs (all bounded): BENCH_REGION_INSTANCES (1,2,3), BENCH_REGION_DEVICES (24),
  * BENCH_REGION_WINDOW (50 QoS 1 publishes in flight per device), BENCH_REGION_MESSAGES (30000 per
- * measured run), BENCH_REGION_WARMUP (6000), BENCH_REGION_ROUNDS (2), BENCH_REGION_SQLITE (on).
+ * measured run), BENCH_REGION_WARMUP (6000), BENCH_REGION_ROUNDS (2), BENCH_REGION_SQLITE (on),
+ * BENCH_REGION_PROFILE (off; on: every gateway runs under --cpu-prof and the last measured run of
+ * each configuration is split by category and gateway stage — CPU figures then include the
+ * profiler's cost, so keep such runs apart from the measured ones; BENCH_KEEP_PROFILES keeps the files),
+ * BENCH_REGION_WAITS (off; on: pg_stat_activity is sampled every 20 ms during each run and what the
+ * sitegate connections were doing is tallied — active, waiting on a lock (advisory = the append or
+ * state write lock), on WAL flush, idle in transaction — a sampler that costs PostgreSQL a little).
  *
  * Each configuration gets fresh gateways (own data dirs) and, on PostgreSQL, a database of its own
  * on the one server, so every configuration starts from an empty ledger. Devices are registered
@@ -35,7 +41,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { startPostgres } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
-import { registerDevices, softNofile, spawnTs, startTarget, stopTarget, type LoadGen, type Target } from './ingest.ts';
+import { registerDevices, softNofile, spawnTs, splitProfiles, startTarget, stopTarget, type CpuSplit, type LoadGen, type Target } from './ingest.ts';
 import type { Command as LoadCommand, DeviceCreds, Reply as LoadReply } from './loadgen.ts';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
@@ -89,6 +95,25 @@ const ticksOf = (pid: number) => procStat(pid)?.ticks ?? NaN;
 
 // — the runs —
 
+const waitsOn = !!process.env.BENCH_REGION_WAITS && process.env.BENCH_REGION_WAITS !== 'off';
+
+/** Tallies what each kind of sitegate connection is doing, every 20 ms, until stopped. */
+function sampleWaits(db: pg.Client): { stop(): Promise<Record<string, Record<string, number>>> } {
+  const tally: Record<string, Record<string, number>> = {};
+  let running = true;
+  const loop = (async () => {
+    while (running) {
+      const r = await db.query<{ app: string; what: string }>(
+        `SELECT regexp_replace(application_name, '[ :]bench-[0-9]+$', '') AS app,
+                state || COALESCE(':' || wait_event_type || '/' || wait_event, '') AS what
+         FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND application_name LIKE 'sitegate%'`);
+      for (const { app, what } of r.rows) (tally[app] ??= {})[what] = (tally[app]![what] ?? 0) + 1;
+      await new Promise((res) => setTimeout(res, 20));
+    }
+  })();
+  return { async stop() { running = false; await loop; return tally; } };
+}
+
 export interface RegionRun {
   config: string; instances: number; store: 'sqlite' | 'postgres'; round: number;
   messages: number; seconds: number; msgPerS: number; ackP50Ms: number; ackP99Ms: number;
@@ -97,7 +122,13 @@ export interface RegionRun {
   /** Cores busy over the run's wall time (same processes). */
   cores: { gateway: number; postgres: number; redis: number; loadgen: number };
   postgresProcesses?: number;
+  /** Each instance's ledger group commits during the run: records per group, commit round trip p50/p99 (ms). */
+  commits: { groups: number; groupMean: number; commitMsP50: number; commitMsP99: number }[];
   loadavg: number;
+  /** CLOCK_MONOTONIC µs of the load (to cut a CPU profile to it). */
+  window: { fromUs: number; toUs: number };
+  /** BENCH_REGION_WAITS: samples of pg_stat_activity per connection kind (application_name without the instance) and state/wait. */
+  waits?: Record<string, Record<string, number>>;
   /** The ledger check: acknowledged = stored. */
   stored: number;
 }
@@ -116,12 +147,15 @@ async function runOnce(load: LoadGen, ph: Phase, devices: DeviceCreds[], perDevi
   const prep = await load.request({ type: 'prepare', port: ports[0]!, ports, devices, perDevice, tag, tsBase, tsStepMs: TS_STEP_MS, qos: 1 });
   if (prep.type !== 'prepared') throw new Error(`loadgen: ${prep.type}`);
   const sqliteBefore = ph.store === 'sqlite' ? await ph.gateways[0]!.request({ type: 'stats' }) : undefined;
+  await Promise.all(ph.gateways.map((g) => g.request({ type: 'resetStats' })));
   const la = os.loadavg()[0]!;
   const g0 = ph.gateways.map((g) => ticksOf(g.pid));
   const l0 = ticksOf(load.pid);
   const p0 = procs.postmaster ? postgresTicks(procs.postmaster).ticks : 0;
   const r0 = procs.redis ? ticksOf(procs.redis) : 0;
+  const sampler = waitsOn && ph.db ? sampleWaits(ph.db) : undefined;
   const done = await load.request({ type: 'run', window }, 660_000);
+  const waits = await sampler?.stop();
   if (done.type !== 'done') throw new Error(`loadgen: ${done.type}`);
   const total = devices.length * perDevice;
   if (done.acked !== total) throw new Error(`${ph.config} ${tag}: ${done.acked} of ${total} acknowledged`);
@@ -134,6 +168,10 @@ async function runOnce(load: LoadGen, ph: Phase, devices: DeviceCreds[], perDevi
   const l1 = ticksOf(load.pid);
   const pgAfter = procs.postmaster ? postgresTicks(procs.postmaster) : { ticks: 0, processes: 0 };
   const r1 = procs.redis ? ticksOf(procs.redis) : 0;
+  const commits = (await Promise.all(ph.gateways.map((g) => g.request({ type: 'stats' })))).map((st) => {
+    const c = st.type === 'stats' ? st.commit : undefined;
+    return { groups: c?.commits ?? 0, groupMean: round(c?.groupMean ?? NaN), commitMsP50: round(c?.commitMsP50 ?? NaN, 2), commitMsP99: round(c?.commitMsP99 ?? NaN, 2) };
+  });
 
   // The ledger holds exactly what was acknowledged.
   let stored: number;
@@ -164,6 +202,7 @@ async function runOnce(load: LoadGen, ph: Phase, devices: DeviceCreds[], perDevi
     cpuUsPerMsg: { gateways: gw.map(us), gateway: us(gwSum), postgres: us(pgT), redis: us(rT), total: us(gwSum + pgT + rT), loadgen: us(lT) },
     cores: { gateway: cores(gwSum), postgres: cores(pgT), redis: cores(rT), loadgen: cores(lT) },
     ...(procs.postmaster ? { postgresProcesses: pgAfter.processes } : {}),
+    commits, ...(waits ? { waits } : {}), window: { fromUs: done.startedMonoUs, toUs: done.endedMonoUs },
     loadavg: round(la, 1), stored,
   };
 }
@@ -173,6 +212,8 @@ export interface RegionResults {
   loadavg: { start: number[]; end: number[] };
   runs: RegionRun[];
   /** Median run (by msg/s) of each configuration. */
+  /** BENCH_REGION_PROFILE: per configuration, per instance, the profiled split of its threads over the last measured run. */
+  profiles?: Record<string, CpuSplit[][]>;
   summary: Record<string, { msgPerS: number; ackP50Ms: number; ackP99Ms: number; gwUs: number; pgUs: number; redisUs: number; totalUs: number; vsSqlite?: number }>;
 }
 
@@ -185,6 +226,7 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
   const warmPer = Math.ceil(envInt('BENCH_REGION_WARMUP', 6_000) / nDevices);
   const rounds = envInt('BENCH_REGION_ROUNDS', 2);
   const withSqlite = process.env.BENCH_REGION_SQLITE !== 'off';
+  const profile = !!process.env.BENCH_REGION_PROFILE && process.env.BENCH_REGION_PROFILE !== 'off';
   const nofile = Math.max(softNofile(), 4096);
   const results: RegionResults = {
     params: { devices: nDevices, window, messages: perDevice * nDevices, warmup: warmPer * nDevices, rounds, cpus: os.availableParallelism() },
@@ -203,6 +245,8 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
   try {
     for (const c of configs) {
       const ph: Phase = { ...c, gateways: [] };
+      const profileDirs: string[] = [];
+      let lastWindow: RegionRun['window'] | undefined;
       try {
         let env: Record<string, string> = {};
         if (c.store === 'postgres') {
@@ -214,7 +258,8 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
         }
         // One after the other: the first applies the migrations.
         for (let i = 0; i < c.instances; i++) {
-          ph.gateways.push(await startTarget('gateway', { nofile, env: { ...env, ...(c.store === 'postgres' ? { SITEGATE_INSTANCE_ID: `bench-${i + 1}` } : {}) } }));
+          if (profile) profileDirs.push(fs.mkdtempSync(path.join(os.tmpdir(), `sitegate-prof-region-${c.instances}-${i}-`)));
+          ph.gateways.push(await startTarget('gateway', { nofile, ...(profile ? { profileDir: profileDirs[i]! } : {}), env: { ...env, ...(c.store === 'postgres' ? { SITEGATE_INSTANCE_ID: `bench-${i + 1}` } : {}) } }));
         }
         const procs = { postmaster: c.store === 'postgres' ? postmaster : undefined, redis: ph.redis ? ourChild('redis-server') : undefined } as { postmaster?: number; redis?: number };
         if (ph.redis && !procs.redis) throw new Error('cannot find redis-server among this process\'s children');
@@ -227,11 +272,27 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
           const run = await runOnce(load, ph, devices, perDevice, window, `${c.store[0]}${c.instances}r${r}`, procs, acked, true, r);
           acked += run.messages;
           results.runs.push(run);
+          lastWindow = run.window;
           const u = run.cpuUsPerMsg;
           log(`  ${c.config} round ${r}/${rounds}: ${run.msgPerS} msg/s, PUBACK p50 ${run.ackP50Ms} ms p99 ${run.ackP99Ms} ms; CPU µs/msg gateways ${u.gateway} (${u.gateways.join(' + ')}), postgres ${u.postgres}${run.postgresProcesses ? ` (${run.postgresProcesses} processes)` : ''}, redis ${u.redis}, total ${u.total} (loadgen ${u.loadgen}); cores gw ${run.cores.gateway} pg ${run.cores.postgres} redis ${run.cores.redis} loadgen ${run.cores.loadgen}; ${run.stored}/${run.messages} stored ✓; load average ${run.loadavg}`);
+          if (run.waits) for (const [app, w] of Object.entries(run.waits)) log(`    pg_stat_activity ${app}: ${Object.entries(w).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+          log(`    ledger groups per instance: ${run.commits.map((k) => `${k.groups} × ${k.groupMean} records, commit p50 ${k.commitMsP50} ms p99 ${k.commitMsP99} ms`).join(' | ')}`);
         }
       } finally {
         await Promise.all(ph.gateways.map((g) => stopTarget(g)));
+        if (profile && lastWindow) {
+          const w = lastWindow;
+          (results.profiles ??= {})[c.config] = profileDirs.map((d) => splitProfiles(d, w.fromUs, w.toUs));
+          results.profiles[c.config]!.forEach((threads, i) => {
+            for (const t of threads) {
+              log(`    profile ${c.config} instance ${i + 1}, ${t.thread}: ${t.activeMs} ms busy; stages ${t.stages.slice(0, 8).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+              log(`      categories ${t.categories.slice(0, 10).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+              log(`      functions ${t.functions.slice(0, 10).map(([k, v]) => `${k} ${v}`).join(' · ')}`);
+            }
+          });
+        }
+        if (process.env.BENCH_KEEP_PROFILES) log(`    profiles kept in ${profileDirs.join(' ')}`);
+        else for (const d of profileDirs) fs.rmSync(d, { recursive: true, force: true });
         await ph.db?.end().catch(() => {});
         await ph.redis?.stop();
       }
