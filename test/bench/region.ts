@@ -14,7 +14,11 @@
  * profiler's cost, so keep such runs apart from the measured ones; BENCH_KEEP_PROFILES keeps the files),
  * BENCH_REGION_WAITS (off; on: pg_stat_activity is sampled every 20 ms during each run and what the
  * sitegate connections were doing is tallied — active, waiting on a lock (advisory = the append or
- * state write lock), on WAL flush, idle in transaction — a sampler that costs PostgreSQL a little).
+ * state write lock), on WAL flush, idle in transaction — a sampler that costs PostgreSQL a little),
+ * BENCH_REGION_SPLIT_LOCKS (off; on: an experiment, not the product — once the first instance has
+ * migrated, ledger_append() is redefined in the bench's database to take advisory lock 0x5a7e0003
+ * instead of 0x5a7e0002, which is also state/pg/pgStateDb.ts's STATE_WRITE_LOCK, so that a check's
+ * state transaction no longer holds back every instance's ledger commits; gateway/src is untouched).
  *
  * Each configuration gets fresh gateways (own data dirs) and, on PostgreSQL, a database of its own
  * on the one server, so every configuration starts from an empty ledger. Devices are registered
@@ -95,6 +99,16 @@ const ticksOf = (pid: number) => procStat(pid)?.ticks ?? NaN;
 
 // — the runs —
 
+const splitLocks = !!process.env.BENCH_REGION_SPLIT_LOCKS && process.env.BENCH_REGION_SPLIT_LOCKS !== 'off';
+
+/** The experiment of BENCH_REGION_SPLIT_LOCKS: ledger_append() under a lock of its own. */
+async function splitAppendLock(db: pg.Client): Promise<void> {
+  const def = (await db.query<{ d: string }>("SELECT pg_get_functiondef('ledger_append'::regproc) AS d")).rows[0]!.d;
+  const from = `pg_advisory_xact_lock(${0x5a7e_0002})`;
+  if (!def.includes(from)) throw new Error(`ledger_append() does not take ${from} (the bench's experiment no longer applies)`);
+  await db.query(def.replace(from, `pg_advisory_xact_lock(${0x5a7e_0003})`));
+}
+
 const waitsOn = !!process.env.BENCH_REGION_WAITS && process.env.BENCH_REGION_WAITS !== 'off';
 
 /** Tallies what each kind of sitegate connection is doing, every 20 ms, until stopped. */
@@ -125,6 +139,8 @@ export interface RegionRun {
   /** Each instance's ledger group commits during the run: records per group, commit round trip p50/p99 (ms). */
   commits: { groups: number; groupMean: number; commitMsP50: number; commitMsP99: number }[];
   loadavg: number;
+  /** WAL written per message over the run (ledger + state, all instances); ledger_records size per row (heap + indexes, and heap alone). */
+  pgBytes?: { xactsPerGroup: number; walPerMsg: number; tableAndIndexesPerRow: number; heapPerRow: number };
   /** CLOCK_MONOTONIC µs of the load (to cut a CPU profile to it). */
   window: { fromUs: number; toUs: number };
   /** BENCH_REGION_WAITS: samples of pg_stat_activity per connection kind (application_name without the instance) and state/wait. */
@@ -153,6 +169,9 @@ async function runOnce(load: LoadGen, ph: Phase, devices: DeviceCreds[], perDevi
   const l0 = ticksOf(load.pid);
   const p0 = procs.postmaster ? postgresTicks(procs.postmaster).ticks : 0;
   const r0 = procs.redis ? ticksOf(procs.redis) : 0;
+  const XACTS = 'SELECT pg_current_wal_lsn()::text AS l, xact_commit + xact_rollback AS x FROM pg_stat_database WHERE datname = current_database()';
+  const at0 = ph.db ? (await ph.db.query<{ l: string; x: string }>(XACTS)).rows[0]! : undefined;
+  const lsn0 = at0?.l;
   const sampler = waitsOn && ph.db ? sampleWaits(ph.db) : undefined;
   const done = await load.request({ type: 'run', window }, 660_000);
   const waits = await sampler?.stop();
@@ -173,6 +192,17 @@ async function runOnce(load: LoadGen, ph: Phase, devices: DeviceCreds[], perDevi
     return { groups: c?.commits ?? 0, groupMean: round(c?.groupMean ?? NaN), commitMsP50: round(c?.commitMsP50 ?? NaN, 2), commitMsP99: round(c?.commitMsP99 ?? NaN, 2) };
   });
 
+  // PostgreSQL's write volume: WAL bytes over the run (every instance, ledger and state), table + indexes per row.
+  let pgBytes: RegionRun['pgBytes'];
+  if (ph.db) {
+    const v = (await ph.db.query<{ wal: string; rel: string; heap: string; n: string }>(
+      `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn) AS wal, pg_total_relation_size('ledger_records') AS rel,
+              pg_relation_size('ledger_records') AS heap, (SELECT count(*) FROM ledger_records) AS n`, [lsn0])).rows[0]!;
+    // Backends report their transaction counts at most once a second: wait for that.
+    await new Promise((r) => setTimeout(r, 1100));
+    const at1 = (await ph.db.query<{ x: string }>(XACTS)).rows[0]!;
+    pgBytes = { xactsPerGroup: round((Number(at1.x) - Number(at0!.x)) / Math.max(1, commits.reduce((a, k) => a + k.groups, 0)), 1), walPerMsg: Math.round(Number(v.wal) / total), tableAndIndexesPerRow: Math.round(Number(v.rel) / Number(v.n)), heapPerRow: Math.round(Number(v.heap) / Number(v.n)) };
+  }
   // The ledger holds exactly what was acknowledged.
   let stored: number;
   if (ph.store === 'postgres') {
@@ -202,7 +232,7 @@ async function runOnce(load: LoadGen, ph: Phase, devices: DeviceCreds[], perDevi
     cpuUsPerMsg: { gateways: gw.map(us), gateway: us(gwSum), postgres: us(pgT), redis: us(rT), total: us(gwSum + pgT + rT), loadgen: us(lT) },
     cores: { gateway: cores(gwSum), postgres: cores(pgT), redis: cores(rT), loadgen: cores(lT) },
     ...(procs.postmaster ? { postgresProcesses: pgAfter.processes } : {}),
-    commits, ...(waits ? { waits } : {}), window: { fromUs: done.startedMonoUs, toUs: done.endedMonoUs },
+    commits, ...(pgBytes ? { pgBytes } : {}), ...(waits ? { waits } : {}), window: { fromUs: done.startedMonoUs, toUs: done.endedMonoUs },
     loadavg: round(la, 1), stored,
   };
 }
@@ -212,6 +242,8 @@ export interface RegionResults {
   loadavg: { start: number[]; end: number[] };
   runs: RegionRun[];
   /** Median run (by msg/s) of each configuration. */
+  /** Cores used at rest (3 s, no device connected), per configuration: the fixed cost beside the per-message one. */
+  idle?: Record<string, { gateways: number[]; postgres: number; redis: number }>;
   /** BENCH_REGION_PROFILE: per configuration, per instance, the profiled split of its threads over the last measured run. */
   profiles?: Record<string, CpuSplit[][]>;
   summary: Record<string, { msgPerS: number; ackP50Ms: number; ackP99Ms: number; gwUs: number; pgUs: number; redisUs: number; totalUs: number; vsSqlite?: number }>;
@@ -258,12 +290,26 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
         }
         // One after the other: the first applies the migrations.
         for (let i = 0; i < c.instances; i++) {
+          if (i === 1 && splitLocks && ph.db) await splitAppendLock(ph.db);
           if (profile) profileDirs.push(fs.mkdtempSync(path.join(os.tmpdir(), `sitegate-prof-region-${c.instances}-${i}-`)));
           ph.gateways.push(await startTarget('gateway', { nofile, ...(profile ? { profileDir: profileDirs[i]! } : {}), env: { ...env, ...(c.store === 'postgres' ? { SITEGATE_INSTANCE_ID: `bench-${i + 1}` } : {}) } }));
         }
+        if (c.instances === 1 && splitLocks && ph.db) await splitAppendLock(ph.db);
         const procs = { postmaster: c.store === 'postgres' ? postmaster : undefined, redis: ph.redis ? ourChild('redis-server') : undefined } as { postmaster?: number; redis?: number };
         if (ph.redis && !procs.redis) throw new Error('cannot find redis-server among this process\'s children');
         const devices = await registerDevices(ph.gateways[0]!, 'S-REGION', ids);
+        // At rest (devices registered, nobody connected): what the configuration costs per second without load.
+        {
+          const IDLE_MS = 3000;
+          const gi = ph.gateways.map((g) => ticksOf(g.pid));
+          const pi = procs.postmaster ? postgresTicks(procs.postmaster).ticks : 0;
+          const ri = procs.redis ? ticksOf(procs.redis) : 0;
+          await new Promise((r) => setTimeout(r, IDLE_MS));
+          const cores = (t: number) => round(t / CLK_TCK / (IDLE_MS / 1000), 3);
+          const idle = { gateways: ph.gateways.map((g, i) => cores(ticksOf(g.pid) - gi[i]!)), postgres: cores((procs.postmaster ? postgresTicks(procs.postmaster).ticks : 0) - pi), redis: cores((procs.redis ? ticksOf(procs.redis) : 0) - ri) };
+          (results.idle ??= {})[c.config] = idle;
+          log(`  ${c.config}: at rest ${IDLE_MS / 1000} s, cores: gateways ${idle.gateways.join(' + ')}, postgres ${idle.postgres}, redis ${idle.redis} (10 ms ticks: ±0.003)`);
+        }
         let acked = 0;
         const warm = await runOnce(load, ph, devices, warmPer, window, `${c.store[0]}${c.instances}w`, procs, acked, false, 0);
         acked += warm.messages;
@@ -276,6 +322,7 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
           const u = run.cpuUsPerMsg;
           log(`  ${c.config} round ${r}/${rounds}: ${run.msgPerS} msg/s, PUBACK p50 ${run.ackP50Ms} ms p99 ${run.ackP99Ms} ms; CPU µs/msg gateways ${u.gateway} (${u.gateways.join(' + ')}), postgres ${u.postgres}${run.postgresProcesses ? ` (${run.postgresProcesses} processes)` : ''}, redis ${u.redis}, total ${u.total} (loadgen ${u.loadgen}); cores gw ${run.cores.gateway} pg ${run.cores.postgres} redis ${run.cores.redis} loadgen ${run.cores.loadgen}; ${run.stored}/${run.messages} stored ✓; load average ${run.loadavg}`);
           if (run.waits) for (const [app, w] of Object.entries(run.waits)) log(`    pg_stat_activity ${app}: ${Object.entries(w).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+          if (run.pgBytes) log(`    PostgreSQL: ${run.pgBytes.walPerMsg} B of WAL per message, ledger_records ${run.pgBytes.tableAndIndexesPerRow} B per row with its indexes (heap ${run.pgBytes.heapPerRow}); ${run.pgBytes.xactsPerGroup} transactions (every connection) per ledger group`);
           log(`    ledger groups per instance: ${run.commits.map((k) => `${k.groups} × ${k.groupMean} records, commit p50 ${k.commitMsP50} ms p99 ${k.commitMsP99} ms`).join(' | ')}`);
         }
       } finally {
