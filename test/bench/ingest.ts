@@ -117,7 +117,7 @@ interface Rpc<C, R> {
   kill(): void;
 }
 
-function softNofile(): number {
+export function softNofile(): number {
   const line = fs.readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
   return Number(line?.split(/\s+/)[3] ?? 1024);
 }
@@ -126,7 +126,7 @@ function softNofile(): number {
  * Starts a TypeScript child with an IPC channel, through `sh -c 'ulimit -n …; exec node'` so that
  * thousands of sockets fit (exec keeps the pid, so /proc/<pid> is the node process).
  */
-function spawnTs<C extends { type: string }, R extends { type: string }>(entry: string, opts: { env?: NodeJS.ProcessEnv; execArgv?: string[]; nofile?: number } = {}): Rpc<C, R> {
+export function spawnTs<C extends { type: string }, R extends { type: string }>(entry: string, opts: { env?: NodeJS.ProcessEnv; execArgv?: string[]; nofile?: number } = {}): Rpc<C, R> {
   const args = [...(opts.execArgv ?? []), '--import', 'tsx', entry];
   const nofile = opts.nofile ?? 0;
   const child: ChildProcess = spawn('/bin/sh', ['-c', `${nofile ? `ulimit -n ${nofile} 2>/dev/null; ` : ''}exec "$0" "$@"`, process.execPath, ...args], {
@@ -171,8 +171,8 @@ function spawnTs<C extends { type: string }, R extends { type: string }>(entry: 
   } as Rpc<C, R> & { waitReady(ms: number): Promise<R> };
 }
 
-type Target = Rpc<TargetCommand, TargetReply> & { mqttPort: number; httpUrl?: string; dataDir?: string; profileDir?: string; brokerPid?: number };
-type LoadGen = Rpc<LoadCommand, LoadReply>;
+export type Target = Rpc<TargetCommand, TargetReply> & { mqttPort: number; httpUrl?: string; dataDir?: string; profileDir?: string; brokerPid?: number };
+export type LoadGen = Rpc<LoadCommand, LoadReply>;
 
 /** The gateway runs with the V8 flags `npm start` gives it (BENCH_GATEWAY_NODE_ARGS overrides them, for A/B runs). */
 function gatewayNodeArgs(): string[] {
@@ -181,7 +181,8 @@ function gatewayNodeArgs(): string[] {
   return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-'));
 }
 
-async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number }): Promise<Target> {
+/** `env`: more SITEGATE_* settings for the gateway (region mode: SITEGATE_DATABASE_URL, …). */
+export async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number; env?: Record<string, string> }): Promise<Target> {
   const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('SITEGATE_')));
   env.BENCH_TARGET = mode;
   env.BENCH_MOSQUITTO_BIN = MOSQUITTO_BIN;
@@ -193,6 +194,7 @@ async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?:
       SITEGATE_HTTP_PORT: '0', SITEGATE_MQTT_PORT: '0', SITEGATE_MQTT_WS_PORT: '0',
       SITEGATE_ADMIN_TOKEN: ADMIN_TOKEN, SITEGATE_LOG_LEVEL: 'warn', SITEGATE_SECRET_SCRYPT_N: String(SCRYPT_N),
       ...(o.influx ? { SITEGATE_INFLUX_URL: o.influx.url, SITEGATE_INFLUX_DB: o.influx.db } : {}),
+      ...o.env,
     });
   }
   const execArgv = ['--expose-gc', ...(mode === 'gateway' ? gatewayNodeArgs() : []), ...(o.profileDir ? ['--cpu-prof', '--cpu-prof-dir', o.profileDir] : [])];
@@ -205,7 +207,7 @@ async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?:
   });
 }
 
-async function stopTarget(t: Target): Promise<void> {
+export async function stopTarget(t: Target): Promise<void> {
   await t.request({ type: 'stop' }, 60_000).catch(() => t.kill());
   const timer = setTimeout(() => t.kill(), 15_000);
   await t.exited;
@@ -295,7 +297,7 @@ async function api(t: Target, method: string, p: string, body?: unknown): Promis
   return p === '/metrics' ? text : JSON.parse(text);
 }
 
-async function registerDevices(t: Target, siteId: string, ids: string[], concurrency = 16): Promise<DeviceCreds[]> {
+export async function registerDevices(t: Target, siteId: string, ids: string[], concurrency = 16): Promise<DeviceCreds[]> {
   await api(t, 'PUT', `/api/v1/sites/${siteId}`, { name: `bench ${siteId}`, regionCode: '330106' });
   const out: DeviceCreds[] = new Array(ids.length);
   let next = 0;
@@ -433,7 +435,7 @@ function threadName(urls: string[], i: number): string {
   return `thread ${i}`;
 }
 
-function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
+export function splitProfiles(dir: string, fromUs: number, toUs: number): CpuSplit[] {
   const out: CpuSplit[] = [];
   fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).forEach((f, i) => {
     const s = summariseProfile(path.join(dir, f), fromUs, toUs);

@@ -30,7 +30,8 @@ interface Publisher {
 }
 
 export type Command =
-  | { type: 'prepare'; port: number; devices: DeviceCreds[]; perDevice: number; tag: string; tsBase: number; tsStepMs: number; qos: 0 | 1; client?: ClientKind }
+  /** `ports`: spread the devices over several brokers (device i on ports[i % length]; region mode), instead of all on `port`. */
+  | { type: 'prepare'; port: number; ports?: number[]; devices: DeviceCreds[]; perDevice: number; tag: string; tsBase: number; tsStepMs: number; qos: 0 | 1; client?: ClientKind }
   | { type: 'run'; window: number }
   | { type: 'idle'; port: number; devices: DeviceCreds[]; keepalive: number; concurrency: number }
   | { type: 'close' };
@@ -253,7 +254,7 @@ function quantile(sorted: Float64Array, q: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
-async function connectAll(port: number, devices: DeviceCreds[], keepalive: number, concurrency: number, tag: string, kind: ClientKind = 'raw'): Promise<{ clients: Publisher[]; failed: number; firstError?: string }> {
+async function connectAll(port: number | number[], devices: DeviceCreds[], keepalive: number, concurrency: number, tag: string, kind: ClientKind = 'raw'): Promise<{ clients: Publisher[]; failed: number; firstError?: string }> {
   const clients: (Publisher | undefined)[] = new Array(devices.length);
   let failed = 0;
   let firstError: string | undefined;
@@ -262,17 +263,18 @@ async function connectAll(port: number, devices: DeviceCreds[], keepalive: numbe
     while (next < devices.length) {
       const i = next++;
       const d = devices[i]!;
+      const portOf = typeof port === 'number' ? port : port[i % port.length]!;
       const username = d.secret !== undefined ? d.deviceId : undefined;
       if (kind === 'mqttjs') {
         try {
-          clients[i] = await MqttJsClient.connect(port, `${d.deviceId}-${tag}`, username, d.secret, keepalive);
+          clients[i] = await MqttJsClient.connect(portOf, `${d.deviceId}-${tag}`, username, d.secret, keepalive);
         } catch (e) {
           failed++;
           firstError ??= (e as Error).message;
         }
         continue;
       }
-      const c = new Client(port);
+      const c = new Client(portOf);
       try {
         await c.connect(`${d.deviceId}-${tag}`, username, d.secret, keepalive);
         clients[i] = c; // clients[i] publishes as devices[i]
@@ -294,7 +296,7 @@ async function handle(cmd: Command): Promise<Reply> {
   switch (cmd.type) {
     case 'prepare': {
       const t0 = performance.now();
-      const { clients, failed, firstError } = await connectAll(cmd.port, cmd.devices, 60, 50, cmd.tag, cmd.client ?? 'raw');
+      const { clients, failed, firstError } = await connectAll(cmd.ports ?? cmd.port, cmd.devices, 60, 50, cmd.tag, cmd.client ?? 'raw');
       if (failed) throw new Error(`${failed} of ${cmd.devices.length} clients could not connect: ${firstError}`);
       const connectMs = performance.now() - t0;
       let bytes = 0;

@@ -4,7 +4,8 @@
  * table at the end and writes every figure to bench-results.json (gitignored).
  *
  * BENCH_ONLY=ingest,face,faceLoad,hazard,history,stop,commands,agent picks parts (pgLedger, the ledger on PostgreSQL
- * beside SQLite, runs only when named); the ingest knobs are listed in test/bench/ingest.ts.
+ * beside SQLite, and region, 1–3 gateways in region mode on one PostgreSQL, run only when named); the ingest knobs are
+ * listed in test/bench/ingest.ts, the region ones in test/bench/region.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -45,6 +46,8 @@ const others: { name: string; file: string; fn: string }[] = [
   { name: 'agent', file: 'agentBacklog.ts', fn: 'runAgentBacklogBench' },
   // Opt-in only (not in the default BENCH_ONLY): starts its own PostgreSQL.
   { name: 'pgLedger', file: 'pgLedger.ts', fn: 'runPgLedgerBench' },
+  // Opt-in only: PostgreSQL, Redis and 1–3 gateway processes in region mode beside the SQLite one (~3–5 min).
+  { name: 'region', file: 'region.ts', fn: 'runRegionBench' },
 ];
 for (const b of others) {
   if (!only.has(b.name)) continue;
