@@ -198,7 +198,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces, reports,
     ...(stepReads ? { stepReads } : {}),
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
-  }, deps.checks ?? CHECKS, pgUrl ? { fence: () => duties!.fence('checks')() } : {});
+  }, deps.checks ?? CHECKS, pgUrl ? { fence: () => (store as PgStateStore).db.deferUntilBegin(duties!.fence('checks')) } : {});
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {

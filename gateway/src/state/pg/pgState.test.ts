@@ -5,6 +5,7 @@ import { stateContract } from '../stateContract.ts';
 import { STATE_MIGRATIONS } from '../stateDb.ts';
 import { PgStateStore } from './pgState.ts';
 import { PG_STATE_MIGRATIONS } from './stateSchema.ts';
+import { PgStateDb } from './pgStateDb.ts';
 import { SyncPg } from './syncPg.ts';
 import { startWorker } from '../../util/startWorker.ts';
 
@@ -72,6 +73,33 @@ describe('PostgreSQL state store beyond the contract', () => {
     const store = await PgStateStore.open({ url, dataDir, now, scryptN: 1024 });
     expect(store.audit.verify()).toEqual({ ok: true, entries: 120, head: expect.any(String) });
     store.close();
+  });
+
+  it('begins a transaction on the server with its first statement: none for a body that ran none, the lock and the deferred fence before the first', async () => {
+    const { url } = await freshStorage();
+    const db = PgStateDb.connect({ url });
+    const sent: string[] = [];
+    const query = db.pg.query.bind(db.pg);
+    db.pg.query = ((sql: string, params?: unknown[]) => { sent.push(sql.split(' ')[0]!); return query(sql, params); }) as typeof db.pg.query;
+    const fenced: string[] = [];
+    db.transaction(() => { db.deferUntilBegin(() => fenced.push('fence')); })();
+    expect([sent, fenced]).toEqual([[], []]);
+    const held = db.transaction(() => {
+      db.deferUntilBegin(() => fenced.push('fence'));
+      return db.prepare("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted").get() as { n: number };
+    })();
+    expect(held.n).toBe(1); // the state lock, taken before the first statement
+    expect(fenced).toEqual(['fence']);
+    expect(sent).toEqual(['BEGIN;', 'SELECT', 'COMMIT']);
+    // A nested transaction whose body ran nothing sends no savepoint either; a throw rolls back what began.
+    sent.length = 0;
+    expect(() => db.transaction(() => {
+      db.transaction(() => undefined)();
+      db.prepare('SELECT 1').get();
+      throw new Error('no');
+    })()).toThrow('no');
+    expect(sent).toEqual(['BEGIN;', 'SELECT', 'ROLLBACK']);
+    db.close();
   });
 
   it('a query that gets no answer in time fails the connection, and later calls say so', async () => {

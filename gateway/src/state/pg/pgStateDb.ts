@@ -10,19 +10,29 @@ import { SyncPg, type SyncPgOptions } from './syncPg.ts';
  * short transaction; the ingest hot path never takes it. What to change for 100 instances: one
  * lock per site (its alerts, progress and rows) and the audit chain's own, in state/README.md.
  */
-export const STATE_WRITE_LOCK = 0x5a7e_0002;
+export const STATE_WRITE_LOCK = 0x5a7e_0003; // not the ledger's APPEND_LOCK (…0002): a state transaction must not hold up ingest
 
 /**
  * The state modules' SQL connection (`SqlDb`, the part of better-sqlite3 they use) over a
  * synchronous PostgreSQL connection (syncPg.ts). Statements are rewritten from SQLite's dialect
- * once, when prepared (dialect.ts). `transaction(fn)` opens a transaction under STATE_WRITE_LOCK,
+ * once, when prepared (dialect.ts). `transaction(fn)` is a transaction under STATE_WRITE_LOCK,
  * nested calls are savepoints, and a throw rolls back exactly what it covers — better-sqlite3's
  * semantics, which Transactions (transactions.ts) builds on.
+ *
+ * A transaction begins on the server with its first statement, not before: BEGIN and the lock go
+ * in one round trip ahead of it (then what `deferUntilBegin` queued: the region fence), and one
+ * whose body ran no statement — a check's step that changed nothing in memory-only state — costs
+ * no round trip at all. Every statement of a transaction still runs under the lock.
  */
 export class PgStateDb implements SqlDb {
   /** Rows changed since the connection opened (totalChangesOf in sqlDb.ts). */
   totalChanges = 0;
   private depth = 0;
+  /** The outermost transaction has begun on the server (BEGIN and the lock sent). */
+  private begun = false;
+  /** Savepoints of the nested transactions open now, and whether each was sent yet. */
+  private savepoints: { name: string; sent: boolean }[] = [];
+  private atBegin: (() => void)[] = [];
 
   constructor(readonly pg: SyncPg) {}
 
@@ -43,27 +53,26 @@ export class PgStateDb implements SqlDb {
   }
 
   exec(sql: string): this {
+    this.begin();
     this.pg.query(sql);
     return this;
   }
 
   query(sql: string, params: unknown[]): { rows: Record<string, unknown>[]; rowCount: number } {
+    this.begin();
     return this.pg.query(sql, params.map(toParam));
+  }
+
+  /** Inside a transaction that has not begun on the server: `cb` runs right after it begins (none may begin); else now. */
+  deferUntilBegin(cb: () => void): void {
+    if (this.depth > 0 && !this.begun) this.atBegin.push(cb);
+    else cb();
   }
 
   transaction<T>(fn: () => T): () => T {
     return () => {
-      const savepoint = this.depth > 0 ? `sp${this.depth}` : undefined;
-      if (savepoint) this.pg.query(`SAVEPOINT ${savepoint}`);
-      else {
-        this.pg.query('BEGIN');
-        try {
-          this.pg.query('SELECT pg_advisory_xact_lock($1)', [STATE_WRITE_LOCK]);
-        } catch (e) {
-          this.rollback();
-          throw e;
-        }
-      }
+      const savepoint = this.depth > 0 ? { name: `sp${this.depth}`, sent: false } : undefined;
+      if (savepoint) this.savepoints.push(savepoint);
       this.depth++;
       const changesBefore = this.totalChanges;
       let result: T;
@@ -72,18 +81,21 @@ export class PgStateDb implements SqlDb {
       } catch (e) {
         this.depth--;
         this.totalChanges = changesBefore;
-        if (savepoint) this.pg.query(`ROLLBACK TO SAVEPOINT ${savepoint}`);
-        else this.rollback();
+        if (savepoint) {
+          this.savepoints.pop();
+          if (savepoint.sent) this.pg.query(`ROLLBACK TO SAVEPOINT ${savepoint.name}`);
+        } else this.end(false);
         throw e;
       }
       this.depth--;
-      if (savepoint) this.pg.query(`RELEASE SAVEPOINT ${savepoint}`);
-      else {
+      if (savepoint) {
+        this.savepoints.pop();
+        if (savepoint.sent) this.pg.query(`RELEASE SAVEPOINT ${savepoint.name}`);
+      } else {
         try {
-          this.pg.query('COMMIT');
+          this.end(true);
         } catch (e) {
           this.totalChanges = changesBefore;
-          this.rollback();
           throw e;
         }
       }
@@ -93,6 +105,42 @@ export class PgStateDb implements SqlDb {
 
   close(): void {
     this.pg.close();
+  }
+
+  /** Before a statement inside a transaction: BEGIN and the lock (one round trip), the queued hooks, the savepoints not sent yet. */
+  private begin(): void {
+    if (this.depth === 0) return;
+    if (!this.begun) {
+      this.begun = true; // first: the hooks' own statements come through here
+      this.pg.query(`BEGIN; SELECT pg_advisory_xact_lock(${STATE_WRITE_LOCK})`);
+      const hooks = this.atBegin;
+      this.atBegin = [];
+      for (const h of hooks) h();
+    }
+    for (const sp of this.savepoints) {
+      if (sp.sent) continue;
+      sp.sent = true;
+      this.pg.query(`SAVEPOINT ${sp.name}`);
+    }
+  }
+
+  /** The outermost transaction ends: COMMIT or ROLLBACK if it began on the server, nothing if it did not. */
+  private end(commit: boolean): void {
+    const begun = this.begun;
+    this.begun = false;
+    this.atBegin = [];
+    this.savepoints = [];
+    if (!begun) return;
+    if (!commit) {
+      this.rollback();
+      return;
+    }
+    try {
+      this.pg.query('COMMIT');
+    } catch (e) {
+      this.rollback();
+      throw e;
+    }
   }
 
   private rollback(): void {
