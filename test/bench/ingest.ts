@@ -190,7 +190,7 @@ type LoadGen = Rpc<LoadCommand, LoadReply>;
 function gatewayNodeArgs(): string[] {
   if (process.env.BENCH_GATEWAY_NODE_ARGS !== undefined) return process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean);
   const start = (JSON.parse(fs.readFileSync(path.resolve(HERE, '../../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-'));
+  return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-') || a === '--single-threaded-gc');
 }
 
 export async function startTarget(mode: 'bare' | 'mosquitto' | 'gateway', o: { influx?: { url: string; db: string }; profileDir?: string; nofile: number }): Promise<Target> {
