@@ -11,7 +11,9 @@
  *
  * Environment knobs (all bounded): BENCH_DEVICES (20), BENCH_WINDOW (50), BENCH_MESSAGES (100000),
  * BENCH_WARMUP (10000), BENCH_PROFILE_MESSAGES (30000, 0 = no profile), BENCH_IDLE (5000, 0 = skip),
- * BENCH_PHASES (throughput,mqttjs,profile,idle; qos1 or qos0 alone run half of throughput), BENCH_MOSQUITTO (off leaves the Mosquitto peer out),
+ * BENCH_PHASES (throughput,mqttjs,profile,idle; qos1 or qos0 alone run half of throughput; `devices` — not in the default —
+ * runs BENCH_FEW_DEVICES (200) against BENCH_MANY_DEVICES (2000) connected devices at the same total in flight
+ * BENCH_DEVICES_INFLIGHT (2000) and BENCH_MESSAGES per run), BENCH_MOSQUITTO (off leaves the Mosquitto peer out),
  * BENCH_MOSQUITTO_BIN (/usr/sbin/mosquitto).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -90,6 +92,14 @@ export interface Comparison {
   runs: { bare: RunFigures[]; pipeline: RunFigures[]; mosquitto?: RunFigures[] };
 }
 
+export interface DevicesComparison {
+  few: number; many: number; inflight: number; messages: number; rounds: number;
+  /** Median runs of each side, gateway and bare aedes. */
+  gateway: { few: RunFigures; many: RunFigures; ratio: number; roundRatios: number[]; runs: { few: RunFigures[]; many: RunFigures[] } };
+  bare: { few: RunFigures; many: RunFigures; ratio: number; roundRatios: number[] };
+  loadavg: number[];
+}
+
 export interface CpuSplit { thread: string; activeMs: number; stages: [string, number][]; categories: [string, number][]; functions: [string, number][] }
 
 export interface IngestResults {
@@ -101,6 +111,8 @@ export interface IngestResults {
   qos0?: Comparison;
   mqttjs?: Comparison;
   profile?: { messages: number; bare: CpuSplit[]; gateway: CpuSplit[] };
+  /** Many connected devices against few at the same total in flight (issue 11: ≥ 0.9). */
+  devices?: DevicesComparison;
   idle?: {
     devices: number; registerS: number; connectS: number; connected: number;
     rssBeforeMiB: number; rssAfterMiB: number; perConnectionBytes: number;
@@ -178,7 +190,7 @@ export type LoadGen = Rpc<LoadCommand, LoadReply>;
 function gatewayNodeArgs(): string[] {
   if (process.env.BENCH_GATEWAY_NODE_ARGS !== undefined) return process.env.BENCH_GATEWAY_NODE_ARGS.split(' ').filter(Boolean);
   const start = (JSON.parse(fs.readFileSync(path.resolve(HERE, '../../package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-'));
+  return start.split(' ').filter((a) => a.startsWith('--max-') || a.startsWith('--v8-') || a === '--single-threaded-gc');
 }
 
 /** `env`: more SITEGATE_* settings for the gateway (region mode: SITEGATE_DATABASE_URL, …). */
@@ -237,7 +249,7 @@ function vmRssBytes(pid: number): number {
 }
 
 /** Our own child processes named `comm` (influxd is started by test/support/influxd.ts, which keeps its pid to itself). */
-function childrenNamed(comm: string): number[] {
+export function childrenNamed(comm: string): number[] {
   const out: number[] = [];
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p)) continue;
@@ -252,7 +264,7 @@ function childrenNamed(comm: string): number[] {
 }
 
 /** CPU ticks of the processes watched during a run: the target split into its main thread and the rest. */
-class CpuMeter {
+export class CpuMeter {
   private before = new Map<string, Map<number, number>>();
   constructor(private readonly procs: Record<string, number>) {}
   start(): void {
@@ -597,6 +609,67 @@ async function comparePhase(load: LoadGen, influx: Influxd, o: Opts, c: { qos: 0
   }
 }
 
+/**
+ * Issue 11: throughput with many connected devices against few at the same total load. Both
+ * sides keep the same number of QoS 1 publishes in flight in all (few × window = many × window)
+ * and send the same number of messages per run, so what differs is the number of connections the
+ * broker serves (and the per-connection state: sessions, rate-limit buckets, ACL lookups).
+ * Gateway and bare aedes each run few and many alternately, `rounds` times.
+ */
+async function devicesPhase(load: LoadGen, influx: Influxd, o: Opts, rounds: number, nofile: number, log: (s: string) => void): Promise<DevicesComparison> {
+  const few = envInt('BENCH_FEW_DEVICES', 200), many = envInt('BENCH_MANY_DEVICES', 2000), inflight = envInt('BENCH_DEVICES_INFLIGHT', 2000);
+  if (inflight % few || inflight % many) throw new Error(`BENCH_DEVICES_INFLIGHT ${inflight} must be a multiple of ${few} and ${many}`);
+  const db = `bench_devices_${Date.now()}`;
+  await influx.query(`CREATE DATABASE "${db}"`);
+  const bare = await startTarget('bare', { nofile });
+  const gw = await startTarget('gateway', { influx: { url: influx.url, db }, nofile });
+  try {
+    const ids = benchDevices(many, 'dev-');
+    const t0 = performance.now();
+    const gwAll = await registerDevices(gw, 'S-BENCH', ids, 32);
+    log(`  devices: registered ${many} in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${few} vs ${many} connected, ${inflight} in flight in all, ${o.messages} messages per run`);
+    const bareAll: DeviceCreds[] = ids.map((deviceId) => ({ siteId: 'S-BENCH', deviceId }));
+    const influxPid = childrenNamed('influxd')[0];
+    const gwMeter = new CpuMeter({ gateway: gw.pid, loadgen: load.pid, ...(influxPid ? { influxd: influxPid } : {}) });
+    const bareMeter = new CpuMeter({ bare: bare.pid, loadgen: load.pid });
+    const side = (n: number) => ({ n, window: inflight / n, per: Math.ceil(o.messages / n) });
+    const sides = [side(few), side(many)];
+    // The first `n` devices of the registered list (few is a subset of many).
+    for (const s of sides) {
+      await runLoad(load, bare, { devices: bareAll.slice(0, s.n), perDevice: Math.max(1, Math.ceil(o.warmup / s.n)), qos: 1, window: s.window, tag: `dwarm${s.n}` });
+      await runLoad(load, gw, { devices: gwAll.slice(0, s.n), perDevice: Math.max(1, Math.ceil(o.warmup / s.n)), qos: 1, window: s.window, tag: `dwarm${s.n}` });
+    }
+    await gw.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
+    const runs = { gateway: { few: [] as RunFigures[], many: [] as RunFigures[] }, bare: { few: [] as RunFigures[], many: [] as RunFigures[] } };
+    const la: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      la.push(loadavg());
+      for (let k = 0; k < sides.length; k++) {
+        const s = sides[(k + r) % sides.length]!;
+        const key = s.n === few ? 'few' : 'many';
+        runs.gateway[key].push((await runLoad(load, gw, { devices: gwAll.slice(0, s.n), perDevice: s.per, qos: 1, window: s.window, tag: `d${r}-${s.n}`, meter: gwMeter })).figures);
+        await gw.request({ type: 'waitSinkIdle', timeoutMs: 120_000 }, 130_000);
+        runs.bare[key].push((await runLoad(load, bare, { devices: bareAll.slice(0, s.n), perDevice: s.per, qos: 1, window: s.window, tag: `d${r}-${s.n}`, meter: bareMeter })).figures);
+      }
+      const g = runs.gateway, b = runs.bare;
+      log(`  devices round ${r + 1}/${rounds}: gateway ${few} devices ${g.few[r]!.msgPerS} msg/s (CPU ${g.few[r]!.cpuUsPerMsg.gateway} µs/msg, PUBACK p50 ${g.few[r]!.ackP50Ms} ms), ` +
+        `${many} devices ${g.many[r]!.msgPerS} msg/s (CPU ${g.many[r]!.cpuUsPerMsg.gateway}, PUBACK p50 ${g.many[r]!.ackP50Ms} ms) → ÷ ${round(g.many[r]!.msgPerS / g.few[r]!.msgPerS, 3)}; ` +
+        `bare ${b.few[r]!.msgPerS} → ${b.many[r]!.msgPerS} (÷ ${round(b.many[r]!.msgPerS / b.few[r]!.msgPerS, 3)}); load average ${la[r]}`);
+    }
+    const pick = (xs: RunFigures[]) => xs.find((x) => x.msgPerS === median(xs.map((y) => y.msgPerS)))!;
+    const cmp = (x: { few: RunFigures[]; many: RunFigures[] }) => ({
+      few: pick(x.few), many: pick(x.many),
+      ratio: round(median(x.many.map((f) => f.msgPerS)) / median(x.few.map((f) => f.msgPerS)), 3),
+      roundRatios: x.many.map((f, i) => round(f.msgPerS / x.few[i]!.msgPerS, 3)),
+    });
+    const out: DevicesComparison = { few, many, inflight, messages: o.messages, rounds, gateway: { ...cmp(runs.gateway), runs: runs.gateway }, bare: cmp(runs.bare), loadavg: la };
+    log(`  devices: gateway ${many} ÷ ${few} = ${out.gateway.ratio} (rounds ${out.gateway.roundRatios.join(', ')}; issue 11 goal ≥ 0.9), bare aedes ${out.bare.ratio} (rounds ${out.bare.roundRatios.join(', ')})`);
+    return out;
+  } finally {
+    await Promise.all([stopTarget(bare), stopTarget(gw)]);
+  }
+}
+
 async function profilePhase(load: LoadGen, influx: Influxd, o: Opts, nofile: number): Promise<NonNullable<IngestResults['profile']>> {
   const out: { bare: CpuSplit[]; gateway: CpuSplit[] } = { bare: [], gateway: [] };
   for (const mode of ['bare', 'gateway'] as const) {
@@ -685,7 +758,7 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
   const phases = new Set((opts.phases ?? process.env.BENCH_PHASES ?? 'throughput,mqttjs,profile,idle').split(','));
   const soft = softNofile();
   // Each idle client is one fd in the generator and one in the target; ask the children for room.
-  const nofile = Math.max(soft, o.idle + 1024);
+  const nofile = Math.max(soft, o.idle + 1024, envInt('BENCH_MANY_DEVICES', 2000) + 1024);
   const influx = await startInfluxd({ db: 'bench' });
   const influxVersion = ((await fetch(`${influx.url}/ping`)).headers.get('x-influxdb-version')) ?? '?';
   const load = spawnTs<LoadCommand, LoadReply>(path.join(HERE, 'loadgen.ts'), { nofile });
@@ -705,6 +778,7 @@ export async function runIngestBench(opts: IngestBenchOptions = {}): Promise<Ing
       log('  the same QoS 1 comparison with mqtt.js clients in the generator:');
       results.mqttjs = await comparePhase(load, influx, o, { qos: 1, client: 'mqttjs', rounds }, nofile, log);
     }
+    if (phases.has('devices')) results.devices = await devicesPhase(load, influx, o, rounds, nofile, log);
     if (o.profileMessages > 0 && phases.has('profile')) {
       log(`  profiling a ${o.profileMessages}-message QoS 1 run of each target (--cpu-prof)…`);
       results.profile = await profilePhase(load, influx, o, nofile);
@@ -745,6 +819,12 @@ export function ingestTable(r: IngestResults): [string, string][] {
         rows.push([`CPU split ${mode}, ${s.thread}`, `${round((s.activeMs * 1000) / r.profile.messages, 1)} µs/msg busy (profiled): ` + split.slice(0, 9).map(([k, v]) => `${k} ${Math.round((v / s.activeMs) * 100)}%`).join(', ')]);
       }
     }
+  }
+  if (r.devices) {
+    const d = r.devices;
+    const f = (x: RunFigures, k: string) => `${x.msgPerS} msg/s, CPU ${x.cpuUsPerMsg[k]} µs/msg${x.ackP50Ms !== undefined ? `, PUBACK p50 ${x.ackP50Ms} ms` : ''}`;
+    rows.push([`gateway, ${d.few} vs ${d.many} devices`, `${f(d.gateway.few, 'gateway')} → ${f(d.gateway.many, 'gateway')} (${d.inflight} in flight in all)`]);
+    rows.push([`ratio ${d.many} ÷ ${d.few} devices`, `gateway ${d.gateway.ratio} (rounds ${d.gateway.roundRatios.join(', ')})  — issue 11 goal ≥ 0.9; bare aedes ${d.bare.ratio} (rounds ${d.bare.roundRatios.join(', ')}), ${d.bare.few.msgPerS} → ${d.bare.many.msgPerS} msg/s`]);
   }
   if (r.idle) {
     rows.push([`RSS, ${r.idle.devices} idle devices`, `${r.idle.rssBeforeMiB} → ${r.idle.rssAfterMiB} MiB (${r.idle.connected} connected, keepalive 60): ${r.idle.perConnectionBytes} B/connection (scrypt N=${r.params.scryptN} for set-up)`]);

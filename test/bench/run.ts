@@ -4,8 +4,8 @@
  * table at the end and writes every figure to bench-results.json (gitignored).
  *
  * BENCH_ONLY=ingest,face,faceLoad,hazard,history,stop,commands,agent picks parts (pgLedger, the ledger on PostgreSQL
- * beside SQLite, and region, 1–3 gateways in region mode on one PostgreSQL, run only when named); the ingest knobs are
- * listed in test/bench/ingest.ts, the region ones in test/bench/region.ts.
+ * beside SQLite; region, 1–3 gateways in region mode on one PostgreSQL; and replay, the public month into the gateway and
+ * into bare aedes, run only when named); the ingest knobs are listed in test/bench/ingest.ts, the region ones in test/bench/region.ts.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -44,6 +44,8 @@ const others: { name: string; file: string; fn: string }[] = [
   { name: 'stop', file: 'stop.ts', fn: 'runStopBench' },
   { name: 'commands', file: 'commands.ts', fn: 'runCommandsBench' },
   { name: 'agent', file: 'agentBacklog.ts', fn: 'runAgentBacklogBench' },
+  // Opt-in only (not in the default BENCH_ONLY): the public month through ../shared/tools/replay.mjs, gateway vs bare aedes.
+  { name: 'replay', file: 'replay.ts', fn: 'runReplayBench' },
   // Opt-in only (not in the default BENCH_ONLY): starts its own PostgreSQL.
   { name: 'pgLedger', file: 'pgLedger.ts', fn: 'runPgLedgerBench' },
   // Opt-in only: PostgreSQL, Redis and 1–3 gateway processes in region mode beside the SQLite one (~3–5 min).

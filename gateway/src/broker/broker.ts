@@ -5,7 +5,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { Reason } from '../errors.ts';
 import type { Ingestor, IngestReport } from '../ingest/ingestor.ts';
-import { deviceTopic, isInboundChannel, parseDeviceTopic } from '../ingest/topics.ts';
+import { deviceTopic, isInboundChannel, parseDeviceTopic, type DeviceTopic } from '../ingest/topics.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Device, Registry, Token } from '../registry/registry.ts';
 import { siteInScope } from './access.ts';
@@ -16,6 +16,8 @@ type Identity = { type: 'device'; device: Device; log: Logger } | { type: 'token
 
 interface SitegateClient extends Client {
   sitegate?: Identity;
+  /** The topic of this client's last publish, parsed: a device publishes on the same few topics (issue 11). */
+  sitegateTopic?: { topic: string; parsed: DeviceTopic | null };
 }
 
 /** aedes' CONNACK return codes (MQTT 3.1.1 §3.2.2.3). */
@@ -212,7 +214,9 @@ export class Broker {
     if (!client) return this.orphanWill(packet, cb);
     const id = client.sitegate;
     if (!id || id.type !== 'device') return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
-    const t = parseDeviceTopic(packet.topic);
+    let last = client.sitegateTopic;
+    if (last === undefined || last.topic !== packet.topic) client.sitegateTopic = last = { topic: packet.topic, parsed: parseDeviceTopic(packet.topic) };
+    const t = last.parsed;
     if (!t) return this.refusePublish(client, packet.topic, 'topic_not_allowed', cb);
     if (t.deviceId !== id.device.deviceId) return this.refusePublish(client, packet.topic, 'wrong_device', cb);
     if (t.siteId !== id.device.siteId) return this.refusePublish(client, packet.topic, 'wrong_site', cb);

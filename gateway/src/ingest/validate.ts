@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { Checkin, DeviceStatus, MAX_BATCH, Reading, ReadingBatch, WagePayment } from '../../../schemas/src/messages.ts';
 import { REASONS, type Reason } from '../errors.ts';
 import type { EvidenceFile, LedgerRecord } from '../ledger/types.ts';
+import { compileAccept } from './compiledCheck.ts';
 import { parseTimestamp } from './timestamps.ts';
 import { MAX_PAYLOAD, type InboundChannel } from './topics.ts';
 
@@ -119,10 +120,17 @@ export function validateValue(channel: Exclude<InboundChannel, 'snapshot'>, valu
   one(channel, value, origin, out, topic);
 }
 
+/**
+ * Readings — nearly every message — first meet a check compiled from the `Reading` schema
+ * (compiledCheck.ts): its yes means zod would accept the reading and return it as it is, at a
+ * fifteenth of zod's cost; anything else goes to zod, which decides and words the errors.
+ */
+const readingAccept = compileAccept(Reading);
+
 function one(channel: Exclude<InboundChannel, 'snapshot'>, value: unknown, origin: Origin, out: Decoded, fallbackRef: string): void {
   const ref = refOf(value, fallbackRef);
   const schema = channel === 'checkin' ? Checkin : channel === 'telemetry' ? Reading : DeviceStatus;
-  const parsed = schema.safeParse(value);
+  const parsed = channel === 'telemetry' && readingAccept?.(value) ? { success: true as const, data: value as Reading } : schema.safeParse(value);
   if (!parsed.success) {
     const c = classify(value, parsed.error, origin.now);
     out.rejected.push(reject(ref, c.reason, c.message));
