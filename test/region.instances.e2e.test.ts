@@ -5,6 +5,7 @@ import { TestClock } from './support/clock.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
+import { shardOf } from '../gateway/src/checks/shards.ts';
 
 /**
  * Region mode whole (contract §8, issue 14): two gateway instances on one real PostgreSQL (ledger
@@ -28,7 +29,7 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
   let secret: string;
   const clients: mqtt.MqttClient[] = [];
   const start = (id: string, url: string) => startGateway({
-    SITEGATE_DATABASE_URL: url, SITEGATE_REDIS_URL: redis.url, SITEGATE_INSTANCE_ID: id, SITEGATE_REGION_LEASE_MS: '3000',
+    SITEGATE_DATABASE_URL: url, SITEGATE_REDIS_URL: redis.url, SITEGATE_INSTANCE_ID: id, SITEGATE_REGION_LEASE_MS: '3000', SITEGATE_REGION_SHARDS: '4',
   }, { now: clock.now, commandSweepMs: 0, alertTimerMs: 0 }, undefined, { waitForChecks: false });
   const wind = async (g: TestGateway, clientId: string) => {
     const c = await mqtt.connectAsync(g.mqttUrl, { username: 'WIND-1', password: secret, clientId, protocolVersion: 4, reconnectPeriod: 0 });
@@ -38,10 +39,11 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
   const gust = (c: mqtt.MqttClient, id: string, speed: number) =>
     c.publishAsync(`sites/${SITE}/devices/WIND-1/telemetry`, JSON.stringify({ id, ts: clock.now(), metrics: { wind_speed_ms: speed } }), { qos: 1 });
   const windAlerts = async () => (await db.query<{ state: string }>("SELECT state FROM alerts WHERE kind LIKE 'hazard%' ORDER BY opened_at")).rows.map((r) => r.state);
-  /** The instance whose checks run, and the other. */
+  /** The instance running the checks of the site's shard, and the other. */
+  const shardKey = `checks#${shardOf(SITE, 4)}`;
   const roles = () => {
-    const holder = [a, b].find((g) => g.gw.checks.state().running);
-    if (!holder) throw new Error('no instance runs the checks');
+    const holder = [a, b].find((g) => g.gw.region!.held().includes(shardKey));
+    if (!holder) throw new Error(`no instance runs ${shardKey}`);
     return { holder, other: holder === a ? b : a };
   };
 
@@ -62,10 +64,12 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
     await Promise.all([server?.dispose(), redis?.stop()]);
   }, 30_000);
 
-  it('shares out the duties: the checks, the webhook outbox, linkage and alert events into the ledger each run on exactly one instance', () => {
+  it('shares out the duties: each shard\'s checks, the webhook outbox, linkage and alert events into the ledger each on exactly one instance, evenly', () => {
     const held = [a.gw.region!.held(), b.gw.region!.held()];
-    expect([...held[0]!, ...held[1]!].sort()).toEqual(['alert-ledger', 'checks', 'linkage', 'webhooks']);
-    expect([a, b].filter((g) => g.gw.checks.state().running)).toHaveLength(1);
+    expect([...held[0]!, ...held[1]!].sort()).toEqual(['alert-ledger', 'checks#0', 'checks#1', 'checks#2', 'checks#3', 'linkage', 'webhooks']);
+    expect(held.map((h) => h.length).sort()).toEqual([3, 4]); // ceil(7 / 2) and the rest
+    // Both instances run checks: the sites are spread, each site's checks in one place.
+    expect([a, b].filter((g) => g.gw.checks.state().running)).toHaveLength(2);
   });
 
   it('has one registry: a device registered through A connects to B; a token revoked on A fails on B', async () => {
@@ -80,7 +84,7 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
     await vi.waitFor(async () => expect(await asB()).toBe(401), { timeout: 5_000, interval: 25 });
   });
 
-  it('raises the alert for a message that arrived at the instance not running the checks, once', async () => {
+  it('raises the alert for a message that arrived at the instance not running the site\'s checks, once', async () => {
     const { holder, other } = roles();
     const c = await wind(other, 'wind-gusts');
     await gust(c, 'gust-1', 15.2); // beyond the critical limit (13.8 m/s)
@@ -89,11 +93,11 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
     expect(await windAlerts()).toEqual(['open']);
   });
 
-  it('hands the checks over at once when their instance stops; the other goes on from the cursor and raises nothing twice', async () => {
+  it('hands the site\'s checks over at once when their instance stops; the other goes on from the cursor and raises nothing twice', async () => {
     const { holder, other } = roles();
     const stoppedAt = performance.now();
     await holder.stop({ keepDataDir: true });
-    await vi.waitFor(() => expect(other.gw.checks.state().running).toBe(true), { timeout: 10_000, interval: 10 });
+    await vi.waitFor(() => expect(other.gw.region!.held()).toContain(shardKey), { timeout: 10_000, interval: 10 });
     const handoverMs = performance.now() - stoppedAt;
     await other.gw.checks.idle();
     // Nothing raised again on the takeover (the same records are behind the cursor).

@@ -7,6 +7,7 @@ import { startHaproxy, type Haproxy } from './support/haproxy.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
 import { restartableGateway, type RestartableGateway } from './support/restartable.ts';
+import { shardOf } from '../gateway/src/checks/shards.ts';
 
 /**
  * Region mode's failover (contract §8, issue 14): two gateway processes on one real PostgreSQL
@@ -23,8 +24,9 @@ const T0 = Date.parse('2026-11-02T08:00:00Z');
 const SITE = 'S-K';
 const LEASE_MS = 2000;
 const SENSORS = 6;
+const SHARDS = 4;
 
-describe('region mode: kill -9 of the instance running the checks, under QoS 1 load', () => {
+describe('region mode: kill -9 of the instance running a site\'s checks, under QoS 1 load', () => {
   const clock = new ChildClock(T0, tempDir('sitegate-clock-'));
   let server: Postgres;
   let redis: RedisServer;
@@ -35,12 +37,14 @@ describe('region mode: kill -9 of the instance running the checks, under QoS 1 l
   const acked = new Set<string>();
   let loading = true;
 
-  const readyz = async (g: RestartableGateway) => {
+  /** The duties an instance runs now (its /readyz says), `[]` when it does not answer. */
+  const duties = async (g: RestartableGateway) => {
     const r = await g.api('GET', '/readyz', undefined, { token: null }).catch(() => undefined);
-    return r?.json as { checks?: { running: boolean } } | undefined;
+    return (r?.json as { duties?: string[] } | undefined)?.duties ?? [];
   };
+  const shardKey = `checks#${shardOf(SITE, SHARDS)}`;
   const holderOf = async () => {
-    for (const g of gws) if ((await readyz(g))?.checks?.running) return g;
+    for (const g of gws) if ((await duties(g)).includes(shardKey)) return g;
     return undefined;
   };
   const hazardAlerts = async () => (await db.query<{ state: string; level: number; id: string }>("SELECT id, state, level::int AS level FROM alerts WHERE kind LIKE 'hazard%'")).rows;
@@ -55,7 +59,7 @@ describe('region mode: kill -9 of the instance running the checks, under QoS 1 l
         clock,
         env: {
           SITEGATE_DATABASE_URL: url, SITEGATE_REDIS_URL: redis.url, SITEGATE_INSTANCE_ID: id,
-          SITEGATE_REGION_LEASE_MS: String(LEASE_MS), SITEGATE_ALERT_TIMER_MS: '100',
+          SITEGATE_REGION_LEASE_MS: String(LEASE_MS), SITEGATE_REGION_SHARDS: String(SHARDS), SITEGATE_ALERT_TIMER_MS: '100',
         },
       }));
     }
@@ -112,7 +116,7 @@ describe('region mode: kill -9 of the instance running the checks, under QoS 1 l
     clock.advance(60_000);
     await vi.waitFor(async () => expect(await hazardAlerts()).toMatchObject([{ level: 2 }]), { timeout: 15_000, interval: 50 });
 
-    // Kill the instance running the checks, under load.
+    // Kill the instance running the site's checks (its shard's), under load.
     const holder = await vi.waitFor(async () => {
       const h = await holderOf();
       if (!h) throw new Error('no instance says it runs the checks');
@@ -123,7 +127,7 @@ describe('region mode: kill -9 of the instance running the checks, under QoS 1 l
     expect(ackedBeforeKill).toBeGreaterThan(0);
     const killedAt = performance.now();
     expect(await holder.kill9()).toBe('SIGKILL');
-    await vi.waitFor(async () => expect((await readyz(survivor))?.checks?.running).toBe(true), { timeout: 4 * LEASE_MS, interval: 20 });
+    await vi.waitFor(async () => expect(await duties(survivor)).toContain(shardKey), { timeout: 4 * LEASE_MS, interval: 20 });
     const takeoverMs = performance.now() - killedAt;
 
     // The load goes on through the survivor; another gust does not raise the alert again.

@@ -32,6 +32,9 @@ const NAMES = ['gw1', 'gw2', 'gw3'] as const;
 type Name = typeof NAMES[number];
 const HOSTS: Record<Name, string> = { gw1: '127.0.0.2', gw2: '127.0.0.3', gw3: '127.0.0.4' };
 
+/** Shards of the sites' checks: more than instances, so that each instance runs some. */
+const SHARDS = 4;
+
 describe('region mode: three instances behind HAProxy replay the public month', () => {
   let server: Postgres;
   let redis: RedisServer;
@@ -46,10 +49,10 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   let att: Record<string, any>;
   /** MQTT connections each instance accepted during the replay. */
   const connections: Record<Name, string[]> = { gw1: [], gw2: [], gw3: [] };
-  /** The instance running the checks, sampled through the replay. */
+  /** The instances that ran checks (of some shard), sampled through the replay. */
   const holders = new Set<Name>();
-  /** Samples at which the checks ran on more than one instance at once (must stay empty). */
-  const overlaps: Name[][] = [];
+  /** Samples at which one duty (a shard's checks, webhooks …) ran on more than one instance at once (must stay empty). */
+  const overlaps: string[] = [];
   let seconds = 0;
   /** HAProxy's MQTT sessions per server before the replay (its start-up probe of the frontend is one). */
   let sessionsBefore: Record<string, number>;
@@ -61,10 +64,17 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   const sessionsTo = (backend: string) => sessionsPerServer(ports.stats, backend);
   /** One instance's API, not through HAProxy. */
   const direct = (n: Name) => ({ api: httpApi(`http://${HOSTS[n]}:${ports.gwHttp}`) });
-  const holderName = () => {
+  /** The instances running checks now (each the shards it holds); every shard is held somewhere. */
+  const checkHolders = () => {
     const running = NAMES.filter((n) => gws[n].gw.checks.state().running);
-    if (running.length !== 1) throw new Error(`the checks run on ${running.length} instances: ${running.join(', ')}`);
-    return running[0]!;
+    const shards = NAMES.flatMap((n) => gws[n].gw.region!.held().filter((k) => k.startsWith('checks#')));
+    if (new Set(shards).size !== SHARDS) throw new Error(`${new Set(shards).size} of ${SHARDS} check shards held`);
+    return running;
+  };
+  /** Duties held by two instances at once (sampled). */
+  const doubled = () => {
+    const keys = NAMES.flatMap((n) => gws[n].gw.region?.held() ?? []);
+    return keys.filter((k, i) => keys.indexOf(k) !== i);
   };
   const maxSeq = async () => Number((await db.query<{ n: string }>('SELECT coalesce(max(seq), 0) AS n FROM ledger_records')).rows[0]!.n);
   /**
@@ -78,7 +88,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
       const seq = await maxSeq();
       if (seq === last) return;
       for (const n of NAMES) await vi.waitFor(() => expect(gws[n].gw.ledger.lastSeq, n).toBeGreaterThanOrEqual(seq), { timeout: 10_000, interval: 20 });
-      await settled(gws[holderName()].gw);
+      for (const n of checkHolders()) await settled(gws[n].gw);
       last = seq;
     }
   };
@@ -100,7 +110,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
           gws[name] = await startGateway({
             SITEGATE_HTTP_HOST: HOSTS[name], SITEGATE_MQTT_HOST: HOSTS[name],
             SITEGATE_HTTP_PORT: String(ports.gwHttp), SITEGATE_MQTT_PORT: String(ports.gwMqtt), SITEGATE_MQTT_WS_PORT: String(ports.gwWs),
-            SITEGATE_DATABASE_URL: url, SITEGATE_REDIS_URL: redis.url, SITEGATE_INSTANCE_ID: name, SITEGATE_REGION_LEASE_MS: '5000',
+            SITEGATE_DATABASE_URL: url, SITEGATE_REDIS_URL: redis.url, SITEGATE_INSTANCE_ID: name, SITEGATE_REGION_LEASE_MS: '5000', SITEGATE_REGION_SHARDS: String(SHARDS),
           }, {}, dataDir, { waitForChecks: false });
           gws[name].gw.broker.aedes.on('client', (c) => connections[name].push(c.id));
         }
@@ -124,21 +134,20 @@ describe('region mode: three instances behind HAProxy replay the public month', 
       const up = (await stats()).filter((r) => r.pxname === 'gw_mqtt' && /^gw\d$/.test(r.svname) && r.status.startsWith('UP'));
       expect(up.map((r) => r.svname).sort()).toEqual([...NAMES]);
     }, { timeout: 10_000, interval: 50 });
-    await vi.waitFor(() => holderName(), { timeout: 10_000, interval: 20 });
+    await vi.waitFor(() => checkHolders(), { timeout: 10_000, interval: 20 });
 
     [sessionsBefore, httpBefore] = [await sessionsTo('gw_mqtt'), await sessionsTo('gw_http')];
     const t0 = performance.now();
     const lbSide = through();
     const secrets = await registerScenario(lbSide, s, { faces: true });
     const sampler = setInterval(() => {
-      const running = NAMES.filter((n) => gws[n].gw.checks.state().running);
-      if (running.length > 1) overlaps.push(running);
-      if (running.length === 1) holders.add(running[0]!);
+      overlaps.push(...doubled());
+      for (const n of NAMES) if (gws[n].gw.checks.state().running) holders.add(n);
     }, 100);
     try {
       replay = await replayScenario(lbSide, s, secrets);
       await regionSettled();
-      holders.add(holderName());
+      for (const n of checkHolders()) holders.add(n);
     } finally {
       clearInterval(sampler);
     }
@@ -157,17 +166,17 @@ describe('region mode: three instances behind HAProxy replay the public month', 
       while (gws[n] && gws[n].gw.broker.aedes.connectedClients > 0 && performance.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
     await lb?.stop();
-    // The holder last, so that no instance takes the checks over while the region shuts down.
-    const holder = NAMES.find((n) => gws[n]?.gw.checks.state().running);
-    for (const n of [...NAMES.filter((x) => x !== holder), ...(holder ? [holder] : [])]) await gws[n]?.stop();
+    for (const n of NAMES) await gws[n]?.stop();
     await db?.end();
     await Promise.all([server?.dispose(), redis?.stop()]);
     fs.rmSync(shared, { recursive: true, force: true });
   }, 60_000);
 
-  it('ran the checks on one instance at a time and shared the duties out, each held once', () => {
+  it('ran each shard\'s checks on one instance at a time, shared the duties out, each held once, and spread the checks', () => {
     expect(overlaps).toEqual([]);
-    expect(NAMES.flatMap((n) => gws[n].gw.region!.held()).sort()).toEqual(['alert-ledger', 'checks', 'linkage', 'webhooks']);
+    expect(NAMES.flatMap((n) => gws[n].gw.region!.held()).sort())
+      .toEqual(['alert-ledger', ...Array.from({ length: SHARDS }, (_, k) => `checks#${k}`), 'linkage', 'webhooks']);
+    expect(holders.size).toBeGreaterThan(1); // the sites' checks ran on more than one instance
   });
 
   it('spread the devices over all three instances, each device on one', async () => {
@@ -236,7 +245,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
 
   // Last: the sites' watermarks move into November, after which other checks have more to say.
   it('raises the wage alerts only when the sites\' watermarks pass the due date, once per site + worker + period', async () => {
-    const tick = () => gws[holderName()].gw.checks.tick(Date.now()); // the wall clock is past the end of October
+    const tick = () => Promise.all(checkHolders().map((n) => gws[n].gw.checks.tick(Date.now()))); // the wall clock is past the end of October
     await tick();
     expect(await wageAlerts(through())).toEqual([]);
     await passWageDueDate(through(), s);

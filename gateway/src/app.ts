@@ -20,11 +20,12 @@ import { WebhookDeliverer } from './webhooks/webhookDeliverer.ts';
 import { Broker } from './broker/broker.ts';
 import { systemClock, type Clock } from './clock/clock.ts';
 import { CheckRunner } from './checks/checkRunner.ts';
+import { ShardedChecks, type Checks } from './checks/shardedChecks.ts';
 import { CommandDelivery } from './commands/commandDelivery.ts';
 import { CommandStore } from './commands/commandStore.ts';
 import { Linkage } from './commands/linkage.ts';
 import { CHECKS } from './checks/registry.ts';
-import type { CheckFactory } from './checks/check.ts';
+import type { CheckContext, CheckFactory } from './checks/check.ts';
 import { alertsTopic } from './ingest/topics.ts';
 import { Ingestor } from './ingest/ingestor.ts';
 import { Ledger } from './ledger/ledger.ts';
@@ -79,7 +80,8 @@ export interface Gateway {
   sinks: SinkRunner[];
   alerts: AlertStore;
   audit: AuditTrail;
-  checks: CheckRunner;
+  /** One runner (embedded), or one per shard of the sites (region mode). */
+  checks: Checks;
   /** Sends the webhook outbox (contract §6). */
   deliverer: WebhookDeliverer;
   /** Commands to site equipment and their delivery (contract §7). */
@@ -194,11 +196,15 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   });
   // Region mode: the checks, the webhook outbox and each sink run on one instance at a time (region/duties.ts).
   let duties: RegionDuties | undefined;
-  const checks = new CheckRunner({
+  const checkContext: CheckContext = {
     registry, ledger, alerts, audit, live, logger, metrics, now, dataDir: config.SITEGATE_DATA_DIR, faces, reports,
     ...(stepReads ? { stepReads } : {}),
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
-  }, deps.checks ?? CHECKS, pgUrl ? { fence: () => (store as PgStateStore).db.deferUntilBegin(duties!.fence('checks')) } : {});
+  };
+  // Region mode: the sites in shards, each shard's checks where its lease is (checks/shardedChecks.ts).
+  const fenceFor = (key: string) => () => (store as PgStateStore).db.deferUntilBegin(duties!.fence(key));
+  const sharded = pgUrl ? new ShardedChecks(checkContext, deps.checks ?? CHECKS, { shards: config.SITEGATE_REGION_SHARDS, fence: (k) => fenceFor(`checks#${k}`) }) : undefined;
+  const checks: Checks = sharded ?? new CheckRunner(checkContext, deps.checks ?? CHECKS);
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {
@@ -221,7 +227,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
     registry, ledger, ingestor, broker, live, sinks, sinkState, metrics, loop, reports, logger, now, alerts, audit, checks, liveHub, faces, photos, webhooks, commands,
-    scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null,
+    scryptN: config.SITEGATE_SECRET_SCRYPT_N, isShuttingDown: () => shuttingDown || fatal !== null, regionDuties: () => duties?.held(),
   };
 
   const http = Fastify({ loggerInstance: logger.child({ component: 'http' }) as FastifyBaseLogger, bodyLimit: MiB })
@@ -268,13 +274,18 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       // Deadlines that passed while the gateway was down fire now, not one period later, and by
       // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
       if (escalation) alerts.escalateDue(now());
-      if (!pgUrl) void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
-      else {
+      if (!sharded || !pgUrl) {
+        if (checks instanceof CheckRunner) void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
+      } else {
         for (const s of sinks) await s.stop(); // not started: they hold no records in memory until their lease comes
         duties = new RegionDuties({
           url: pgUrl, instanceId: instanceId!, stateDb: (store as PgStateStore).db, logger: logger.child({ component: 'region' }), ttlMs: config.SITEGATE_REGION_LEASE_MS,
           duties: [
-            { key: 'checks', start: () => { void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start')); }, stop: () => checks.stop() },
+            ...sharded.runners.map((_, k) => ({
+              key: `checks#${k}`,
+              start: () => { void sharded.start(k, ledger).catch((err: unknown) => logger.error({ err, shard: k }, 'checks failed to start')); },
+              stop: () => sharded.stopShard(k),
+            })),
             { key: 'webhooks', start: () => deliverer.start(), stop: () => deliverer.close() },
             { key: 'linkage', start: () => linkage.start(), stop: async () => linkage.stop() },
             { key: 'alert-ledger', start: () => alertLedger.start(), stop: () => alertLedger.close() },

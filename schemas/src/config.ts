@@ -32,6 +32,8 @@ export const Config = z.strictObject({
     .describe('region mode (contract §8): the ledger and the state in this PostgreSQL database, shared by every instance; unset, everything stays in SITEGATE_DATA_DIR'),
   SITEGATE_REGION_LEASE_MS: z.coerce.number().int().min(1_000).max(300_000).default(15_000)
     .describe('region mode: lifetime of an instance\'s leases on the checks, webhooks and sinks; a dead instance\'s duties move within about 4/3 of it'),
+  SITEGATE_REGION_SHARDS: z.coerce.number().int().min(1).max(256).default(4)
+    .describe('region mode: the sites are split into this many shards, each shard\'s checks run on one instance; the same on every instance, chosen once per region'),
   SITEGATE_ALERT_TIMER_MS: z.coerce.number().int().min(10).max(600_000).default(30_000)
     .describe('real-time period of the pass over the alert timers (escalation, reminders); a deadline fires at most this late'),
   SITEGATE_SECRET_SCRYPT_N: z.coerce.number().int().refine((n) => n >= 1024 && (n & (n - 1)) === 0, 'a power of two ≥ 1024').default(16384),

@@ -3,7 +3,7 @@ import type { Clock } from '../clock/clock.ts';
 import type { SitePhotos } from '../alerts/sitePhotos.ts';
 import type { WebhookStore } from '../webhooks/webhookStore.ts';
 import type { Broker } from '../broker/broker.ts';
-import type { CheckRunner } from '../checks/checkRunner.ts';
+import type { Checks } from '../checks/shardedChecks.ts';
 import type { CommandStore } from '../commands/commandStore.ts';
 import type { Ingestor } from '../ingest/ingestor.ts';
 import type { LiveHub } from '../live/liveHub.ts';
@@ -30,7 +30,7 @@ export interface ApiDeps {
   alerts: Alerts;
   liveHub: LiveHub;
   audit: Audit;
-  checks: CheckRunner;
+  checks: Checks;
   faces: FaceRegistry;
   /** Photos uploaded for a site (rectifications). */
   photos: SitePhotos;
@@ -45,4 +45,6 @@ export interface ApiDeps {
   now: Clock;
   scryptN: number;
   isShuttingDown: () => boolean;
+  /** Region mode, once listening: the duties held here (region/duties.ts). */
+  regionDuties?: () => string[] | undefined;
 }

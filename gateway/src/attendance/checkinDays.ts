@@ -27,6 +27,12 @@ export class CheckinDays {
     private readonly ledger: LedgerReads,
     private readonly calendarOf: (siteId: string) => SiteCalendar | undefined,
     private readonly maxDays = 400,
+    /**
+     * Region mode with shards: the sites whose records the owner hands in. Another site's day (a
+     * key person's other site) is read from the ledger each time it is asked for, never kept: its
+     * records go to another shard, so a kept copy would go stale.
+     */
+    private readonly owns?: (siteId: string) => boolean,
   ) {}
 
   /** Keeps the cached days current with committed check-ins and verdicts (any order, repeats harmless). */
@@ -64,6 +70,7 @@ export class CheckinDays {
       return d;
     }
     d = { facts: new Map(), byWorker: new Map() };
+    const keep = !this.owns || this.owns(siteId);
     const from = cal.startOfDay(day);
     const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
     // Verdicts first, as checkinFacts reads them. A ledger whose reads answer later (PostgreSQL)
@@ -75,6 +82,7 @@ export class CheckinDays {
       throw new Error(`check-ins of ${siteId} on ${day} are not loaded, and this ledger answers reads later: they must be loaded before the synchronous step`);
     }
     for (const f of withVerdicts(checkins, verdicts)) add(d, f);
+    if (!keep) return d;
     this.days.set(k, d);
     while (this.days.size > this.maxDays) this.days.delete(this.days.keys().next().value!);
     return d;

@@ -8,6 +8,9 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { LiveState } from '../state/liveState.ts';
+import type { Shard } from './shards.ts';
+import type { SqlDb } from '../state/sqlDb.ts';
+import { Transactions } from '../state/transactions.ts';
 import type { Alerts, Audit } from '../state/types.ts';
 
 /** What every check may use, handed in as one object. */
@@ -31,6 +34,19 @@ export interface CheckContext {
    * (ledger/pg/pgSyncReads.ts). Default: `ledger`.
    */
   stepReads?: LedgerReads;
+  /**
+   * Region mode with shards (checks/shards.ts): whether a site is this runner's. A check restores
+   * and decides for these sites only; records of the others never reach it. Default: every site.
+   */
+  owns?: (siteId: string) => boolean;
+  /** Region mode with shards: which one this runner is (`owns` says which sites are in it). */
+  shard?: Shard;
+  /**
+   * Region mode: proves inside a transaction that this instance still holds the checks' lease
+   * (region/duties.ts); throws, rolling the transaction back, when it does not. Every transaction
+   * a check opens goes through `checkTransaction`, which runs it first.
+   */
+  fence?: () => void;
   /** Enrolled faces and the face-analysis worker pool (face verification). */
   faces?: FaceRegistry;
 }
@@ -87,3 +103,13 @@ export interface Check<P extends Prepared | void = void> {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyCheck = Check<any>;
 export type CheckFactory = (ctx: CheckContext) => AnyCheck;
+
+/**
+ * A transaction of a check's own (a snapshot, a monthly decision, rows saved at stop), on the state
+ * database like the runner's steps, with the region fence proven first: an instance that lost the
+ * checks' lease commits nothing more, whatever it was in the middle of.
+ */
+export function checkTransaction<T>(ctx: { registry: { db: SqlDb }; fence?: (() => void) | undefined }, fn: () => T): T {
+  const fence = ctx.fence;
+  return Transactions.of(ctx.registry.db).run(fence ? () => { fence(); return fn(); } : fn);
+}

@@ -3,6 +3,7 @@ import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { AnyCheck, CheckContext, CheckFactory } from './check.ts';
 import { CheckPipeline, type Phase } from './pipeline.ts';
 import { CheckProgress } from './progress.ts';
+import { shardOf, type Shard } from './shards.ts';
 
 export interface CheckRunnerOptions {
   /** Wall-clock period of `tick` (ms). */
@@ -21,6 +22,11 @@ export interface CheckRunnerOptions {
   maxAttempts?: number;
   /** Longest a check's cursor goes unwritten while its steps change nothing (default 1 s; see pipeline.ts). */
   saveEveryMs?: number;
+  /**
+   * Region mode: one shard of the sites (checks/shards.ts). The checks see only its sites' records,
+   * restore and decide only for them, and keep their cursors under `<check>#<shard>`.
+   */
+  shard?: Shard;
   /**
    * Region mode: run inside every transaction that commits a check's work (its step, tick, cursor),
    * throwing when this instance no longer holds the checks' lease; the transaction then rolls back.
@@ -69,9 +75,22 @@ export class CheckRunner {
   private stopped = false;
   private readonly failures = new Map<string, number>();
 
-  constructor(private readonly ctx: CheckContext, private readonly factories: CheckFactory[], options: CheckRunnerOptions | number = {}) {
+  private readonly ctx: CheckContext;
+
+  constructor(ctx: CheckContext, private readonly factories: CheckFactory[], options: CheckRunnerOptions | number = {}) {
     const o = typeof options === 'number' ? { tickMs: options } : options;
     this.options = o;
+    const shard = o.shard;
+    if (shard) {
+      const mine = new Map<string, boolean>(); // a hash per site, once
+      const owns = (siteId: string) => {
+        let m = mine.get(siteId);
+        if (m === undefined) mine.set(siteId, (m = shardOf(siteId, shard.of) === shard.index));
+        return m;
+      };
+      ctx = { ...ctx, owns, shard };
+    }
+    this.ctx = o.fence ? { ...ctx, fence: o.fence } : ctx;
     this.tickMs = o.tickMs ?? 5000;
     this.log = ctx.logger.child({ component: 'checks' });
     this.build();
@@ -85,7 +104,8 @@ export class CheckRunner {
   private build(): void {
     const o = this.options;
     this.checks = this.factories.map((f) => f(this.ctx));
-    this.pipelines = this.checks.map((c) => new CheckPipeline(c, this.ctx.ledger, new CheckProgress(this.ctx.registry.db, c.name), {
+    const consumer = (name: string) => (o.shard ? `${name}#${o.shard.index}` : name);
+    this.pipelines = this.checks.map((c) => new CheckPipeline(c, this.ctx.ledger, new CheckProgress(this.ctx.registry.db, consumer(c.name)), {
       maxQueued: o.maxQueued ?? 50_000,
       readBack: o.readBack ?? 5000,
       retryMs: o.retryMs ?? 1000,
@@ -93,7 +113,8 @@ export class CheckRunner {
       saveEveryMs: o.saveEveryMs ?? 1000,
       failed: (phase, err) => this.failed(c, phase, err),
       log: this.log.child({ check: c.name }),
-      ...(o.fence ? { fence: o.fence } : {}),
+      ...(this.ctx.fence ? { fence: this.ctx.fence } : {}),
+      ...(this.ctx.owns ? { owns: this.ctx.owns } : {}),
     }));
   }
 

@@ -33,7 +33,11 @@ export class StepFeed {
 
   constructor(
     private readonly ledger: AnyLedgerStore,
-    private readonly o: { kinds?: readonly RecordKind[]; maxQueued: number; readBack: number; maxBatch?: number },
+    private readonly o: {
+      kinds?: readonly RecordKind[]; maxQueued: number; readBack: number; maxBatch?: number;
+      /** Region mode: the sites of this runner's shard; records of other sites are passed over. */
+      owns?: (siteId: string) => boolean;
+    },
   ) {
     this.kinds = o.kinds ? new Set(o.kinds) : undefined;
   }
@@ -73,7 +77,8 @@ export class StepFeed {
     if (this.readingBack || records.length === 0) return undefined;
     const through = records[records.length - 1]!.seq;
     if (through <= this.tailSeq) return undefined;
-    const mine = records.filter((r) => r.seq > this.tailSeq && (!this.kinds || this.kinds.has(r.kind)));
+    const owns = this.o.owns;
+    const mine = records.filter((r) => r.seq > this.tailSeq && (!this.kinds || this.kinds.has(r.kind)) && (!owns || owns(r.siteId)));
     if (mine.length === 0) {
       // Nothing for this check: the last waiting step covers these seqs too.
       this.tailSeq = through;
@@ -163,6 +168,7 @@ export class StepFeed {
     }
     if (through <= this.tailSeq) return undefined;
     this.tailSeq = through;
-    return { records: chunk, through };
+    const owns = this.o.owns;
+    return { records: owns ? chunk.filter((r) => owns(r.siteId)) : chunk, through };
   }
 }

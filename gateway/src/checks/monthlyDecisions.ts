@@ -1,8 +1,7 @@
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Site } from '../registry/registry.ts';
-import { Transactions } from '../state/transactions.ts';
-import type { Check, CheckContext } from './check.ts';
+import { checkTransaction, type Check, type CheckContext } from './check.ts';
 import { CheckProgress } from './progress.ts';
 
 /** On a (re)start, months this far back whose deadline passed while the gateway was down are decided then. */
@@ -38,8 +37,10 @@ export abstract class MonthlyDecisionCheck implements Check {
     this.progress ??= new CheckProgress(this.ctx.registry.db, this.name);
     this.decidedThrough.clear();
     this.dirty.clear();
+    const owns = this.ctx.owns ?? (() => true);
     for (const [scope, value] of this.progress.all()) {
       const [what, siteId, month] = scope.split(':');
+      if (siteId && !owns(siteId)) continue; // another shard's site (region mode)
       if (what === 'through' && siteId) this.decidedThrough.set(siteId, fromNumber(value));
       else if (what === 'dirty' && siteId && month) this.markDirty(siteId, fromNumber(Number(month)));
     }
@@ -59,6 +60,7 @@ export abstract class MonthlyDecisionCheck implements Check {
   /** Months whose deadline the site's watermark passed, and dirty ones, decided one at a time. */
   async decide(now: number): Promise<void> {
     for (const site of this.ctx.registry.listSites()) {
+      if (this.ctx.owns && !this.ctx.owns(site.siteId)) continue;
       const watermark = this.ctx.live.siteWatermark(site, now);
       if (watermark === undefined) continue;
       const latest = this.latestDue(site, watermark);
@@ -77,7 +79,7 @@ export abstract class MonthlyDecisionCheck implements Check {
           if (revisit) this.markDirty(site.siteId, month); // decided again at the next tick
           throw err;
         }
-        Transactions.of(this.ctx.registry.db).run(() => {
+        checkTransaction(this.ctx, () => {
           if (revisit) this.store().remove(`dirty:${site.siteId}:${toNumber(month)}`);
           if (!revisit && month > (this.decidedThrough.get(site.siteId) ?? '')) {
             this.decidedThrough.set(site.siteId, month);

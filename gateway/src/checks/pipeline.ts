@@ -22,6 +22,8 @@ export interface PipelineOptions {
   log: Logger;
   /** Run first inside each transaction that commits the check's work; throws to roll it back (region leases). */
   fence?: () => void;
+  /** Region mode: the sites of the runner's shard (the others' records never reach the check). */
+  owns?: (siteId: string) => boolean;
 }
 
 export type Phase = 'start' | 'records' | 'tick' | 'stop' | 'skip';
@@ -61,7 +63,7 @@ export class CheckPipeline {
     private readonly progress: CheckProgress,
     private readonly o: PipelineOptions,
   ) {
-    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch });
+    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch, ...(o.owns ? { owns: o.owns } : {}) });
     const transactions = Transactions.of(progress.db);
     const fence = o.fence;
     this.tx = fence ? { run: (fn) => transactions.run(() => { fence(); return fn(); }) } : transactions;

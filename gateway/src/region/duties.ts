@@ -70,7 +70,7 @@ export class RegionDuties {
 
   /** The duties running here now. */
   held(): string[] {
-    return [...this.running.keys()];
+    return [...this.running.keys()].sort();
   }
 
   /**

@@ -27,6 +27,8 @@ export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
       checks: deps.checks.state(),
       // A sink that is down does not make the gateway unready: the ledger spools for it.
       sinks,
+      // Region mode: the duties this instance runs now (checks shards, webhooks, sinks …).
+      ...(deps.regionDuties?.() ? { duties: deps.regionDuties() } : {}),
     });
   });
 

@@ -21,9 +21,8 @@
 import type { Logger } from 'pino';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Device } from '../../registry/registry.ts';
-import type { Check, CheckContext, CheckFactory } from '../check.ts';
+import { checkTransaction, type Check, type CheckContext, type CheckFactory } from '../check.ts';
 import type { RaiseSignal } from '../types.ts';
-import { Transactions } from '../../state/transactions.ts';
 import { LivenessRows } from './livenessRows.ts';
 import { DEFAULT_OFFLINE_AFTER_S, INTERVALS_OF_SILENCE, LEARN_GAPS, LEARN_MIN_GAPS } from './defaults.ts';
 
@@ -94,13 +93,14 @@ export class DeviceOfflineCheck implements Check {
   async start(cursor = this.ctx.ledger.lastSeq): Promise<void> {
     this.startedAt = this.ctx.now();
     this.heard.clear();
-    for (const [deviceId, h] of this.rows.all()) this.heard.set(deviceId, h);
+    const owns = this.ctx.owns ?? (() => true);
+    for (const [deviceId, h] of this.rows.all()) if (owns(h.siteId)) this.heard.set(deviceId, h);
     if (this.heard.size === 0 && cursor > 0) await this.learn(cursor);
   }
 
   stop(): void {
     this.stopping = true;
-    Transactions.of(this.ctx.registry.db).run(() => this.saveHeard());
+    checkTransaction(this.ctx, () => this.saveHeard());
   }
 
   /**
@@ -128,6 +128,7 @@ export class DeviceOfflineCheck implements Check {
       const chunk = (await this.ctx.ledger.readAfter(after, 5000, [...this.kinds])).filter((r) => r.seq <= cursor);
       if (chunk.length === 0) break;
       for (const r of chunk) {
+        if (this.ctx.owns && !this.ctx.owns(r.siteId)) continue;
         const h = this.observe(r, false);
         if (h === undefined) continue;
         if (r.kind === 'status' && r.body.state === 'offline') lastStatusOffline.set(r.deviceId, r);
@@ -136,7 +137,7 @@ export class DeviceOfflineCheck implements Check {
       after = chunk[chunk.length - 1]!.seq;
       await new Promise<void>((resolve) => setImmediate(resolve));
     }
-    Transactions.of(this.ctx.registry.db).run(() => {
+    checkTransaction(this.ctx, () => {
       for (const [deviceId, h] of this.heard) {
         const status = lastStatusOffline.get(deviceId);
         const active = this.ctx.alerts.active(offlineKey(deviceId));

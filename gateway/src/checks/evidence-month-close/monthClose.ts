@@ -1,6 +1,6 @@
 import type { Audit } from '../../state/types.ts';
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
-import type { CheckFactory } from '../check.ts';
+import { checkTransaction, type CheckFactory } from '../check.ts';
 import { MonthlyDecisionCheck } from '../monthlyDecisions.ts';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Site } from '../../registry/registry.ts';
@@ -80,7 +80,7 @@ export class EvidenceMonthClose extends MonthlyDecisionCheck {
       && Object.entries(workers).every(([id, d]) => last.workers[id]?.root === d.root)) return;
     const closedAt = new Date(cal.startOfDay(`${SiteCalendar.addMonths(month, 1)}-01`)).toISOString();
     const revision = (last?.revision ?? 0) + 1;
-    audit.append(DIGEST_ENTRY, subject, { siteId: site.siteId, month, format: DIGEST_FORMAT, closedAt, watermark: new Date(watermark).toISOString(), revision, workers }, this.ctx.now());
+    checkTransaction(this.ctx, () => audit.append(DIGEST_ENTRY, subject, { siteId: site.siteId, month, format: DIGEST_FORMAT, closedAt, watermark: new Date(watermark).toISOString(), revision, workers }, this.ctx.now()));
     this.ctx.logger.info({ siteId: site.siteId, month, revision, workers: Object.keys(workers).length }, 'evidence digests recorded in the audit trail');
   }
 

@@ -84,7 +84,7 @@ export class HazardCheck implements Check<HazardPrepared> {
   constructor(ctx: CheckContext, options: HazardCheckOptions = {}) {
     this.ctx = ctx;
     this.log = ctx.logger.child({ check: this.name });
-    this.store = new HazardSnapshotStore(ctx.registry.db);
+    this.store = new HazardSnapshotStore(ctx.registry.db, ctx.shard, ctx.fence);
     this.snapshotEveryMs = options.snapshotEveryMs ?? 5 * 60_000;
     this.snapshotEveryReadings = options.snapshotEveryReadings ?? 200_000;
     this.maxBatch = options.maxBatch ?? 20_000;
@@ -106,6 +106,7 @@ export class HazardCheck implements Check<HazardPrepared> {
       await this.spawn();
       const { snapshotSeq } = this.store.cursor();
       for (const { siteId, doc } of this.store.snapshots()) {
+        if (this.ctx.owns && !this.ctx.owns(siteId)) continue; // another shard's (region mode)
         const config = siteConfig(siteId, this.ctx.registry.site(siteId), this.log);
         try {
           await this.call({ type: 'site', siteId, timezone: config.timezone, settings: config.settings, doc });

@@ -1,5 +1,7 @@
 import type { SqlDb, SqlStatement } from '../../state/sqlDb.ts';
-import { Transactions } from '../../state/transactions.ts';
+import { checkTransaction } from '../check.ts';
+import { CheckProgress } from '../progress.ts';
+import type { Shard } from '../shards.ts';
 
 /**
  * Where the hazard check keeps what it needs to restart exactly (state.db, tables of its own):
@@ -12,14 +14,18 @@ import { Transactions } from '../../state/transactions.ts';
 export class HazardSnapshotStore {
   private readonly putDoc: SqlStatement;
   private readonly putSnapshotSeq: SqlStatement;
+  /** Region mode with shards: each shard's `snapshot_seq` is its own, in check_progress (`hazard#<shard>`, scope `snapshotSeq`). */
+  private readonly shardSeq: CheckProgress | undefined;
 
-  constructor(private readonly db: SqlDb) {
+  constructor(private readonly db: SqlDb, shard?: Shard, private readonly fence?: () => void) {
     this.putDoc = db.prepare(`INSERT INTO hazard_snapshots (site_id, doc, taken_at) VALUES (?, ?, ?)
       ON CONFLICT(site_id) DO UPDATE SET doc = excluded.doc, taken_at = excluded.taken_at`);
     this.putSnapshotSeq = db.prepare('UPDATE hazard_cursor SET snapshot_seq = ? WHERE id = 1');
+    if (shard) this.shardSeq = new CheckProgress(db, `hazard#${shard.index}`);
   }
 
   cursor(): { snapshotSeq: number } {
+    if (this.shardSeq) return { snapshotSeq: this.shardSeq.get('snapshotSeq') ?? 0 };
     const r = this.db.prepare('SELECT snapshot_seq FROM hazard_cursor WHERE id = 1').get() as { snapshot_seq: number };
     return { snapshotSeq: r.snapshot_seq };
   }
@@ -31,9 +37,10 @@ export class HazardSnapshotStore {
 
   /** Writes the changed sites' documents and moves `snapshot_seq`, atomically. */
   save(seq: number, docs: { siteId: string; doc: string }[], at: number): void {
-    Transactions.of(this.db).run(() => {
+    checkTransaction({ registry: { db: this.db }, ...(this.fence ? { fence: this.fence } : {}) }, () => {
       for (const d of docs) this.putDoc.run(d.siteId, d.doc, at);
-      this.putSnapshotSeq.run(seq);
+      if (this.shardSeq) this.shardSeq.set('snapshotSeq', seq);
+      else this.putSnapshotSeq.run(seq);
     });
   }
 }

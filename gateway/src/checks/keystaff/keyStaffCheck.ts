@@ -62,17 +62,18 @@ export class KeyStaffCheck implements Check {
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
     this.progress = new CheckProgress(ctx.registry.db, KEY_STAFF);
-    this.days = new CheckinDays(ctx.stepReads ?? ctx.ledger, (siteId) => this.calendar(siteId));
+    this.days = new CheckinDays(ctx.stepReads ?? ctx.ledger, (siteId) => this.calendar(siteId), undefined, ctx.owns);
   }
 
   /** What was decided per site (the runner replays the records after its cursor). */
   start(): void {
     this.decided.clear();
     this.since.clear();
-    this.days = new CheckinDays(this.ctx.stepReads ?? this.ctx.ledger, (siteId) => this.calendar(siteId));
+    this.days = new CheckinDays(this.ctx.stepReads ?? this.ctx.ledger, (siteId) => this.calendar(siteId), undefined, this.ctx.owns);
+    const owns = this.ctx.owns ?? (() => true);
     for (const [scope, value] of this.progress.all()) {
-      if (scope.startsWith('site:')) this.decided.set(scope.slice(5), value);
-      else if (scope.startsWith('since:')) this.since.set(scope.slice(6), value);
+      if (scope.startsWith('site:') && owns(scope.slice(5))) this.decided.set(scope.slice(5), value);
+      else if (scope.startsWith('since:') && owns(scope.slice(6))) this.since.set(scope.slice(6), value);
     }
   }
 

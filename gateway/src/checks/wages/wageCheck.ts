@@ -1,7 +1,7 @@
 import { SiteCalendar } from '../../calendar/siteCalendar.ts';
 import type { StoredRecord } from '../../ledger/types.ts';
 import type { Site } from '../../registry/registry.ts';
-import type { CheckFactory } from '../check.ts';
+import { checkTransaction, type CheckFactory } from '../check.ts';
 import { MonthlyDecisionCheck } from '../monthlyDecisions.ts';
 import { wageCheckReport } from './findings.ts';
 import type { WageFinding, WageKind } from './rule.ts';
@@ -49,7 +49,7 @@ export class WageCheck extends MonthlyDecisionCheck {
     const steps = this.steps(site, period, report, revisit);
     for (let i = 0; i < steps.length; i += DECIDE_SLICE) {
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
-      alerts.atomically(() => { for (const step of steps.slice(i, i + DECIDE_SLICE)) step(); });
+      checkTransaction(this.ctx, () => { for (const step of steps.slice(i, i + DECIDE_SLICE)) step(); });
     }
   }
 
