@@ -64,10 +64,10 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
     await Promise.all([server?.dispose(), redis?.stop()]);
   }, 30_000);
 
-  it('shares out the duties: each shard\'s checks, the webhook outbox, linkage and alert events into the ledger each on exactly one instance, evenly', () => {
+  it('shares out the duties: each shard\'s checks, the alert timers, the webhook outbox, linkage and alert events into the ledger each on exactly one instance, evenly', () => {
     const held = [a.gw.region!.held(), b.gw.region!.held()];
-    expect([...held[0]!, ...held[1]!].sort()).toEqual(['alert-ledger', 'checks#0', 'checks#1', 'checks#2', 'checks#3', 'linkage', 'webhooks']);
-    expect(held.map((h) => h.length).sort()).toEqual([3, 4]); // ceil(7 / 2) and the rest
+    expect([...held[0]!, ...held[1]!].sort()).toEqual(['alert-ledger', 'checks#0', 'checks#1', 'checks#2', 'checks#3', 'linkage', 'timers', 'webhooks']);
+    expect(held.map((h) => h.length)).toEqual([4, 4]); // ceil(8 / 2) each
     // Both instances run checks: the sites are spread, each site's checks in one place.
     expect([a, b].filter((g) => g.gw.checks.state().running)).toHaveLength(2);
   });

@@ -175,7 +175,7 @@ describe('region mode: three instances behind HAProxy replay the public month', 
   it('ran each shard\'s checks on one instance at a time, shared the duties out, each held once, and spread the checks', () => {
     expect(overlaps).toEqual([]);
     expect(NAMES.flatMap((n) => gws[n].gw.region!.held()).sort())
-      .toEqual(['alert-ledger', ...Array.from({ length: SHARDS }, (_, k) => `checks#${k}`), 'linkage', 'webhooks']);
+      .toEqual(['alert-ledger', ...Array.from({ length: SHARDS }, (_, k) => `checks#${k}`), 'linkage', 'timers', 'webhooks']);
     expect(holders.size).toBeGreaterThan(1); // the sites' checks ran on more than one instance
   });
 

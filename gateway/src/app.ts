@@ -221,8 +221,21 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     summarise: (siteIds) => Promise.all(siteIds.flatMap((id) => { const s = registry.site(id); return s ? [siteSummary({ registry, ledger, live, broker, alerts, now }, s)] : []; })),
   });
   const timerMs = deps.alertTimerMs ?? config.SITEGATE_ALERT_TIMER_MS;
-  const escalation = timerMs > 0 ? setInterval(() => alerts.escalateDue(now()), timerMs) : undefined;
-  escalation?.unref();
+  // The alert timers (escalation, reminders): a pass every timerMs; in region mode on the instance
+  // holding the `timers` duty (each step is decided from the alert's columns under the state lock,
+  // so a pass elsewhere could not fire one twice; the duty keeps it to one place).
+  let escalation: NodeJS.Timeout | undefined;
+  const startTimers = () => {
+    if (timerMs <= 0 || escalation) return;
+    // Deadlines that passed while the gateway (or the duty) was away fire now, not one period later.
+    alerts.escalateDue(now());
+    escalation = setInterval(() => alerts.escalateDue(now()), timerMs);
+    escalation.unref();
+  };
+  const stopTimers = () => {
+    clearInterval(escalation);
+    escalation = undefined;
+  };
 
   let shuttingDown = false;
   const apiDeps: ApiDeps = {
@@ -273,7 +286,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       if (!pgUrl) linkage.start(); // before the checks: their first alert events find it listening
       // Deadlines that passed while the gateway was down fire now, not one period later, and by
       // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
-      if (escalation) alerts.escalateDue(now());
+      if (!pgUrl) startTimers();
       if (!sharded || !pgUrl) {
         if (checks instanceof CheckRunner) void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       } else {
@@ -286,6 +299,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
               start: () => { void sharded.start(k, ledger).catch((err: unknown) => logger.error({ err, shard: k }, 'checks failed to start')); },
               stop: () => sharded.stopShard(k),
             })),
+            { key: 'timers', start: startTimers, stop: async () => stopTimers() },
             { key: 'webhooks', start: () => deliverer.start(), stop: () => deliverer.close() },
             { key: 'linkage', start: () => linkage.start(), stop: async () => linkage.stop() },
             { key: 'alert-ledger', start: () => alertLedger.start(), stop: () => alertLedger.close() },
@@ -307,7 +321,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await ledger.drained();
       await broker.close();
       await ledger.drained();
-      clearInterval(escalation);
+      stopTimers();
       commandDelivery.stop();
       await duties?.stop(); // hands the region's duties over at once
       await deliverer.close();
