@@ -204,7 +204,8 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   // Region mode: the sites in shards, each shard's checks where its lease is (checks/shardedChecks.ts).
   const fenceFor = (key: string) => () => (store as PgStateStore).db.deferUntilBegin(duties!.fence(key));
   const sharded = pgUrl ? new ShardedChecks(checkContext, deps.checks ?? CHECKS, { shards: config.SITEGATE_REGION_SHARDS, fence: (k) => fenceFor(`checks#${k}`) }) : undefined;
-  const checks: Checks = sharded ?? new CheckRunner(checkContext, deps.checks ?? CHECKS);
+  const runner = sharded ? undefined : new CheckRunner(checkContext, deps.checks ?? CHECKS);
+  const checks: Checks = sharded ?? runner!;
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {
@@ -277,22 +278,23 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await http.listen({ host: config.SITEGATE_HTTP_HOST, port: config.SITEGATE_HTTP_PORT });
       const httpPort = (http.server.address() as { port: number }).port;
       const { port: mqttPort, wsPort } = await broker.listen({ host: config.SITEGATE_MQTT_HOST, port: config.SITEGATE_MQTT_PORT, wsPort: config.SITEGATE_MQTT_WS_PORT });
-      // Ingest and sinks never wait for the checks' restore and replay (issue 15): the checks catch
-      // up behind, and /readyz says how far behind they are.
-      if (!pgUrl) for (const s of sinks) s.start();
-      if (!pgUrl) await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
-      if (!pgUrl) deliverer.start();
       commandDelivery.start();
-      if (!pgUrl) linkage.start(); // before the checks: their first alert events find it listening
-      // Deadlines that passed while the gateway was down fire now, not one period later, and by
-      // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
-      if (!pgUrl) startTimers();
-      if (!sharded || !pgUrl) {
-        if (checks instanceof CheckRunner) void checks.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
+      if (!sharded) {
+        // Every duty runs here. Ingest and sinks never wait for the checks' restore and replay
+        // (issue 15): the checks catch up behind, and /readyz says how far behind they are.
+        for (const s of sinks) s.start();
+        await alertLedger.start(); // alert events a crash kept from the ledger: a few, appended now
+        deliverer.start();
+        linkage.start(); // before the checks: their first alert events find it listening
+        // Deadlines that passed while the gateway was down fire now, not one period later, and by
+        // the time it says it listens (each step once: alerts/deadlines.ts decides from the columns).
+        startTimers();
+        void runner!.start(ledger).catch((err: unknown) => logger.error({ err }, 'checks failed to start'));
       } else {
+        // Region mode: each duty where its lease is; those this instance got start before it says it listens.
         for (const s of sinks) await s.stop(); // not started: they hold no records in memory until their lease comes
         duties = new RegionDuties({
-          url: pgUrl, instanceId: instanceId!, stateDb: (store as PgStateStore).db, logger: logger.child({ component: 'region' }), ttlMs: config.SITEGATE_REGION_LEASE_MS,
+          url: pgUrl!, instanceId: instanceId!, stateDb: (store as PgStateStore).db, logger: logger.child({ component: 'region' }), ttlMs: config.SITEGATE_REGION_LEASE_MS,
           duties: [
             ...sharded.runners.map((_, k) => ({
               key: `checks#${k}`,
