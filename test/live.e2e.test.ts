@@ -6,35 +6,11 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TestClock } from './support/clock.ts';
 import { startGateway, type TestGateway } from './support/gateway.ts';
+import { readEvents } from './support/sse.ts';
 
 const clock = new TestClock('2026-11-02T09:00:00+08:00');
 const NOW = clock.now();
 const SCREENSHOTS = path.resolve(import.meta.dirname, '../tmp');
-
-interface SseEvent { event: string; data: any; id?: string }
-
-/** Reads Server-Sent Events from a fetch body until `want` events arrived. */
-async function readEvents(res: Response, want: number): Promise<SseEvent[]> {
-  const reader = res.body!.getReader();
-  const out: SseEvent[] = [];
-  let buf = '';
-  while (out.length < want) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    buf += new TextDecoder().decode(value);
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const frame = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const event = /^event: (.+)$/m.exec(frame)?.[1];
-      const data = /^data: (.+)$/m.exec(frame)?.[1];
-      const id = /^id: (.+)$/m.exec(frame)?.[1];
-      if (event && data) out.push({ event, data: JSON.parse(data), ...(id ? { id } : {}) });
-    }
-  }
-  await reader.cancel();
-  return out;
-}
 
 /**
  * The live feed (contract §2, §6) and the regulator's page: one stream per site or per region with

@@ -2,7 +2,8 @@ import mqtt from 'mqtt';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { TestClock } from './support/clock.ts';
-import { startGateway, type TestGateway } from './support/gateway.ts';
+import { ADMIN_TOKEN, startGateway, type TestGateway } from './support/gateway.ts';
+import { readEventsUntil } from './support/sse.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
 import { shardOf } from '../gateway/src/checks/shards.ts';
@@ -84,13 +85,19 @@ describe('region mode: two instances on one PostgreSQL and Redis', () => {
     await vi.waitFor(async () => expect(await asB()).toBe(401), { timeout: 5_000, interval: 25 });
   });
 
-  it('raises the alert for a message that arrived at the instance not running the site\'s checks, once', async () => {
+  it('raises the alert for a message that arrived at the instance not running the site\'s checks, once, and that instance\'s live page shows it', async () => {
     const { holder, other } = roles();
+    // A regulator's live page on the instance the gust arrives at, which does not run the site's checks.
+    const live = await fetch(`${other.httpUrl}/api/v1/live?siteId=${SITE}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } });
+    expect(live.status).toBe(200);
+    const alertOnPage = readEventsUntil(live, (events) => events.some((e) => e.event === 'alert'));
     const c = await wind(other, 'wind-gusts');
     await gust(c, 'gust-1', 15.2); // beyond the critical limit (13.8 m/s)
     await vi.waitFor(async () => expect(await windAlerts()).toEqual(['open']), { timeout: 10_000, interval: 25 });
     await holder.gw.checks.idle();
     expect(await windAlerts()).toEqual(['open']);
+    // Raised on the holder; the live page on the other instance shows it (the ledger in follow mode).
+    expect((await alertOnPage).find((e) => e.event === 'alert')).toMatchObject({ data: { event: 'opened', siteId: SITE, severity: 'critical' } });
   });
 
   it('hands the site\'s checks over at once when their instance stops; the other goes on from the cursor and raises nothing twice', async () => {
