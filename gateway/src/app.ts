@@ -34,13 +34,10 @@ import { createLogger } from './observability/logger.ts';
 import { EventLoopMonitor } from './observability/eventLoop.ts';
 import { createMetrics, type Metrics } from './observability/metrics.ts';
 import type { Registry } from './registry/registry.ts';
-import { SqliteStateStore, type SqlStateStore } from './state/sqliteState.ts';
-import { PgStateStore } from './state/pg/pgState.ts';
-import { SyncPg } from './state/pg/syncPg.ts';
-import { PgLedger } from './ledger/pg/pgLedger.ts';
-import { PgSyncReads } from './ledger/pg/pgSyncReads.ts';
+import type { PgStateStore } from './state/pg/pgState.ts';
 import { RegionDuties } from './region/duties.ts';
-import { RegistryFollower } from './region/registryFollower.ts';
+import { openStorage } from './storage.ts';
+import type { PgLedger } from './ledger/pg/pgLedger.ts';
 import { FaceRegistry } from './registry/faceRegistry.ts';
 import { newSecret } from './registry/secrets.ts';
 import { InfluxV1Sink } from './sinks/influxV1.ts';
@@ -138,37 +135,27 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const metrics = createMetrics();
   const loop = new EventLoopMonitor();
   fs.mkdirSync(config.SITEGATE_DATA_DIR, { recursive: true });
-  // state.db (state/sqliteState.ts, migrations in state/stateDb.ts): registry, alerts, audit, sink
-  // cursors and dead letters behind the interfaces of state/types.ts; faces, commands, webhooks and
-  // the checks' own rows on the same connection.
-  // Region mode (contract §8): ledger and state in PostgreSQL, shared by every instance.
+  // Ledger and state (storage.ts): SQLite in the data directory, or PostgreSQL in region mode
+  // (contract §8). The state stores are behind the interfaces of state/types.ts; faces, commands,
+  // webhooks and the checks' own rows use the same connection.
   const pgUrl = config.SITEGATE_DATABASE_URL;
   const instanceId = config.SITEGATE_INSTANCE_ID;
-  const stateOptions = { dataDir: config.SITEGATE_DATA_DIR, now, scryptN: config.SITEGATE_SECRET_SCRYPT_N };
-  const store: SqlStateStore = pgUrl ? await PgStateStore.open({ ...stateOptions, url: pgUrl, ...(instanceId ? { instanceId } : {}) }) : SqliteStateStore.open(stateOptions);
-  const { db: state, registry, audit, alerts, sinkState } = store;
-  // Region mode: other instances' registry changes (a token revoked there) reach this one's memory.
-  const registryFollower = pgUrl ? new RegistryFollower({ url: pgUrl, instanceId: instanceId!, registry, logger: logger.child({ component: 'region' }) }) : undefined;
-  await registryFollower?.start();
   let fatal: Error | null = null;
-  const ledgerOptions = {
-    onCommit: ({ records, commitMs }: { records: number; commitMs: number }) => {
+  const storage = await openStorage(config, {
+    now, logger,
+    onCommit: ({ records, commitMs }) => {
       metrics.ledgerCommitSeconds.observe(commitMs / 1000);
       metrics.ledgerGroupSize.observe(records);
     },
-    onFatal: (err: Error) => {
+    onFatal: (err) => {
       fatal = err;
       logger.fatal({ err }, 'ledger writer failed: no message can be made durable; refusing ingest');
     },
-  };
-  const ledger: Ledger | PgLedger = pgUrl
-    // Following: its listeners (checks, live feed, LiveState) hear every instance's commits.
-    ? await PgLedger.open({ connectionString: pgUrl, evidenceDir: path.join(config.SITEGATE_DATA_DIR, 'evidence'), follow: {}, ...ledgerOptions })
-    : await Ledger.open(config.SITEGATE_DATA_DIR, ledgerOptions);
-  // Reads inside a check's synchronous step: the SQLite ledger answers them, PostgreSQL through a synchronous connection.
-  const stepReads = pgUrl ? new PgSyncReads(new SyncPg({ url: pgUrl, applicationName: `sitegate-steps:${instanceId}` })) : undefined;
+  });
+  const { store, ledger, stepReads } = storage;
+  const { db: state, registry, audit, alerts, sinkState } = store;
   const live = await LiveState.load(ledger);
-  const reports = new ReportReader(ledger instanceof Ledger ? { dbFile: ledger.file } : { pgUrl: pgUrl! }, registry, logger.child({ component: 'reports' }));
+  const reports = new ReportReader(storage.reportSource, registry, logger.child({ component: 'reports' }));
   // The SQLite ledger decodes and validates device payloads on its writer's thread; otherwise the ingestor does.
   const ingestor = new Ingestor({ ledger, ...(ledger instanceof Ledger ? { payloads: ledger } : {}), registry, metrics, logger, now });
   // Commands (contract §7): stored in state.db, delivered over the broker, answered through its publish hook.
@@ -334,10 +321,7 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
       await ledger.drained();
       await Promise.all(sinks.map((s) => s.close()));
       await alertLedger.close();
-      await ledger.close();
-      stepReads?.close();
-      await registryFollower?.stop();
-      store.close();
+      await storage.close();
       loop.stop();
       logger.info('sitegate stopped');
     },
