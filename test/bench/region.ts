@@ -14,11 +14,7 @@
  * profiler's cost, so keep such runs apart from the measured ones; BENCH_KEEP_PROFILES keeps the files),
  * BENCH_REGION_WAITS (off; on: pg_stat_activity is sampled every 20 ms during each run and what the
  * sitegate connections were doing is tallied — active, waiting on a lock (advisory = the append or
- * state write lock), on WAL flush, idle in transaction — a sampler that costs PostgreSQL a little),
- * BENCH_REGION_SPLIT_LOCKS (off; on: an experiment, not the product — once the first instance has
- * migrated, ledger_append() is redefined in the bench's database to take advisory lock 0x5a7e0003
- * instead of 0x5a7e0002, which is also state/pg/pgStateDb.ts's STATE_WRITE_LOCK, so that a check's
- * state transaction no longer holds back every instance's ledger commits; gateway/src is untouched).
+ * state write lock), on WAL flush, idle in transaction — a sampler that costs PostgreSQL a little).
  *
  * Each configuration gets fresh gateways (own data dirs) and, on PostgreSQL, a database of its own
  * on the one server, so every configuration starts from an empty ledger. Devices are registered
@@ -98,16 +94,6 @@ function postgresTicks(postmaster: number): { ticks: number; processes: number }
 const ticksOf = (pid: number) => procStat(pid)?.ticks ?? NaN;
 
 // — the runs —
-
-const splitLocks = !!process.env.BENCH_REGION_SPLIT_LOCKS && process.env.BENCH_REGION_SPLIT_LOCKS !== 'off';
-
-/** The experiment of BENCH_REGION_SPLIT_LOCKS: ledger_append() under a lock of its own. */
-async function splitAppendLock(db: pg.Client): Promise<void> {
-  const def = (await db.query<{ d: string }>("SELECT pg_get_functiondef('ledger_append'::regproc) AS d")).rows[0]!.d;
-  const from = `pg_advisory_xact_lock(${0x5a7e_0002})`;
-  if (!def.includes(from)) throw new Error(`ledger_append() does not take ${from} (the bench's experiment no longer applies)`);
-  await db.query(def.replace(from, `pg_advisory_xact_lock(${0x5a7e_0003})`));
-}
 
 const waitsOn = !!process.env.BENCH_REGION_WAITS && process.env.BENCH_REGION_WAITS !== 'off';
 
@@ -290,11 +276,9 @@ export async function runRegionBenchFull(o: { log: (s: string) => void } = { log
         }
         // One after the other: the first applies the migrations.
         for (let i = 0; i < c.instances; i++) {
-          if (i === 1 && splitLocks && ph.db) await splitAppendLock(ph.db);
           if (profile) profileDirs.push(fs.mkdtempSync(path.join(os.tmpdir(), `sitegate-prof-region-${c.instances}-${i}-`)));
           ph.gateways.push(await startTarget('gateway', { nofile, ...(profile ? { profileDir: profileDirs[i]! } : {}), env: { ...env, ...(c.store === 'postgres' ? { SITEGATE_INSTANCE_ID: `bench-${i + 1}` } : {}) } }));
         }
-        if (c.instances === 1 && splitLocks && ph.db) await splitAppendLock(ph.db);
         const procs = { postmaster: c.store === 'postgres' ? postmaster : undefined, redis: ph.redis ? ourChild('redis-server') : undefined } as { postmaster?: number; redis?: number };
         if (ph.redis && !procs.redis) throw new Error('cannot find redis-server among this process\'s children');
         const devices = await registerDevices(ph.gateways[0]!, 'S-REGION', ids);

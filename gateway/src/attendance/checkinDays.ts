@@ -26,13 +26,13 @@ export class CheckinDays {
   constructor(
     private readonly ledger: LedgerReads,
     private readonly calendarOf: (siteId: string) => SiteCalendar | undefined,
-    private readonly maxDays = 400,
     /**
-     * Region mode with shards: the sites whose records the owner hands in. Another site's day (a
-     * key person's other site) is read from the ledger each time it is asked for, never kept: its
-     * records go to another shard, so a kept copy would go stale.
+     * `maxDays`: site-days kept (the most recently used). `owns` (region mode with shards): the
+     * sites whose records the owner hands in; another site's day (a key person's other site) is
+     * read from the ledger each time it is asked for, never kept: its records go to another shard,
+     * so a kept copy would go stale.
      */
-    private readonly owns?: (siteId: string) => boolean,
+    private readonly o: { maxDays?: number; owns?: (siteId: string) => boolean } = {},
   ) {}
 
   /** Keeps the cached days current with committed check-ins and verdicts (any order, repeats harmless). */
@@ -70,7 +70,7 @@ export class CheckinDays {
       return d;
     }
     d = { facts: new Map(), byWorker: new Map() };
-    const keep = !this.owns || this.owns(siteId);
+    const keep = !this.o.owns || this.o.owns(siteId);
     const from = cal.startOfDay(day);
     const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
     // Verdicts first, as checkinFacts reads them. A ledger whose reads answer later (PostgreSQL)
@@ -84,7 +84,7 @@ export class CheckinDays {
     for (const f of withVerdicts(checkins, verdicts)) add(d, f);
     if (!keep) return d;
     this.days.set(k, d);
-    while (this.days.size > this.maxDays) this.days.delete(this.days.keys().next().value!);
+    while (this.days.size > (this.o.maxDays ?? 400)) this.days.delete(this.days.keys().next().value!);
     return d;
   }
 }

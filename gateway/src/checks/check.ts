@@ -109,7 +109,11 @@ export type CheckFactory = (ctx: CheckContext) => AnyCheck;
  * database like the runner's steps, with the region fence proven first: an instance that lost the
  * checks' lease commits nothing more, whatever it was in the middle of.
  */
-export function checkTransaction<T>(ctx: { registry: { db: SqlDb }; fence?: (() => void) | undefined }, fn: () => T): T {
-  const fence = ctx.fence;
-  return Transactions.of(ctx.registry.db).run(fence ? () => { fence(); return fn(); } : fn);
+export function checkTransaction<T>(ctx: Pick<CheckContext, 'registry' | 'fence'>, fn: () => T): T {
+  return fencedTransaction(ctx.registry.db, ctx.fence, fn);
+}
+
+/** A transaction on the state database with `fence` (if any) proven first in it (the runner's steps use it too). */
+export function fencedTransaction<T>(db: SqlDb, fence: (() => void) | undefined, fn: () => T): T {
+  return Transactions.of(db).run(fence ? () => { fence(); return fn(); } : fn);
 }

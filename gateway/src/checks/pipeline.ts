@@ -1,9 +1,8 @@
-import { totalChangesOf } from '../state/sqlDb.ts';
 import type { Logger } from 'pino';
 import type { AnyLedgerStore, StoredRecord } from '../ledger/types.ts';
+import { totalChangesOf } from '../state/sqlDb.ts';
 import { StepFeed, type Step } from './feed.ts';
-import { Transactions } from '../state/transactions.ts';
-import type { AnyCheck, Prepared } from './check.ts';
+import { fencedTransaction, type AnyCheck, type Prepared } from './check.ts';
 import type { CheckProgress } from './progress.ts';
 
 export interface PipelineOptions {
@@ -64,9 +63,7 @@ export class CheckPipeline {
     private readonly o: PipelineOptions,
   ) {
     this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch, ...(o.owns ? { owns: o.owns } : {}) });
-    const transactions = Transactions.of(progress.db);
-    const fence = o.fence;
-    this.tx = fence ? { run: (fn) => transactions.run(() => { fence(); return fn(); }) } : transactions;
+    this.tx = { run: (fn) => fencedTransaction(progress.db, o.fence, fn) };
     this.totalChanges = totalChangesOf(progress.db);
   }
 

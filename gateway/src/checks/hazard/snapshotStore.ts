@@ -1,5 +1,5 @@
 import type { SqlDb, SqlStatement } from '../../state/sqlDb.ts';
-import { checkTransaction } from '../check.ts';
+import { fencedTransaction } from '../check.ts';
 import { CheckProgress } from '../progress.ts';
 import type { Shard } from '../shards.ts';
 
@@ -37,7 +37,7 @@ export class HazardSnapshotStore {
 
   /** Writes the changed sites' documents and moves `snapshot_seq`, atomically. */
   save(seq: number, docs: { siteId: string; doc: string }[], at: number): void {
-    checkTransaction({ registry: { db: this.db }, ...(this.fence ? { fence: this.fence } : {}) }, () => {
+    fencedTransaction(this.db, this.fence, () => {
       for (const d of docs) this.putDoc.run(d.siteId, d.doc, at);
       if (this.shardSeq) this.shardSeq.set('snapshotSeq', seq);
       else this.putSnapshotSeq.run(seq);

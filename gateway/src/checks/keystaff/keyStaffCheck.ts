@@ -62,14 +62,19 @@ export class KeyStaffCheck implements Check {
   constructor(ctx: CheckContext) {
     this.ctx = ctx;
     this.progress = new CheckProgress(ctx.registry.db, KEY_STAFF);
-    this.days = new CheckinDays(ctx.stepReads ?? ctx.ledger, (siteId) => this.calendar(siteId), undefined, ctx.owns);
+    this.days = this.newDays();
+  }
+
+  /** The day cache, empty: reads inside the step through `stepReads` where the ledger answers later; other shards' days never kept. */
+  private newDays(): CheckinDays {
+    return new CheckinDays(this.ctx.stepReads ?? this.ctx.ledger, (siteId) => this.calendar(siteId), this.ctx.owns ? { owns: this.ctx.owns } : {});
   }
 
   /** What was decided per site (the runner replays the records after its cursor). */
   start(): void {
     this.decided.clear();
     this.since.clear();
-    this.days = new CheckinDays(this.ctx.stepReads ?? this.ctx.ledger, (siteId) => this.calendar(siteId), undefined, this.ctx.owns);
+    this.days = this.newDays();
     const owns = this.ctx.owns ?? (() => true);
     for (const [scope, value] of this.progress.all()) {
       if (scope.startsWith('site:') && owns(scope.slice(5))) this.decided.set(scope.slice(5), value);
