@@ -8,7 +8,6 @@ import { PgSyncReads } from './ledger/pg/pgSyncReads.ts';
 import type { ReportSource } from './ledger/reportReader.ts';
 import { RegistryFollower } from './region/registryFollower.ts';
 import { PgStateStore } from './state/pg/pgState.ts';
-import { SyncPg } from './state/pg/syncPg.ts';
 import { SqliteStateStore, type SqlStateStore } from './state/sqliteState.ts';
 
 /** The ledger and the state, on one engine: SQLite in the data directory, or PostgreSQL (region mode). */
@@ -60,12 +59,12 @@ export async function openStorage(config: Config, o: StorageOptions): Promise<St
   await follower.start();
   // Following: its listeners (checks, live feed, LiveState) hear every instance's commits.
   const ledger = await PgLedger.open({ connectionString: url, evidenceDir: path.join(config.SITEGATE_DATA_DIR, 'evidence'), follow: {}, ...ledgerOptions });
-  const stepReads = new PgSyncReads(new SyncPg({ url, applicationName: `sitegate-steps:${instanceId}` }));
+  // Inside a step's state transaction, under its lock (pgSyncReads.ts says why).
+  const stepReads = new PgSyncReads(store.db);
   return {
     store, ledger, stepReads, reportSource: { pgUrl: url },
     async close() {
       await ledger.close();
-      stepReads.close();
       await follower.stop();
       store.close();
     },

@@ -56,6 +56,15 @@ export class CheckinDays {
     return keys.map((k) => d.facts.get(k)!).sort(byTime);
   }
 
+  /**
+   * The same, read from the ledger now rather than from the kept day: what every shard sees alike
+   * (region mode), for a decision that spans sites of different shards.
+   */
+  workerNow(siteId: string, cal: SiteCalendar, day: string, workerId: string): CheckinFact[] {
+    const d = this.read(siteId, cal, day);
+    return (d.byWorker.get(workerId) ?? []).map((k) => d.facts.get(k)!).sort(byTime);
+  }
+
   /** Workers with at least one check-in on a local day. */
   workers(siteId: string, cal: SiteCalendar, day: string): string[] {
     return [...this.day(siteId, cal, day).byWorker.keys()];
@@ -69,8 +78,16 @@ export class CheckinDays {
       this.days.set(k, d);
       return d;
     }
-    d = { facts: new Map(), byWorker: new Map() };
-    const keep = !this.o.owns || this.o.owns(siteId);
+    d = this.read(siteId, cal, day);
+    if (this.o.owns && !this.o.owns(siteId)) return d;
+    this.days.set(k, d);
+    while (this.days.size > (this.o.maxDays ?? 400)) this.days.delete(this.days.keys().next().value!);
+    return d;
+  }
+
+  /** A site's local day as the ledger has it now, verdicts applied. */
+  private read(siteId: string, cal: SiteCalendar, day: string): DayFacts {
+    const d: DayFacts = { facts: new Map(), byWorker: new Map() };
     const from = cal.startOfDay(day);
     const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
     // Verdicts first, as checkinFacts reads them. A ledger whose reads answer later (PostgreSQL)
@@ -82,11 +99,9 @@ export class CheckinDays {
       throw new Error(`check-ins of ${siteId} on ${day} are not loaded, and this ledger answers reads later: they must be loaded before the synchronous step`);
     }
     for (const f of withVerdicts(checkins, verdicts)) add(d, f);
-    if (!keep) return d;
-    this.days.set(k, d);
-    while (this.days.size > (this.o.maxDays ?? 400)) this.days.delete(this.days.keys().next().value!);
     return d;
   }
+
 }
 
 const key = (siteId: string, cal: SiteCalendar, day: string) => `${siteId}|${cal.timeZone}|${day}`;

@@ -50,9 +50,9 @@ void serveRpc<ReportRequest, unknown, ReportSource>({
   init(source) {
     if ('pgUrl' in source) {
       // Blocking reads are fine here: this thread serves one report at a time and nothing else.
-      const reads = new PgSyncReads(new SyncPg({ url: source.pgUrl, applicationName: 'sitegate-reports', timeoutMs: 60_000 }));
-      queries = reads;
-      close = () => reads.close();
+      const connection = new SyncPg({ url: source.pgUrl, applicationName: 'sitegate-reports', timeoutMs: 60_000 });
+      queries = new PgSyncReads(connection);
+      close = () => connection.close();
       return;
     }
     const db = new Database(source.dbFile, { readonly: true, fileMustExist: true });

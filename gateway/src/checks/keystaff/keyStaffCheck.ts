@@ -236,7 +236,11 @@ export class KeyStaffCheck implements Check {
       const cal = this.calendar(s.siteId);
       if (!cal) continue;
       // A face check-in counts once its verdict is in: a proxy check-in at the other site is not presence.
-      const facts = this.days.worker(s.siteId, cal, day, workerId).filter((f) => countsAsPresence(f) && !f.awaitingVerdict);
+      // Sites of other shards (region mode) are decided on too, by their own shard as well: both
+      // decide from the ledger as it is now, never from a day kept at this shard's cursor, so
+      // neither takes back what the other raised from a newer view.
+      const day_ = this.ctx.owns ? this.days.workerNow(s.siteId, cal, day, workerId) : this.days.worker(s.siteId, cal, day, workerId);
+      const facts = day_.filter((f) => countsAsPresence(f) && !f.awaitingVerdict);
       if (facts.length) firstCheckin.set(s.siteId, Math.min(...facts.map((f) => f.ts)));
     }
     const signals = new Map(multiSiteSignals({ workerId, day, sites, firstCheckin }).map((sig) => [sig.siteId, sig]));
