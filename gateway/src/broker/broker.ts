@@ -4,7 +4,7 @@ import { Aedes, type AedesPublishPacket, type AuthenticateError, type Client, ty
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { Logger } from 'pino';
 import type { Reason } from '../errors.ts';
-import type { Ingestor, IngestReport } from '../ingest/ingestor.ts';
+import type { Ingestor, PublishReport } from '../ingest/ingestor.ts';
 import { deviceTopic, isInboundChannel, parseDeviceTopic, type DeviceTopic } from '../ingest/topics.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Device, Registry, Token } from '../registry/registry.ts';
@@ -227,37 +227,35 @@ export class Broker {
       const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
       const r = this.deps.commands?.result(packet.topic, payload)
         ?? { ok: false as const, reason: 'unknown_channel' as const, message: 'this gateway takes no command results' };
-      if (!r.ok) this.report(client, packet, { accepted: 0, duplicate: 0, rejected: 1, results: [{ ref: packet.topic, outcome: 'rejected', reason: r.reason, message: r.message }] });
+      if (!r.ok) this.report(client, packet, { accepted: 0, duplicate: 0, rejected: [{ ref: packet.topic, reason: r.reason, message: r.message }] });
       else discard(packet); // nobody else may subscribe to it; nothing to forward
       return cb(null);
     }
     if (!isInboundChannel(t.channel)) {
-      this.report(client, packet, { accepted: 0, duplicate: 0, rejected: 1, results: [{ ref: packet.topic, outcome: 'rejected', reason: 'unknown_channel' }] });
+      this.report(client, packet, { accepted: 0, duplicate: 0, rejected: [{ ref: packet.topic, reason: 'unknown_channel' }] });
       this.deps.metrics.rejected.inc({ reason: 'unknown_channel', via: 'mqtt' });
       return cb(null);
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }).then(
-      (report) => {
-        this.report(client, packet, report);
-        const wait = this.rateLimit.take(t.deviceId, Math.max(1, report.accepted + report.duplicate + report.rejected), this.rateOf(id.device));
-        if (wait === 0) return cb(null);
-        // Above its rate: the next packets of this connection are read (and this PUBACK sent) later.
-        this.deps.metrics.deviceThrottled.inc({ device: t.deviceId });
-        this.deps.metrics.deviceThrottledSeconds.inc({ device: t.deviceId }, wait / 1000);
-        const conn = client.conn as { pause?: () => void; resume?: () => void } | undefined;
-        conn?.pause?.();
-        setTimeout(() => {
-          conn?.resume?.();
-          cb(null);
-        }, wait).unref();
-      },
+    this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }, (err, report) => {
       // Not durable: no PUBACK. Closing the connection makes the device resend (MQTT-4.4.0-1).
-      (err) => {
+      if (err) {
         id.log.error({ err: err.message, topic: packet.topic }, 'ledger append failed; closing connection without PUBACK');
-        cb(err);
-      },
-    );
+        return cb(err);
+      }
+      this.report(client, packet, report!);
+      const wait = this.rateLimit.take(t.deviceId, Math.max(1, report!.accepted + report!.duplicate + report!.rejected.length), this.rateOf(id.device));
+      if (wait === 0) return cb(null);
+      // Above its rate: the next packets of this connection are read (and this PUBACK sent) later.
+      this.deps.metrics.deviceThrottled.inc({ device: t.deviceId });
+      this.deps.metrics.deviceThrottledSeconds.inc({ device: t.deviceId }, wait / 1000);
+      const conn = client.conn as { pause?: () => void; resume?: () => void } | undefined;
+      conn?.pause?.();
+      setTimeout(() => {
+        conn?.resume?.();
+        cb(null);
+      }, wait).unref();
+    });
   }
 
   /**
@@ -274,13 +272,11 @@ export class Broker {
       return cb(null);
     }
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }).then(
-      (report) => {
-        if (report.accepted === 0 && report.duplicate === 0) discard(packet);
-        cb(null);
-      },
-      (err) => cb(err), // not durable: aedes keeps the will and tries again at its next round
-    );
+    this.deps.ingestor.ingestPayload(t.channel, payload, { siteId: t.siteId, deviceId: t.deviceId, topic: packet.topic, via: 'mqtt' }, (err, report) => {
+      if (err) return cb(err); // not durable: aedes keeps the will and tries again at its next round
+      if (report!.accepted === 0 && report!.duplicate === 0) discard(packet);
+      cb(null);
+    });
   }
 
   /** In region mode a will may be published by another instance, with no client to check it against then: checked at CONNECT. */
@@ -304,14 +300,13 @@ export class Broker {
   }
 
   /** Sends each rejection to the device's `…/errors` topic; keeps wholly rejected messages from subscribers. */
-  private report(client: SitegateClient, packet: AedesPublishPacket, report: IngestReport): void {
-    if (report.rejected === 0) return;
+  private report(client: SitegateClient, packet: AedesPublishPacket, report: PublishReport): void {
+    if (report.rejected.length === 0) return;
     const id = client.sitegate as Extract<Identity, { type: 'device' }>;
     // A refused message reaches no subscriber, and a refused status does not become the retained one.
     if (report.accepted === 0 && report.duplicate === 0) discard(packet);
     const topic = deviceTopic(id.device.siteId, id.device.deviceId, 'errors');
-    for (const r of report.results) {
-      if (r.outcome !== 'rejected') continue;
+    for (const r of report.rejected) {
       id.log.info({ ref: r.ref, reason: r.reason }, 'message rejected');
       this.publish(topic, { ref: r.ref, reason: r.reason, message: r.message });
     }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { Reason } from '../errors.ts';
-import type { AnyLedgerStore, LedgerRecord, PayloadLedger, PayloadResult } from '../ledger/types.ts';
+import type { AnyLedgerStore, Done, LedgerRecord, PayloadLedger, PayloadResult } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import { decodeMessage, validateValue, validateWagePayment, type Decoded, type Origin, type Rejection } from './validate.ts';
@@ -16,6 +16,13 @@ export interface Outcome {
   message?: string;
   seq?: number;
   row?: number;
+}
+
+/** What a device's publish came to: counts, and each rejection with its reason (for `…/errors`). */
+export interface PublishReport {
+  accepted: number;
+  duplicate: number;
+  rejected: { ref: string; reason?: Reason; message?: string }[];
 }
 
 export interface IngestReport {
@@ -51,34 +58,40 @@ export class Ingestor {
     this.deps = deps;
   }
 
-  /** An MQTT payload (or raw HTTP body) of a device channel. */
-  ingestPayload(channel: InboundChannel, payload: Buffer, o: { siteId: string; deviceId: string; topic: string; via: Via }): Promise<IngestReport> {
+  /**
+   * A device's MQTT payload. `done` is called once: after the commit of the payload's records, or
+   * with the error that kept them from being durable (the publish is then not acknowledged). A
+   * callback and counts rather than a promise and an outcome per record: this runs for every
+   * message a device publishes (issue 11).
+   */
+  ingestPayload(channel: InboundChannel, payload: Buffer, o: { siteId: string; deviceId: string; topic: string; via: Via }, done: Done<PublishReport>): void {
     const origin = this.origin(o.siteId, o.deviceId);
     // An oversized payload is refused here, before its bytes are copied anywhere.
     if (this.deps.payloads && payload.length <= MAX_PAYLOAD[channel]) {
-      return this.deps.payloads.appendPayload({ topic: o.topic, siteId: o.siteId, deviceId: o.deviceId, payload, receivedAt: origin.receivedAt }).then((r) => this.payloadReport(r, o.via));
+      return this.deps.payloads.submitPayload(
+        { topic: o.topic, siteId: o.siteId, deviceId: o.deviceId, payload, receivedAt: origin.receivedAt },
+        (err, r) => (err ? done(err) : done(null, this.payloadReport(r!, o.via))),
+      );
     }
-    return this.store(this.guard(() => decodeMessage(channel, payload, origin, o.topic), o.topic), o.via);
+    this.store(this.guard(() => decodeMessage(channel, payload, origin, o.topic), o.topic), o.via).then(
+      (r) => done(null, { accepted: r.accepted, duplicate: r.duplicate, rejected: r.results.filter((x) => x.outcome === 'rejected') }),
+      (err: Error) => done(err),
+    );
   }
 
-  /** A payload decoded and stored by the ledger: counted and reported as `store` does. */
-  private payloadReport(r: PayloadResult, via: Via): IngestReport {
+  /** A payload decoded and stored by the ledger: counted as `store` counts. */
+  private payloadReport(r: PayloadResult, via: Via): PublishReport {
     const { metrics, logger } = this.deps;
-    const results: Outcome[] = [];
+    const rejected: PublishReport['rejected'] = [];
     for (const x of r.rejected) {
       if (x.error) logger.error({ err: x.error, ref: x.ref }, 'decoding a message failed; rejected as internal');
       metrics.rejected.inc({ reason: x.reason, via });
-      results.push({ ref: x.ref, outcome: 'rejected', reason: x.reason, message: x.message });
+      rejected.push({ ref: x.ref, reason: x.reason, message: x.message });
     }
-    for (const rec of r.committed) {
-      this.counter('accepted', rec.kind, via).inc();
-      results.push({ ref: rec.msgId, outcome: 'accepted', seq: rec.seq });
-    }
-    for (const d of r.duplicates) {
-      this.counter('duplicates', d.kind, via).inc();
-      results.push({ ref: d.ref, outcome: 'duplicate' });
-    }
-    return { accepted: r.committed.length, duplicate: r.duplicates.length, rejected: r.rejected.length, results };
+    // A payload's stored records are all of one kind.
+    if (r.committed.length) this.counter('accepted', r.committed[0]!.kind, via).inc(r.committed.length);
+    for (const d of r.duplicates) this.counter('duplicates', d.kind, via).inc();
+    return { accepted: r.committed.length, duplicate: r.duplicates.length, rejected };
   }
 
   /**

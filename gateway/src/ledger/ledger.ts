@@ -4,17 +4,30 @@ import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
 import { deviceDedupeKey } from '../ingest/validate.ts';
 import type { AppendReply, AppendRequest, PayloadBatch } from './ledgerWorker.ts';
-import type { AppendResult, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, MaybePromise, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
+import type { AppendResult, Done, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, MaybePromise, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
 
 /**
- * One `appendMany` (or `append`), or one `appendPayload`: its records commit in one group and
- * settle with one promise.
+ * One `appendMany` (or `append`), or one payload: its records commit in one group and settle with
+ * one call of `done` — a callback, not a promise: a device's publish is answered from it with no
+ * promise or microtask per message (issue 11).
  */
 type Pending =
-  | { records: LedgerRecord[]; payload?: undefined; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void }
-  | { records: LedgerRecord[]; payload: InboundPayload; resolve: (r: PayloadResult) => void; reject: (e: Error) => void };
+  | { records: LedgerRecord[]; payload?: undefined; done: Done<AppendResult[]> }
+  | { records: LedgerRecord[]; payload: InboundPayload; done: Done<PayloadResult> };
 
 const NO_RECORDS: LedgerRecord[] = [];
+
+/**
+ * A caller's callback, run where a promise's reaction would have run: one that throws does not
+ * keep the rest of the group from being answered, and its error surfaces as an uncaught one.
+ */
+function settleCall<T>(done: Done<T>, err: Error | null, result?: T): void {
+  try {
+    done(err, result);
+  } catch (e) {
+    queueMicrotask(() => { throw e; });
+  }
+}
 
 /**
  * A payload's share of a group before it is decoded: about one record per 128 bytes (a reading
@@ -194,7 +207,7 @@ export class Ledger implements LedgerReads, PayloadLedger {
     }
     if (files.length) this.pendingFiles.push(...files);
     return new Promise((resolve, reject) => {
-      this.pending.push({ records, resolve, reject });
+      this.pending.push({ records, done: (err, r) => (err ? reject(err) : resolve(r!)) });
       this.pendingRecords += records.length;
       this.schedule();
     });
@@ -205,13 +218,16 @@ export class Ledger implements LedgerReads, PayloadLedger {
    * stored if valid; resolves after that group's commit with what became of each of its records.
    */
   appendPayload(p: InboundPayload): Promise<PayloadResult> {
-    if (this.failed) return Promise.reject(this.failed);
-    if (this.closed) return Promise.reject(new Error('ledger is closed'));
-    return new Promise((resolve, reject) => {
-      this.pending.push({ records: NO_RECORDS, payload: p, resolve, reject });
-      this.pendingRecords += payloadWeight(p);
-      this.schedule();
-    });
+    return new Promise((resolve, reject) => this.submitPayload(p, (err, r) => (err ? reject(err) : resolve(r!))));
+  }
+
+  /** `appendPayload` with a callback, called once (the broker's path: no promise per message). */
+  submitPayload(p: InboundPayload, done: Done<PayloadResult>): void {
+    if (this.failed) return done(this.failed);
+    if (this.closed) return done(new Error('ledger is closed'));
+    this.pending.push({ records: NO_RECORDS, payload: p, done });
+    this.pendingRecords += payloadWeight(p);
+    this.schedule();
   }
 
   private schedule(): void {
@@ -353,7 +369,7 @@ export class Ledger implements LedgerReads, PayloadLedger {
     if (committed.length) this.committedSeq = Math.max(this.committedSeq, committed[committed.length - 1]!.seq);
     // The next group goes to disk before anyone downstream runs: durability first.
     this.flush();
-    for (let k = 0; k < calls.length; k++) (calls[k]!.resolve as (r: AppendResult[] | PayloadResult) => void)(results[k]!);
+    for (let k = 0; k < calls.length; k++) settleCall(calls[k]!.done as Done<AppendResult[] | PayloadResult>, null, results[k]!);
     if (committed.length) for (const l of this.commitListeners) l(committed);
     this.notifyDrained();
   }
@@ -361,9 +377,9 @@ export class Ledger implements LedgerReads, PayloadLedger {
   private fail(err: Error, group: Pending[] = []): void {
     if (this.failed) return;
     this.failed = err;
-    for (const p of group) p.reject(err);
-    for (const g of this.inflight.values()) for (const p of g.calls) p.reject(err);
-    for (const p of this.pending) p.reject(err);
+    for (const p of group) settleCall(p.done as Done<unknown>, err);
+    for (const g of this.inflight.values()) for (const p of g.calls) settleCall(p.done as Done<unknown>, err);
+    for (const p of this.pending) settleCall(p.done as Done<unknown>, err);
     this.inflight.clear();
     this.pending = [];
     this.pendingRecords = 0;

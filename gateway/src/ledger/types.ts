@@ -138,4 +138,9 @@ interface LedgerOf<M extends 'sync' | 'async' | 'maybe'> {
  */
 export interface PayloadLedger {
   appendPayload(p: InboundPayload): Promise<PayloadResult>;
+  /** The same with a callback (called once, after the group's commit or with the error that kept it from committing). */
+  submitPayload(p: InboundPayload, done: Done<PayloadResult>): void;
 }
+
+/** A Node-style completion: an error, or null and the result. */
+export type Done<T> = (err: Error | null, result?: T) => void;

@@ -43,9 +43,23 @@ function readingLine(r: StoredRecord): string | null {
     fields += `${fields ? ',' : ''}${escKey(k)}=${fieldText(v)}`;
   }
   if (!fields) return null;
-  const device = r.deviceId !== '' ? `,device=${escTag(r.deviceId)}` : '';
-  const site = r.siteId !== '' ? `,site=${escTag(r.siteId)}` : '';
-  return `reading${device}${site} ${fields} ${Math.trunc(r.ts)}`;
+  return `${readingPrefix(r.siteId, r.deviceId)}${fields} ${Math.trunc(r.ts)}`;
+}
+
+/**
+ * `reading,device=…,site=… `, escaped, by device: a device sends reading after reading, so its
+ * tags are escaped once, not per line. Emptied at 10,000 devices, so it stays bounded.
+ */
+const prefixes = new Map<string, { siteId: string; text: string }>();
+function readingPrefix(siteId: string, deviceId: string): string {
+  const hit = prefixes.get(deviceId);
+  if (hit !== undefined && hit.siteId === siteId) return hit.text;
+  if (prefixes.size >= 10_000) prefixes.clear();
+  const device = deviceId !== '' ? `,device=${escTag(deviceId)}` : '';
+  const site = siteId !== '' ? `,site=${escTag(siteId)}` : '';
+  const text = `reading${device}${site} `;
+  prefixes.set(deviceId, { siteId, text });
+  return text;
 }
 
 /** The lines of ledger records (contract §4 points in line protocol): what both InfluxDB sinks send. */
