@@ -9,6 +9,9 @@ import { MAX_PAYLOAD, type InboundChannel } from './topics.ts';
 
 export type Via = 'mqtt' | 'http';
 
+type Counter = { inc(n?: number): void };
+const byKind = () => new Map<string, Counter>();
+
 export interface Outcome {
   ref: string;
   outcome: 'accepted' | 'duplicate' | 'rejected';
@@ -153,12 +156,15 @@ export class Ingestor {
     return this.store(decoded, 'http', rowOf);
   }
 
-  /** Label children cached: prom-client hashes a label object on every inc() otherwise (hot path). */
-  private readonly counters = new Map<string, { inc(n?: number): void }>();
-  private counter(name: 'accepted' | 'duplicates', kind: string, via: Via) {
-    const k = `${name}|${kind}|${via}`;
-    let c = this.counters.get(k);
-    if (!c) this.counters.set(k, (c = this.deps.metrics[name].labels({ kind, via })));
+  /**
+   * Label children cached, by name, channel and kind: prom-client hashes a label object on every
+   * inc() otherwise, and a joined string key would be built per message (hot path).
+   */
+  private readonly counters = { accepted: { mqtt: byKind(), http: byKind() }, duplicates: { mqtt: byKind(), http: byKind() } };
+  private counter(name: 'accepted' | 'duplicates', kind: string, via: Via): Counter {
+    const cache = this.counters[name][via];
+    let c = cache.get(kind);
+    if (!c) cache.set(kind, (c = this.deps.metrics[name].labels({ kind, via })));
     return c;
   }
 
