@@ -22,6 +22,9 @@ export interface CheckRunnerOptions {
   maxAttempts?: number;
   /** Longest a check's cursor goes unwritten while its steps change nothing (default 1 s; see pipeline.ts). */
   saveEveryMs?: number;
+  /** Least time between two steps of a check while small commits keep coming (default 10 ms), unless `stepRecords` (default 100) wait; see pipeline.ts. */
+  stepEveryMs?: number;
+  stepRecords?: number;
   /**
    * Region mode: one shard of the sites (checks/shards.ts). The checks see only its sites' records,
    * restore and decide only for them, and keep their cursors under `<check>#<shard>`.
@@ -111,6 +114,8 @@ export class CheckRunner {
       retryMs: o.retryMs ?? 1000,
       maxAttempts: o.maxAttempts ?? 5,
       saveEveryMs: o.saveEveryMs ?? 1000,
+      stepEveryMs: o.stepEveryMs ?? 10,
+      stepRecords: o.stepRecords ?? 100,
       failed: (phase, err) => this.failed(c, phase, err),
       log: this.log.child({ check: c.name }),
       ...(this.ctx.fence ? { fence: this.ctx.fence } : {}),

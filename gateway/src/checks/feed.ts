@@ -1,5 +1,8 @@
 import type { AnyLedgerStore, MaybePromise, RecordKind, StoredRecord } from '../ledger/types.ts';
 
+/** Records a step joined from several commits holds at most (a check's own `maxBatch` when it has one). */
+const JOIN_MAX = 5000;
+
 /** A step of records: `through` is the last ledger seq it covers (records of other kinds included). */
 export interface Step {
   records: StoredRecord[];
@@ -40,6 +43,11 @@ export class StepFeed {
     },
   ) {
     this.kinds = o.kinds ? new Set(o.kinds) : undefined;
+  }
+
+  /** Steps waiting (a full one and more: the check is behind). */
+  get steps(): number {
+    return this.queue.length;
   }
 
   get waiting(): boolean {
@@ -93,7 +101,15 @@ export class StepFeed {
       return undefined;
     }
     this.tailSeq = through;
-    this.queue.push({ records: mine, through });
+    // Joined to the step waiting last while it has room: the commits that come while a step is in
+    // hand (or while the pipeline spaces its steps) make one step, not one each (issue 11).
+    const last = this.queue[this.queue.length - 1];
+    if (last !== undefined && last.records.length + mine.length <= (this.o.maxBatch ?? JOIN_MAX)) {
+      for (const r of mine) last.records.push(r);
+      last.through = through;
+    } else {
+      this.queue.push({ records: mine, through });
+    }
     this.queued += mine.length;
     return 'queued';
   }

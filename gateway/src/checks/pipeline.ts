@@ -17,6 +17,15 @@ export interface PipelineOptions {
    * step that does, or after this long (ms). A crash redoes those steps, which changed nothing.
    */
   saveEveryMs: number;
+  /**
+   * Steps begin at most this often (ms) while small commits keep coming: the commits in between
+   * join the next step (feed.ts), so a check pays its transaction, its hazard-thread round trip and
+   * its decisions per batch of commits instead of per commit. The first records after a quiet
+   * spell, and `stepRecords` of them waiting, are taken at once; `idle()` does not wait.
+   */
+  stepEveryMs: number;
+  /** Records waiting that make a step at once, spacing or not. */
+  stepRecords: number;
   failed(phase: Phase, err: unknown): void;
   log: Logger;
   /** Run first inside each transaction that commits the check's work; throws to roll it back (region leases). */
@@ -55,6 +64,11 @@ export class CheckPipeline {
   private readonly totalChanges: () => number;
   /** When the cursor was last written (monotonic ms). */
   private savedAt = -Infinity;
+  /** When the last step began (monotonic ms), and the wake-up of the next one while spacing steps. */
+  private steppedAt = -Infinity;
+  private spacing: NodeJS.Timeout | undefined;
+  /** Someone waits in `idle()`: steps are not spaced. */
+  private urgent = 0;
 
   constructor(
     readonly check: AnyCheck,
@@ -103,11 +117,16 @@ export class CheckPipeline {
 
   /** Resolves when everything committed so far has been through the check (or it stopped). */
   async idle(): Promise<void> {
-    while (!this.stopped && (this.starting || this.draining || this.feed.waiting || this.retryTimer)) {
-      this.kick();
-      await this.work;
-      // Failing: wait for the retry (a step that fails every attempt is skipped, so this ends).
-      if (this.retryTimer) await this.retried;
+    this.urgent++;
+    try {
+      while (!this.stopped && (this.starting || this.draining || this.feed.waiting || this.retryTimer)) {
+        this.kick();
+        await this.work;
+        // Failing: wait for the retry (a step that fails every attempt is skipped, so this ends).
+        if (this.retryTimer) await this.retried;
+      }
+    } finally {
+      this.urgent--;
     }
   }
 
@@ -133,6 +152,8 @@ export class CheckPipeline {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearTimeout(this.spacing);
+    this.spacing = undefined;
     clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
     this.retryDone();
@@ -167,6 +188,14 @@ export class CheckPipeline {
   private kick(): void {
     if (this.draining || this.stopped || this.starting || this.retryTimer) return;
     if (!this.feed.waiting) return;
+    const wait = this.spaced();
+    if (wait > 0) {
+      this.spacing ??= setTimeout(() => {
+        this.spacing = undefined;
+        this.kick();
+      }, wait);
+      return;
+    }
     this.draining = true;
     void this.serial(() => this.drain()).finally(() => {
       this.draining = false;
@@ -174,8 +203,18 @@ export class CheckPipeline {
     });
   }
 
+  /** How long the next step waits for more commits to join it (0: now). */
+  private spaced(): number {
+    // A step's worth waiting (large commits come at high rates), a check behind, a read-back or a
+    // waiter: no spacing. Spacing pays when commits are small (a few devices' messages each).
+    if (this.urgent > 0 || this.feed.readingBack || this.feed.steps > 1 || this.feed.queued >= this.o.stepRecords) return 0;
+    return Math.max(0, this.steppedAt + this.o.stepEveryMs - performance.now());
+  }
+
   private async drain(): Promise<void> {
     while (!this.stopped) {
+      // Spacing steps: end the drain; kick() (in the caller's finally) sets the wake-up.
+      if (this.spaced() > 0) return;
       let step: Step | undefined;
       try {
         step = await this.feed.next();
@@ -187,6 +226,7 @@ export class CheckPipeline {
         return;
       }
       if (step === undefined || this.stopped) return;
+      this.steppedAt = performance.now();
       try {
         const rest = await this.run(step);
         if (rest) this.feed.putBack(rest);
