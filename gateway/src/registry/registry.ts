@@ -73,6 +73,8 @@ export class Registry implements SiteRegistry {
    * the database before it is refused (created on another instance a moment ago).
    */
   private readonly shared?: { changed: () => void };
+  /** Region mode: what the database did not have when last asked (see `Misses`). */
+  private readonly misses = new Misses(MISS_TTL_MS);
 
   constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: SqlDb; shared?: { changed: () => void } }) {
     this.ownsDb = !opts.db;
@@ -89,6 +91,7 @@ export class Registry implements SiteRegistry {
    * secret changed there must prove the new one here too: its remembered verification goes.
    */
   reload(): void {
+    this.misses.clear();
     const before = this.devices;
     this.sites = new Map();
     this.workers = new Map();
@@ -133,9 +136,11 @@ export class Registry implements SiteRegistry {
   /** A device as remembered, or (region mode) as the database has it now. */
   private deviceRow(deviceId: string): (Device & { secretHash: string }) | undefined {
     const d = this.devices.get(deviceId);
-    if (d || !this.shared) return d;
+    if (d || !this.shared || this.misses.has(`device:${deviceId}`)) return d;
     const r = this.db.prepare('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Record<string, unknown> | undefined;
-    return r ? this.keepDevice(r) : undefined;
+    if (r) return this.keepDevice(r);
+    this.misses.add(`device:${deviceId}`);
+    return undefined;
   }
 
   private workerMap(siteId: string): Map<string, Worker> {
@@ -161,9 +166,12 @@ export class Registry implements SiteRegistry {
 
   site(siteId: string): Site | undefined {
     const site = this.sites.get(siteId);
-    if (site || !this.shared) return site;
+    if (site || !this.shared || this.misses.has(`site:${siteId}`)) return site;
     const r = this.db.prepare('SELECT doc FROM sites WHERE site_id = ?').get(siteId) as { doc: string } | undefined;
-    if (!r) return undefined;
+    if (!r) {
+      this.misses.add(`site:${siteId}`);
+      return undefined;
+    }
     const fresh = JSON.parse(r.doc) as Site;
     this.sites.set(siteId, fresh);
     return fresh;
@@ -296,9 +304,10 @@ export class Registry implements SiteRegistry {
   authenticateToken(token: string): Token | null {
     const hash = tokenHash(token);
     let t = this.tokensByHash.get(hash);
-    if (!t && this.shared) {
+    if (!t && this.shared && !this.misses.has(`token:${hash}`)) {
       const r = this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash) as Record<string, unknown> | undefined;
       if (r) t = this.keepToken(r);
+      else this.misses.add(`token:${hash}`);
     }
     if (!t || t.revoked) return null;
     if (t.expiresAt !== undefined && t.expiresAt <= this.now()) return null;
@@ -309,5 +318,39 @@ export class Registry implements SiteRegistry {
   /** Closes state.db when the registry opened it (tests); the app closes the one it handed in. */
   close(): void {
     if (this.ownsDb) this.db.close();
+  }
+}
+
+/** How long a miss is remembered when no reload says otherwise first. */
+const MISS_TTL_MS = 5_000;
+
+/**
+ * Region mode: ids (device, site, token hash) the database did not have when last asked, for a
+ * few seconds. A client repeating an unknown id then costs one lookup — a blocking round trip on
+ * the event loop with PostgreSQL — and not one per attempt. Every `reload()` (another instance
+ * changed the registry) forgets them, so a device registered elsewhere is known here as soon as
+ * that instance's notice arrives; the TTL bounds it if a notice is lost. Bounded: emptied at
+ * 10,000 ids. Monotonic time, not the injected wall clock: this is about load, not the calendar.
+ */
+class Misses {
+  private readonly until = new Map<string, number>();
+
+  constructor(private readonly ttlMs: number, private readonly max = 10_000) {}
+
+  has(key: string): boolean {
+    const t = this.until.get(key);
+    if (t === undefined) return false;
+    if (t > performance.now()) return true;
+    this.until.delete(key);
+    return false;
+  }
+
+  add(key: string): void {
+    if (this.until.size >= this.max) this.until.clear();
+    this.until.set(key, performance.now() + this.ttlMs);
+  }
+
+  clear(): void {
+    this.until.clear();
   }
 }
