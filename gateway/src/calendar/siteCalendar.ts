@@ -2,6 +2,7 @@
  * Site-local time for every check (hazard periods, attendance days, months, cut-offs). Calendar logic follows the site's IANA time zone, never
  * the server's (contract.md "Calendar logic"; domain.md "Calendar"). Intl only, no extra deps.
  */
+import { boundedMemo } from '../util/boundedMemo.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
@@ -26,7 +27,6 @@ const CACHE_LIMIT = 8192;
 export class SiteCalendar {
   readonly timeZone: string;
   private readonly format: Intl.DateTimeFormat;
-  private readonly offsets = new Map<number, number>();
 
   private static readonly shared = new Map<string, SiteCalendar>();
 
@@ -54,21 +54,18 @@ export class SiteCalendar {
 
   /** Local time minus UTC at `ts`, in ms. */
   offsetMs(ts: number): number {
-    const bucket = Math.floor(ts / BUCKET);
-    let offset = this.offsets.get(bucket);
-    if (offset === undefined) {
-      const at = bucket * BUCKET;
-      const parts: Record<string, number> = {};
-      for (const p of this.format.formatToParts(at)) {
-        if (p.type !== 'literal') parts[p.type] = Number(p.value);
-      }
-      const local = Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second);
-      offset = local - at;
-      if (this.offsets.size >= CACHE_LIMIT) this.offsets.clear();
-      this.offsets.set(bucket, offset);
-    }
-    return offset;
+    return this.offsetAt(Math.floor(ts / BUCKET));
   }
+
+  /** The offset at the start of a quarter-hour bucket, from Intl once per bucket. */
+  private readonly offsetAt = boundedMemo((bucket: number): number => {
+    const at = bucket * BUCKET;
+    const parts: Record<string, number> = {};
+    for (const p of this.format.formatToParts(at)) {
+      if (p.type !== 'literal') parts[p.type] = Number(p.value);
+    }
+    return Date.UTC(parts.year, parts.month - 1, parts.day, parts.hour, parts.minute, parts.second) - at;
+  }, CACHE_LIMIT);
 
   /** `YYYY-MM-DD` of `ts` in site time. */
   localDay(ts: number): string {

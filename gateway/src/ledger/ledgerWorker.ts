@@ -12,7 +12,8 @@ import { LEDGER_MIGRATIONS } from './schema.ts';
 import type { EvidenceFile, LedgerRecord, PayloadRejection, RecordKind } from './types.ts';
 import { serveRpc } from '../util/workerRpc.ts';
 import { decodeMessage, type Decoded } from '../ingest/validate.ts';
-import { isInboundChannel, parseDeviceTopic, type DeviceTopic } from '../ingest/topics.ts';
+import { isInboundChannel, parseDeviceTopic } from '../ingest/topics.ts';
+import { boundedMemo } from '../util/boundedMemo.ts';
 
 /** The raw payloads of a group: one buffer, transferred, not copied (ledger.ts builds it). */
 export interface PayloadBatch {
@@ -75,18 +76,9 @@ function insertOne(r: LedgerRecord, body = JSON.stringify(r.body)): number | nul
 
 /**
  * Topics parsed, by topic: a group's payloads come from a few devices, each on its own few
- * topics, so each is split and pattern-checked once, not per payload (issue 11). Emptied when it
- * reaches 10,000 topics, so a gateway with more devices than that parses as before.
+ * topics, so each is split and pattern-checked once, not per payload (issue 11).
  */
-const topicCache = new Map<string, DeviceTopic | null>();
-function parsedTopic(topic: string): DeviceTopic | null {
-  let t = topicCache.get(topic);
-  if (t === undefined) {
-    if (topicCache.size >= 10_000) topicCache.clear();
-    topicCache.set(topic, (t = parseDeviceTopic(topic)));
-  }
-  return t;
-}
+const parsedTopic = boundedMemo(parseDeviceTopic);
 
 /**
  * Decodes every payload of the group. Decoding never throws on input by design; should a bug

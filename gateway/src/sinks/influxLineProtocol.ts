@@ -1,4 +1,5 @@
 import type { StoredRecord } from '../ledger/types.ts';
+import { boundedMemo } from '../util/boundedMemo.ts';
 import { toPoints, type DeviceKindOf, type Point } from './points.ts';
 
 /** InfluxDB line protocol, escaped as https://docs.influxdata.com/influxdb/v1/write_protocols/line_protocol_reference/ says. */
@@ -47,20 +48,15 @@ function readingLine(r: StoredRecord): string | null {
 }
 
 /**
- * `reading,device=…,site=… `, escaped, by device: a device sends reading after reading, so its
- * tags are escaped once, not per line. Emptied at 10,000 devices, so it stays bounded.
+ * `reading,device=…,site=… `, escaped, by device (and its site: a device has one): a device sends
+ * reading after reading, so its tags are escaped once, not per line.
  */
-const prefixes = new Map<string, { siteId: string; text: string }>();
-function readingPrefix(siteId: string, deviceId: string): string {
-  const hit = prefixes.get(deviceId);
-  if (hit !== undefined && hit.siteId === siteId) return hit.text;
-  if (prefixes.size >= 10_000) prefixes.clear();
+const prefixes = boundedMemo((deviceId: string) => boundedMemo((siteId: string) => {
   const device = deviceId !== '' ? `,device=${escTag(deviceId)}` : '';
   const site = siteId !== '' ? `,site=${escTag(siteId)}` : '';
-  const text = `reading${device}${site} `;
-  prefixes.set(deviceId, { siteId, text });
-  return text;
-}
+  return `reading${device}${site} `;
+}, 4));
+const readingPrefix = (siteId: string, deviceId: string) => prefixes(deviceId)(siteId);
 
 /** The lines of ledger records (contract §4 points in line protocol): what both InfluxDB sinks send. */
 export function toLines(records: StoredRecord[], deviceKind: DeviceKindOf): string[] {
