@@ -8,7 +8,7 @@ import { isInboundChannel } from '../ingest/topics.ts';
 import { evidencePath } from './evidence.ts';
 import { Ledger } from './ledger.ts';
 import { ledgerContract } from './ledgerContract.ts';
-import type { LedgerRecord, StoredRecord } from './types.ts';
+import type { InboundPayload, LedgerRecord, PayloadResult, StoredRecord } from './types.ts';
 
 const dirs: string[] = [];
 afterEach(() => { for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true }); });
@@ -86,7 +86,11 @@ describe('Ledger group commit under a burst', () => {
   });
 });
 
-describe('device payloads decoded on the writer thread (appendPayload)', () => {
+/** `submitPayload` as a promise, for the tests' awaits. */
+const appendPayload = (ledger: Ledger, p: InboundPayload) =>
+  new Promise<PayloadResult>((resolve, reject) => ledger.submitPayload(p, (err, r) => (err ? reject(err) : resolve(r!))));
+
+describe('device payloads decoded on the writer thread (submitPayload)', () => {
   const CASES = path.join(path.dirname(fileURLToPath(import.meta.url)), '../ingest/cases');
   const NOW = Date.parse('2026-11-23T00:00:00Z');
 
@@ -108,7 +112,7 @@ describe('device payloads decoded on the writer thread (appendPayload)', () => {
     });
     const calls = cases.map((c, i) => ({
       before: ledger.append(reading('other', `o${i}`, NOW)),
-      result: ledger.appendPayload({ topic: c.topic, siteId: 'S1', deviceId: c.deviceId, payload: c.payload, receivedAt: NOW }),
+      result: appendPayload(ledger, { topic: c.topic, siteId: 'S1', deviceId: c.deviceId, payload: c.payload, receivedAt: NOW }),
     }));
     const order: string[] = [];
     for (const [i, c] of cases.entries()) {
@@ -126,7 +130,7 @@ describe('device payloads decoded on the writer thread (appendPayload)', () => {
 
     // The same payload again: every record a duplicate, nothing stored, nothing heard.
     const again = cases.find((c) => c.expected.records.length > 1)!;
-    const dup = await ledger.appendPayload({ topic: again.topic, siteId: 'S1', deviceId: again.deviceId, payload: again.payload, receivedAt: NOW });
+    const dup = await appendPayload(ledger, { topic: again.topic, siteId: 'S1', deviceId: again.deviceId, payload: again.payload, receivedAt: NOW });
     expect(dup.committed).toEqual([]);
     expect(dup.duplicates.map((d) => d.ref)).toEqual(again.expected.records.map((x) => x.msgId));
     expect(seen).toHaveLength(order.length);
@@ -137,8 +141,8 @@ describe('device payloads decoded on the writer thread (appendPayload)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ledger-test-'));
     dirs.push(dir);
     const ledger = await Ledger.open(dir);
-    const bad = ledger.appendPayload({ topic: 'not/a/device/topic', siteId: 'S1', deviceId: 'D1', payload: Buffer.from('{}'), receivedAt: NOW });
-    const good = ledger.appendPayload({ topic: 'sites/S1/devices/D1/telemetry', siteId: 'S1', deviceId: 'D1', payload: Buffer.from(JSON.stringify({ id: 'r1', ts: NOW, metrics: { pm10: 3 } })), receivedAt: NOW });
+    const bad = appendPayload(ledger, { topic: 'not/a/device/topic', siteId: 'S1', deviceId: 'D1', payload: Buffer.from('{}'), receivedAt: NOW });
+    const good = appendPayload(ledger, { topic: 'sites/S1/devices/D1/telemetry', siteId: 'S1', deviceId: 'D1', payload: Buffer.from(JSON.stringify({ id: 'r1', ts: NOW, metrics: { pm10: 3 } })), receivedAt: NOW });
     const b = await bad;
     expect(b.rejected).toMatchObject([{ ref: 'not/a/device/topic', reason: 'internal' }]);
     expect(b.rejected[0]!.error).toMatch(/not an inbound device topic/);

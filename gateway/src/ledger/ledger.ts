@@ -215,13 +215,8 @@ export class Ledger implements LedgerReads, PayloadLedger {
 
   /**
    * A device payload, decoded and validated on the writer's thread with the rest of its group and
-   * stored if valid; resolves after that group's commit with what became of each of its records.
+   * stored if valid; `done` hears, after that group's commit, what became of each of its records.
    */
-  appendPayload(p: InboundPayload): Promise<PayloadResult> {
-    return new Promise((resolve, reject) => this.submitPayload(p, (err, r) => (err ? reject(err) : resolve(r!))));
-  }
-
-  /** `appendPayload` with a callback, called once (the broker's path: no promise per message). */
   submitPayload(p: InboundPayload, done: Done<PayloadResult>): void {
     if (this.failed) return done(this.failed);
     if (this.closed) return done(new Error('ledger is closed'));

@@ -132,13 +132,12 @@ interface LedgerOf<M extends 'sync' | 'async' | 'maybe'> {
 }
 
 /**
- * A ledger that decodes device payloads itself, on its writer's thread (ledger.ts). Resolves after
- * the commit of the payload's group, like `appendMany`; rejections are part of the result, not
- * errors (the promise rejects only when nothing can be made durable).
+ * A ledger that decodes device payloads itself, on its writer's thread (ledger.ts). `done` is
+ * called once, after the commit of the payload's group, like `appendMany`'s promise; rejections
+ * are part of the result, not errors (an error means nothing could be made durable). A callback,
+ * not a promise: this runs for every message a device publishes (issue 11).
  */
 export interface PayloadLedger {
-  appendPayload(p: InboundPayload): Promise<PayloadResult>;
-  /** The same with a callback (called once, after the group's commit or with the error that kept it from committing). */
   submitPayload(p: InboundPayload, done: Done<PayloadResult>): void;
 }
 
