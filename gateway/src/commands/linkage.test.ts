@@ -92,6 +92,24 @@ describe('linkage', () => {
     expect(commands.list('FOG-1')).toHaveLength(2);
   });
 
+  it('region mode: an event this instance acts on does not move it past another instance\'s event its read of the trail has not brought yet', () => {
+    const local = new Linkage({
+      alerts, commands, registry, audit, progress: new CheckProgress(db, 'linkage'), metrics: createMetrics(), logger: pino({ level: 'silent' }), now: () => now,
+      pollMs: 3_600_000, // the poll does not come during the test: only the restart reads the trail
+    });
+    local.start();
+    // Another instance's alert store on the same database: its event reaches this one only through the trail.
+    const elsewhere = new AlertStore({ db, audit, now: () => now });
+    const theirs = elsewhere.apply(raise({ key: `${KEY}:2`, subject: { deviceId: 'DUST-2', metric: 'pm10' } }))!;
+    const mine = alerts.apply(raise())!; // heard at once, acted on, a later audit seq than theirs
+    expect(commands.ofAlert(mine.id)).toHaveLength(1);
+    expect(commands.ofAlert(theirs.id)).toEqual([]);
+    local.stop();
+    linkage().start(); // the next holder of the duty begins where the trail was read
+    expect(commands.ofAlert(theirs.id).map((c) => c.action)).toEqual(['on']);
+    expect(commands.ofAlert(mine.id)).toHaveLength(1);
+  });
+
   it('sends nothing for an alert that opened longer ago than the command may live, nor to another site\'s device', () => {
     linkage().start();
     now = T0 + 601_000; // default time to live 600 s

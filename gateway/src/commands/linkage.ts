@@ -77,19 +77,26 @@ export class Linkage {
     }
   }
 
-  /** Every event seen was acted on as it came: the next start begins after the last. */
+  /**
+   * The next start begins after the last event acted on. Alone, every event seen was acted on as
+   * it came. In region mode only the trail read so far counts: an event this instance heard may
+   * come after another instance's that the next read has still to bring.
+   */
   stop(): void {
     clearInterval(this.poll);
     this.unsubscribe?.();
-    if (this.seen > this.cursor) this.o.progress.set('auditSeq', (this.cursor = this.seen));
+    if (!this.o.pollMs && this.seen > this.cursor) this.cursor = this.seen;
+    this.o.progress.set('auditSeq', this.cursor);
   }
 
   /** Acts on the alert events of the audit trail after the cursor (acting twice on one sends nothing twice). */
   private catchUp(): void {
+    const from = this.cursor;
     for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
       for (const e of batch) this.act(e.type.slice('alert.'.length), e.data.siteId as string, e.subject.slice('alert:'.length), e.seq);
       this.cursor = batch.at(-1)!.seq;
     }
+    if (this.cursor > from) this.o.progress.set('auditSeq', this.cursor);
   }
 
   private unsubscribe?: () => void;
@@ -142,7 +149,9 @@ export class Linkage {
         this.o.alerts.linkage(alert.id, NOTE[phase](action, rule.deviceId, command.commandId), { commandId: command.commandId, deviceId: rule.deviceId, action, phase });
         log.info({ commandId: command.commandId, action }, 'linkage command sent');
       }
-      if (seq > this.cursor) this.o.progress.set('auditSeq', (this.cursor = seq));
+      // Alone, the trail holds nothing unacted before this event. In region mode it may (another
+      // instance's event not read yet): there only the read of the trail moves the cursor.
+      if (!this.o.pollMs && seq > this.cursor) this.o.progress.set('auditSeq', (this.cursor = seq));
     });
   }
 }
