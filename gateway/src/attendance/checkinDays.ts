@@ -1,7 +1,7 @@
 import { toFact, withVerdicts, type CheckinFact, type Verdict } from './attendance.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
 import type { LedgerReads } from '../ledger/ledger.ts';
-import type { StoredRecord } from '../ledger/types.ts';
+import type { MaybePromise, StoredRecord } from '../ledger/types.ts';
 
 
 /** One local day of a site: its check-ins with their latest verdicts, by dedupe key and by worker. */
@@ -61,8 +61,14 @@ export class CheckinDays {
    * (region mode), for a decision that spans sites of different shards.
    */
   workerNow(siteId: string, cal: SiteCalendar, day: string, workerId: string): CheckinFact[] {
-    const d = this.read(siteId, cal, day);
-    return (d.byWorker.get(workerId) ?? []).map((k) => d.facts.get(k)!).sort(byTime);
+    const from = cal.startOfDay(day);
+    const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
+    // The worker's own check-ins and verdicts, by the ledger's worker indexes: not the site's day.
+    const [verdicts, checkins] = loaded(siteId, day, [
+      this.ledger.byWorker(siteId, 'verdict', workerId, from, to),
+      this.ledger.byWorker(siteId, 'checkin', workerId, from, to),
+    ]);
+    return withVerdicts(checkins, verdicts).sort(byTime);
   }
 
   /** Workers with at least one check-in on a local day. */
@@ -92,12 +98,7 @@ export class CheckinDays {
     const to = cal.startOfDay(SiteCalendar.addDays(day, 1));
     // Verdicts first, as checkinFacts reads them. A ledger whose reads answer later (PostgreSQL)
     // cannot serve this synchronous read: the check context's `stepReads` answer it there.
-    const verdicts = this.ledger.bySiteKind(siteId, 'verdict', from, to);
-    const checkins = this.ledger.bySiteKind(siteId, 'checkin', from, to);
-    if (verdicts instanceof Promise || checkins instanceof Promise) {
-      for (const p of [verdicts, checkins]) if (p instanceof Promise) p.catch(() => {});
-      throw new Error(`check-ins of ${siteId} on ${day} are not loaded, and this ledger answers reads later: they must be loaded before the synchronous step`);
-    }
+    const [verdicts, checkins] = loaded(siteId, day, [this.ledger.bySiteKind(siteId, 'verdict', from, to), this.ledger.bySiteKind(siteId, 'checkin', from, to)]);
     for (const f of withVerdicts(checkins, verdicts)) add(d, f);
     return d;
   }
@@ -107,6 +108,13 @@ export class CheckinDays {
 const key = (siteId: string, cal: SiteCalendar, day: string) => `${siteId}|${cal.timeZone}|${day}`;
 
 const byTime = (a: CheckinFact, b: CheckinFact) => a.ts - b.ts || a.seq - b.seq;
+
+/** Reads answered at once; a ledger whose reads answer later cannot serve the synchronous step. */
+function loaded(siteId: string, day: string, reads: MaybePromise<StoredRecord[]>[]): StoredRecord[][] {
+  if (reads.every((r): r is StoredRecord[] => !(r instanceof Promise))) return reads;
+  for (const p of reads) if (p instanceof Promise) p.catch(() => {});
+  throw new Error(`check-ins of ${siteId} on ${day} are not loaded, and this ledger answers reads later: they must be loaded before the synchronous step`);
+}
 
 function add(d: DayFacts, f: CheckinFact): void {
   const k = `${f.deviceId}/${f.id}`;
