@@ -188,9 +188,9 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
     ...(stepReads ? { stepReads } : {}),
     ...(config.SITEGATE_MODELS_DIR ? { modelsDir: config.SITEGATE_MODELS_DIR } : {}),
   };
-  // Region mode: the sites in shards, each shard's checks where its lease is (checks/shardedChecks.ts).
-  const fenceFor = (key: string) => () => (store as PgStateStore).db.deferUntilBegin(duties!.fence(key));
-  const sharded = pgUrl ? new ShardedChecks(checkContext, deps.checks ?? CHECKS, { shards: config.SITEGATE_REGION_SHARDS, fence: (k) => fenceFor(`checks#${k}`) }) : undefined;
+  // Region mode: the sites in shards, each shard's checks where its lease is (checks/shardedChecks.ts);
+  // the fence is looked up when a transaction runs (the duties are made below, from the checks).
+  const sharded = pgUrl ? new ShardedChecks(checkContext, deps.checks ?? CHECKS, { shards: config.SITEGATE_REGION_SHARDS, fence: (k) => () => duties!.fence(`checks#${k}`)() }) : undefined;
   const runner = sharded ? undefined : new CheckRunner(checkContext, deps.checks ?? CHECKS);
   const checks: Checks = sharded ?? runner!;
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.

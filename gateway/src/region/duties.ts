@@ -76,15 +76,17 @@ export class RegionDuties {
   /**
    * For a duty's transactions: proves, inside the open transaction on the state connection, that
    * this instance still holds `key` at the epoch its duty started with; throws LeaseLostError
-   * (the transaction rolls back) otherwise.
+   * (the transaction rolls back) otherwise. In a transaction that has not begun on the server yet
+   * (pgStateDb.ts) the proof waits for its first statement: a step that writes nothing costs none.
    */
   fence(key: string): () => void {
-    return () => {
+    const prove = () => {
       const epoch = this.running.get(key);
       if (epoch === undefined || this.leases.epoch(key) !== epoch) throw new LeaseLostError(key, epoch ?? -1);
       const r = this.o.stateDb.query(FENCE, [key, this.leases.instanceId, epoch]);
       if (r.rowCount !== 1) throw new LeaseLostError(key, epoch);
     };
+    return () => this.o.stateDb.deferUntilBegin(prove);
   }
 
   private change(key: string, fn: () => Promise<void>): void {
