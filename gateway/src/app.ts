@@ -193,6 +193,10 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const sharded = pgUrl ? new ShardedChecks(checkContext, deps.checks ?? CHECKS, { shards: config.SITEGATE_REGION_SHARDS, fence: (k) => () => duties!.fence(`checks#${k}`)() }) : undefined;
   const runner = sharded ? undefined : new CheckRunner(checkContext, deps.checks ?? CHECKS);
   const checks: Checks = sharded ?? runner!;
+  // Read at each scrape, from the same numbers as /readyz (sharded: a check's slowest running shard).
+  (metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
+    for (const [name, s] of Object.entries(checks.state().checks)) metrics.checkLag.set({ check: name }, s.lagRecords);
+  };
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {

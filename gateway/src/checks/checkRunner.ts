@@ -97,10 +97,6 @@ export class CheckRunner {
     this.tickMs = o.tickMs ?? 5000;
     this.log = ctx.logger.child({ component: 'checks' });
     this.build();
-    // Read at each scrape, from the same numbers as /readyz.
-    (ctx.metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
-      for (const [name, s] of Object.entries(this.state().checks)) ctx.metrics.checkLag.set({ check: name }, s.lagRecords);
-    };
   }
 
   /** Every check and its pipeline new, as at a process start: each restores from its committed state. */

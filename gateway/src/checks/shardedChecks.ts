@@ -1,6 +1,6 @@
 import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { AnyCheck, CheckContext, CheckFactory } from './check.ts';
-import { CheckRunner, type CheckRunnerOptions, type CheckRunnerState } from './checkRunner.ts';
+import { CheckRunner, type CheckRunnerState } from './checkRunner.ts';
 
 /** What the rest of the gateway asks of the checks, whether one runner or one per shard. */
 export interface Checks {
@@ -22,13 +22,9 @@ export interface Checks {
 export class ShardedChecks implements Checks {
   readonly runners: CheckRunner[];
 
-  constructor(ctx: CheckContext, factories: CheckFactory[], o: { shards: number; fence: (shard: number) => () => void; options?: CheckRunnerOptions }) {
+  constructor(ctx: CheckContext, factories: CheckFactory[], o: { shards: number; fence: (shard: number) => () => void }) {
     this.runners = Array.from({ length: o.shards }, (_, index) =>
-      new CheckRunner(ctx, factories, { ...o.options, shard: { index, of: o.shards }, fence: o.fence(index) }));
-    // Read at each scrape (each runner set its own; the last word is this one's).
-    (ctx.metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
-      for (const [name, s] of Object.entries(this.state().checks)) ctx.metrics.checkLag.set({ check: name }, s.lagRecords);
-    };
+      new CheckRunner(ctx, factories, { shard: { index, of: o.shards }, fence: o.fence(index) }));
   }
 
   get running(): boolean {

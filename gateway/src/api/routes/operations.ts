@@ -17,6 +17,7 @@ export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/readyz', { schema: { hide: true } }, async (_req, reply) => {
     const sinks = deps.sinks.map((s) => s.state());
+    const duties = deps.regionDuties?.();
     const ready = !deps.isShuttingDown();
     deps.metrics.ledgerBacklog.set(deps.ledger.backlog);
     return reply.status(ready ? 200 : 503).send({
@@ -28,7 +29,7 @@ export function operationsRoutes(app: FastifyInstance, deps: ApiDeps): void {
       // A sink that is down does not make the gateway unready: the ledger spools for it.
       sinks,
       // Region mode: the duties this instance runs now (checks shards, webhooks, sinks …).
-      ...(deps.regionDuties?.() ? { duties: deps.regionDuties() } : {}),
+      ...(duties ? { duties } : {}),
     });
   });
 
