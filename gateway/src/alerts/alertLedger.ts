@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { AuditEntry } from '../audit/auditTrail.ts';
+import { pagesAfter, type AuditEntry } from '../audit/auditTrail.ts';
 import type { Alerts, Audit, Progress } from '../state/types.ts';
 import type { AlertEventType, AlertKind, AlertState, Severity } from '../checks/types.ts';
 import type { AnyLedgerStore, LedgerRecord } from '../ledger/types.ts';
@@ -57,7 +57,7 @@ export class AlertLedgerFeed {
   /** Appends the alert events of the audit trail after the cursor (the ledger's dedupe keeps each once); returns how many were new. */
   private async catchUp(): Promise<number> {
     let caughtUp = 0;
-    for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
+    for (const batch of pagesAfter(this.o.audit, this.cursor, 'alert.')) {
       const records = batch.flatMap((e) => this.fromAudit(e) ?? []);
       const results = await this.o.ledger.appendMany(records);
       caughtUp += results.filter((r) => r.seq !== null).length;

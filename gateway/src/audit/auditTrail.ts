@@ -109,3 +109,16 @@ function toEntry(r: Record<string, unknown>): AuditEntry {
     data: JSON.parse(r.data as string), prevHash: r.prev_hash as string, hash: r.hash as string,
   };
 }
+
+/**
+ * The entries after `seq` whose type starts with `typePrefix`, a page at a time, oldest first, up
+ * to the end of the trail as it is when each page is read (a consumer's catch-up: linkage and the
+ * alert events into the ledger in region mode). The next page is read after the caller is done
+ * with this one.
+ */
+export function* pagesAfter(audit: { after(seq: number, typePrefix: string): AuditEntry[] }, seq: number, typePrefix: string): Generator<AuditEntry[]> {
+  for (let page = audit.after(seq, typePrefix); page.length; page = audit.after(seq, typePrefix)) {
+    yield page;
+    seq = page.at(-1)!.seq;
+  }
+}

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { DEFAULT_COMMAND_TTL_S, type LinkageRule } from '../../../schemas/src/command.ts';
 import type { AlertEvent, AlertRecord } from '../alerts/alertStore.ts';
+import { pagesAfter } from '../audit/auditTrail.ts';
 import type { Alerts, Audit, SiteRegistry } from '../state/types.ts';
 import type { CheckProgress } from '../checks/progress.ts';
 import type { Clock } from '../clock/clock.ts';
@@ -92,7 +93,7 @@ export class Linkage {
   /** Acts on the alert events of the audit trail after the cursor (acting twice on one sends nothing twice). */
   private catchUp(): void {
     const from = this.cursor;
-    for (let batch = this.o.audit.after(this.cursor, 'alert.'); batch.length; batch = this.o.audit.after(this.cursor, 'alert.')) {
+    for (const batch of pagesAfter(this.o.audit, this.cursor, 'alert.')) {
       for (const e of batch) this.act(e.type.slice('alert.'.length), e.data.siteId as string, e.subject.slice('alert:'.length), e.seq);
       this.cursor = batch.at(-1)!.seq;
     }
