@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
+import { GroupCommit, promised, settleCall, type Group } from './groupCommit.ts';
 import { deviceDedupeKey } from '../ingest/validate.ts';
 import type { AppendReply, AppendRequest, PayloadBatch } from './ledgerWorker.ts';
 import type { AppendResult, Done, EvidenceFile, InboundPayload, LedgerRecord, LedgerStore, MaybePromise, PayloadLedger, PayloadResult, RecordKind, StoredRecord } from './types.ts';
@@ -16,18 +17,6 @@ type Pending =
   | { records: LedgerRecord[]; payload: InboundPayload; done: Done<PayloadResult> };
 
 const NO_RECORDS: LedgerRecord[] = [];
-
-/**
- * A caller's callback, run where a promise's reaction would have run: one that throws does not
- * keep the rest of the group from being answered, and its error surfaces as an uncaught one.
- */
-function settleCall<T>(done: Done<T>, err: Error | null, result?: T): void {
-  try {
-    done(err, result);
-  } catch (e) {
-    queueMicrotask(() => { throw e; });
-  }
-}
 
 /**
  * A payload's share of a group before it is decoded: about one record per 128 bytes (a reading
@@ -134,18 +123,9 @@ export class Ledger implements LedgerReads, PayloadLedger {
   private readonly worker: RpcWorker<AppendRequest, AppendReply>;
   private readonly reader: Database.Database;
   private readonly queries: LedgerQueries;
-  private pending: Pending[] = [];
-  /** Records in `pending`, payloads by their weight (the burst threshold counts records, not calls). */
-  private pendingRecords = 0;
-  private pendingFiles: EvidenceFile[] = [];
-  private inflight: Map<number, { calls: Pending[]; records: LedgerRecord[]; weight: number }> = new Map();
-  private nextId = 1;
-  private scheduled = false;
-  private closed = false;
-  private failed: Error | null = null;
+  private readonly front: GroupCommit<Pending>;
+  private closing?: Promise<void>;
   private readonly opts: LedgerOptions;
-  private readonly maxGroup: number;
-  private readonly burstGroup: number;
   private committedSeq: number;
   private readonly commitListeners = new Set<(records: StoredRecord[]) => void>();
 
@@ -156,10 +136,16 @@ export class Ledger implements LedgerReads, PayloadLedger {
     this.reader = reader;
     this.queries = new LedgerQueries(reader);
     this.opts = opts;
-    this.maxGroup = opts.maxGroup ?? 5000;
-    this.burstGroup = opts.burstGroup ?? 500;
+    this.front = new GroupCommit<Pending>({
+      maxGroup: opts.maxGroup ?? 5000,
+      burstGroup: opts.burstGroup ?? 500,
+      maxInflight: MAX_INFLIGHT_GROUPS,
+      weight: (c) => (c.payload ? payloadWeight(c.payload) : c.records.length),
+      send: (group) => this.send(group),
+      onFatal: opts.onFatal,
+    });
     this.committedSeq = (reader.prepare('SELECT COALESCE(MAX(seq), 0) AS s FROM records').get() as { s: number }).s;
-    worker.onDeath((e) => this.fail(e));
+    worker.onDeath((e) => this.front.fail(e));
   }
 
   static async open(dataDir: string, opts: LedgerOptions = {}): Promise<Ledger> {
@@ -175,9 +161,7 @@ export class Ledger implements LedgerReads, PayloadLedger {
 
   /** Records waiting for, or in, a group commit. */
   get backlog(): number {
-    let n = this.pendingRecords;
-    for (const group of this.inflight.values()) n += group.weight;
-    return n;
+    return this.front.backlog;
   }
 
   get lastSeq(): number {
@@ -199,18 +183,8 @@ export class Ledger implements LedgerReads, PayloadLedger {
    * settle with one promise: a promise per record cost the ingest path more than the commit.
    */
   appendMany(records: LedgerRecord[], files: EvidenceFile[] = []): Promise<AppendResult[]> {
-    if (this.failed) return Promise.reject(this.failed);
-    if (this.closed) return Promise.reject(new Error('ledger is closed'));
-    if (records.length === 0) {
-      if (files.length === 0) return Promise.resolve([]);
-      records = [];
-    }
-    if (files.length) this.pendingFiles.push(...files);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ records, done: (err, r) => (err ? reject(err) : resolve(r!)) });
-      this.pendingRecords += records.length;
-      this.schedule();
-    });
+    if (records.length === 0 && files.length === 0 && !this.front.refusal()) return Promise.resolve([]);
+    return promised((done) => this.front.submit({ records, done }, files));
   }
 
   /**
@@ -218,48 +192,23 @@ export class Ledger implements LedgerReads, PayloadLedger {
    * stored if valid; `done` hears, after that group's commit, what became of each of its records.
    */
   submitPayload(p: InboundPayload, done: Done<PayloadResult>): void {
-    if (this.failed) return done(this.failed);
-    if (this.closed) return done(new Error('ledger is closed'));
-    this.pending.push({ records: NO_RECORDS, payload: p, done });
-    this.pendingRecords += payloadWeight(p);
-    this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.pendingRecords >= this.burstGroup) this.flush();
-    if (this.scheduled || this.inflight.size > 0 || this.pending.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flush();
-    });
+    this.front.submit({ records: NO_RECORDS, payload: p, done });
   }
 
   /**
-   * Hands the pending records to the writer as one group (one transaction, one fsync). Normally
-   * only when the writer is idle, so that records arriving during a commit form the next group.
-   * A burst — hundreds of records parsed in one go, as when a QoS 0 publisher's whole socket
-   * buffer is read — goes at once, and may queue behind the group on disk: the writer then does
-   * not wait for the main thread, and the main thread parses the rest of the burst while the
-   * first part commits. Groups commit in order, and each resolves only after its own commit.
+   * Hands a group to the writer: one transaction, one fsync. Its payloads go as one transferred
+   * buffer, decoded there. The front sends a group when the writer is idle, so that records
+   * arriving during a commit form the next group; a burst — hundreds of records parsed in one go,
+   * as when a QoS 0 publisher's whole socket buffer is read — goes at once, and may queue behind
+   * the group on disk: the writer then does not wait for the main thread, and the main thread
+   * parses the rest of the burst while the first part commits.
    */
-  private flush(): void {
-    if (this.pending.length === 0 || this.failed) return;
-    if (this.inflight.size > 0 && (this.inflight.size >= MAX_INFLIGHT_GROUPS || this.pendingRecords < this.burstGroup)) return;
-    // Whole calls, up to maxGroup records (a call larger than that still goes as one group).
-    let n = 0, size = 0, payloads = 0;
-    for (; n < this.pending.length; n++) {
-      const c = this.pending[n]!;
-      const w = c.payload ? payloadWeight(c.payload) : c.records.length;
-      if (n > 0 && size + w > this.maxGroup) break;
-      size += w;
-      if (c.payload) payloads++;
-    }
-    const calls = this.pending.splice(0, n);
-    this.pendingRecords -= size;
+  private send(group: Group<Pending>): void {
+    const { calls } = group;
+    let payloads = 0;
+    for (const c of calls) if (c.payload) payloads++;
     const records = payloads === 0 && calls.length === 1 ? calls[0]!.records : calls.flatMap((c) => c.records);
-    const req: AppendRequest = { records, files: this.pendingFiles, plan: [] };
-    this.pendingFiles = [];
+    const req: AppendRequest = { records, files: group.files, plan: [] };
     let transfer: ArrayBuffer[] = [];
     if (payloads === 0) req.plan.push(records.length);
     else {
@@ -267,15 +216,9 @@ export class Ledger implements LedgerReads, PayloadLedger {
       req.payloads = batch;
       transfer = [batch.bytes.buffer as ArrayBuffer, batch.ends.buffer as ArrayBuffer, batch.receivedAt.buffer as ArrayBuffer];
     }
-    const id = this.nextId++;
-    this.inflight.set(id, { calls, records, weight: size });
     this.worker.call(req, transfer).then(
-      (reply) => this.settle(id, reply),
-      (err: Error) => {
-        const failed = this.inflight.get(id)?.calls ?? [];
-        this.inflight.delete(id);
-        this.fail(new Error(`ledger commit failed: ${err.message}`), failed);
-      },
+      (reply) => this.front.settle(group.id, () => this.settle(calls, records, reply)),
+      (err: Error) => this.front.fail(new Error(`ledger commit failed: ${err.message}`)),
     );
   }
 
@@ -306,11 +249,8 @@ export class Ledger implements LedgerReads, PayloadLedger {
     return { bytes, ends, receivedAt, topics };
   }
 
-  private settle(id: number, reply: AppendReply): void {
-    const group = this.inflight.get(id);
-    if (!group) return;
-    this.inflight.delete(id);
-    const { calls, records } = group;
+  /** A group committed (the front has already sent the next): answers its calls, then tells the listeners. */
+  private settle(calls: Pending[], records: LedgerRecord[], reply: AppendReply): void {
     const { seqs, payloads } = reply;
     this.opts.onCommit?.({ records: records.length + (payloads ? payloads.seqs.length + payloads.duplicates.length : 0), commitMs: reply.commitMs, fileMs: reply.fileMs });
     // Listeners get the group's stored records in seq order: appended records and decoded payloads interleaved as called.
@@ -362,24 +302,8 @@ export class Ledger implements LedgerReads, PayloadLedger {
       results[k] = out;
     }
     if (committed.length) this.committedSeq = Math.max(this.committedSeq, committed[committed.length - 1]!.seq);
-    // The next group goes to disk before anyone downstream runs: durability first.
-    this.flush();
     for (let k = 0; k < calls.length; k++) settleCall(calls[k]!.done as Done<AppendResult[] | PayloadResult>, null, results[k]!);
     if (committed.length) for (const l of this.commitListeners) l(committed);
-    this.notifyDrained();
-  }
-
-  private fail(err: Error, group: Pending[] = []): void {
-    if (this.failed) return;
-    this.failed = err;
-    for (const p of group) settleCall(p.done as Done<unknown>, err);
-    for (const g of this.inflight.values()) for (const p of g.calls) settleCall(p.done as Done<unknown>, err);
-    for (const p of this.pending) settleCall(p.done as Done<unknown>, err);
-    this.inflight.clear();
-    this.pending = [];
-    this.pendingRecords = 0;
-    this.notifyDrained();
-    this.opts.onFatal?.(err);
   }
 
   /** Committed records after `seq`, oldest first (the sinks' catch-up read). */
@@ -435,27 +359,17 @@ export class Ledger implements LedgerReads, PayloadLedger {
     return s;
   }
 
-  private drainWaiters: (() => void)[] = [];
-
   /** Resolves once nothing is pending or in flight (or the writer failed). */
   drained(): Promise<void> {
-    if ((!this.pending.length && !this.inflight.size) || this.failed) return Promise.resolve();
-    return new Promise((resolve) => this.drainWaiters.push(resolve));
+    return this.front.drained();
   }
 
-  private notifyDrained(): void {
-    if (this.pending.length || this.inflight.size) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
-  }
-
-  /** Waits for every pending append to commit, then stops the writer. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.drained();
-    this.closed = true;
-    await this.worker.close();
-    this.reader.close();
+  /** Waits for every pending append to commit, then stops the writer; appends after it are refused. */
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await this.front.close();
+      await this.worker.close();
+      this.reader.close();
+    })());
   }
 }

@@ -35,9 +35,10 @@
 import fs from 'node:fs';
 import pg from 'pg';
 import { persistEvidence } from '../evidence.ts';
+import { GroupCommit, promised, settleCall, type Group } from '../groupCommit.ts';
 import { migratePg } from '../../state/pgMigrations.ts';
 import { PG_LEDGER_MIGRATIONS } from './schema.ts';
-import type { AppendResult, AsyncLedgerStore, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from '../types.ts';
+import type { AppendResult, AsyncLedgerStore, Done, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from '../types.ts';
 
 export interface PgLedgerOptions {
   /** `postgres://…` (SITEGATE_DATABASE_URL). */
@@ -60,7 +61,7 @@ export interface PgLedgerOptions {
   follow?: { everyMs?: number };
 }
 
-type Pending = { records: LedgerRecord[]; resolve: (r: AppendResult[]) => void; reject: (e: Error) => void };
+type Pending = { records: LedgerRecord[]; done: Done<AppendResult[]> };
 
 export interface Row {
   seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
@@ -116,18 +117,13 @@ export class PgLedger implements AsyncLedgerStore {
   private readonly writer: pg.Client;
   private readonly pool: pg.Pool;
   private readonly opts: PgLedgerOptions;
-  private readonly maxGroup: number;
-  private pending: Pending[] = [];
-  private pendingRecords = 0;
-  private pendingFiles: EvidenceFile[] = [];
-  /** The group on the wire: one at a time per instance, so this instance's commits settle in order. */
-  private inflight: { calls: Pending[]; records: number } | null = null;
-  private scheduled = false;
+  /** One group on the wire at a time per instance, so this instance's commits settle in order. */
+  private readonly front: GroupCommit<Pending>;
+  private closing?: Promise<void>;
+  /** Closed: no more reads of the table (appends are refused by the front). */
   private closed = false;
-  private failed: Error | null = null;
   private committedSeq: number;
   private readonly commitListeners = new Set<(records: StoredRecord[]) => void>();
-  private drainWaiters: (() => void)[] = [];
   /** Follow mode: the last seq the listeners heard; a read of the table in progress; another wanted. */
   private delivered: number;
   private tailing: Promise<void> | null = null;
@@ -140,14 +136,19 @@ export class PgLedger implements AsyncLedgerStore {
     this.evidenceDir = opts.evidenceDir;
     this.writer = writer;
     this.pool = pool;
-    this.maxGroup = opts.maxGroup ?? 5000;
+    this.front = new GroupCommit<Pending>({
+      maxGroup: opts.maxGroup ?? 5000,
+      weight: (c) => c.records.length,
+      send: (group) => this.send(group),
+      onFatal: opts.onFatal,
+    });
     this.committedSeq = lastSeq;
     this.delivered = lastSeq;
     if (opts.follow) {
       this.followTimer = setInterval(() => this.tail(), opts.follow.everyMs ?? 100);
       this.followTimer.unref();
     }
-    writer.on('error', (e) => this.fail(new Error(`ledger connection failed: ${e.message}`)));
+    writer.on('error', (e) => this.front.fail(new Error(`ledger connection failed: ${e.message}`)));
   }
 
   /** Connects, applies the ledger's migrations (once, whichever instance comes first) and reads the head. */
@@ -180,7 +181,7 @@ export class PgLedger implements AsyncLedgerStore {
   }
 
   get backlog(): number {
-    return this.pendingRecords + (this.inflight?.records ?? 0);
+    return this.front.backlog;
   }
 
   onCommitted(listener: (records: StoredRecord[]) => void): () => void {
@@ -194,50 +195,22 @@ export class PgLedger implements AsyncLedgerStore {
 
   /** The records of one call go into one group and settle with one promise, after its COMMIT. */
   appendMany(records: LedgerRecord[], files: EvidenceFile[] = []): Promise<AppendResult[]> {
-    if (this.failed) return Promise.reject(this.failed);
-    if (this.closed) return Promise.reject(new Error('ledger is closed'));
-    if (records.length === 0 && files.length === 0) return Promise.resolve([]);
+    if (records.length === 0 && files.length === 0 && !this.front.refusal()) return Promise.resolve([]);
     for (const r of records) {
       const field = unstorable(r);
       if (field) return Promise.reject(new Error(`a record's ${field} contains U+0000, which PostgreSQL cannot store; nothing of this call was stored`));
     }
-    if (files.length) this.pendingFiles.push(...files);
-    return new Promise((resolve, reject) => {
-      this.pending.push({ records, resolve, reject });
-      this.pendingRecords += records.length;
-      this.schedule();
-    });
+    return promised((done) => this.front.submit({ records, done }, files));
   }
 
-  /** A group starts at the next turn of the event loop when the writer is idle, else right after the group on the wire. */
-  private schedule(): void {
-    if (this.scheduled || this.inflight || this.pending.length === 0) return;
-    this.scheduled = true;
-    setImmediate(() => {
-      this.scheduled = false;
-      this.flush();
-    });
-  }
-
-  private flush(): void {
-    if (this.inflight || this.pending.length === 0 || this.failed) return;
-    let n = 0, size = 0;
-    for (; n < this.pending.length; n++) {
-      const w = this.pending[n]!.records.length;
-      if (n > 0 && size + w > this.maxGroup) break;
-      size += w;
-    }
-    const calls = this.pending.splice(0, n);
-    this.pendingRecords -= size;
-    this.inflight = { calls, records: size };
-    const files = this.pendingFiles;
-    this.pendingFiles = [];
+  /** A group: its evidence files written first, then one statement, one transaction. */
+  private send(group: Group<Pending>): void {
+    const { calls, weight: size } = group;
     const t0 = performance.now();
     try {
-      persistEvidence(this.evidenceDir, files);
+      persistEvidence(this.evidenceDir, group.files);
     } catch (e) {
-      this.fail(new Error(`ledger evidence write failed: ${(e as Error).message}`));
-      return;
+      throw new Error(`ledger evidence write failed: ${(e as Error).message}`);
     }
     const t1 = performance.now();
     const keys: string[] = new Array(size), sites: string[] = new Array(size), devices: string[] = new Array(size);
@@ -256,13 +229,13 @@ export class PgLedger implements AsyncLedgerStore {
       text: 'SELECT o_ord, o_seq FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8)',
       values: [keys, sites, devices, kinds, msgIds, ts, receivedAt, bodies],
     }).then(
-      (res) => this.settle(calls, size, res.rows, t1 - t0, performance.now() - t1),
-      (err: Error) => this.fail(new Error(`ledger commit failed: ${err.message}`)),
+      (res) => this.front.settle(group.id, () => this.settle(calls, size, res.rows, t1 - t0, performance.now() - t1)),
+      (err: Error) => this.front.fail(new Error(`ledger commit failed: ${err.message}`)),
     );
   }
 
+  /** A group committed (the front has already sent the next): answers its calls, then tells the listeners. */
   private settle(calls: Pending[], size: number, rows: { o_ord: number; o_seq: number }[], fileMs: number, commitMs: number): void {
-    this.inflight = null;
     this.opts.onCommit?.({ records: size, commitMs, fileMs });
     const seqs: (number | null)[] = new Array(size).fill(null);
     for (const r of rows) seqs[r.o_ord - 1] = r.o_seq;
@@ -283,11 +256,8 @@ export class PgLedger implements AsyncLedgerStore {
     }
     // Ordinals follow append order and seq follows ordinals, so `committed` is in seq order.
     if (committed.length) this.seen(committed[committed.length - 1]!.seq);
-    // The next group goes out before anyone downstream runs: durability first.
-    this.flush();
-    for (let k = 0; k < calls.length; k++) calls[k]!.resolve(results[k]!);
+    for (let k = 0; k < calls.length; k++) settleCall(calls[k]!.done, null, results[k]!);
     if (committed.length) this.deliver(committed);
-    this.notifyDrained();
   }
 
   /**
@@ -323,7 +293,7 @@ export class PgLedger implements AsyncLedgerStore {
       this.tailAgain = true;
       return;
     }
-    if (this.closed || this.failed) return;
+    if (this.closed || this.front.failed) return;
     this.tailing = (async () => {
       do {
         this.tailAgain = false;
@@ -338,18 +308,6 @@ export class PgLedger implements AsyncLedgerStore {
     }).finally(() => {
       this.tailing = null;
     });
-  }
-
-  private fail(err: Error): void {
-    if (this.failed) return;
-    this.failed = err;
-    for (const p of this.inflight?.calls ?? []) p.reject(err);
-    for (const p of this.pending) p.reject(err);
-    this.inflight = null;
-    this.pending = [];
-    this.pendingRecords = 0;
-    this.notifyDrained();
-    this.opts.onFatal?.(err);
   }
 
   private seen(seq: number): number {
@@ -425,13 +383,12 @@ export class PgLedger implements AsyncLedgerStore {
 
   /** Resolves once nothing is pending or on the wire (or the ledger failed). */
   drained(): Promise<void> {
-    if ((!this.pending.length && !this.inflight) || this.failed) return this.heard();
-    return new Promise<void>((resolve) => this.drainWaiters.push(resolve)).then(() => this.heard());
+    return this.front.drained().then(() => this.heard());
   }
 
   /** Follow mode: resolves once the listeners have heard this instance's commits so far. */
   private heard(): Promise<void> {
-    if (!this.opts.follow || this.delivered >= this.committedSeq || this.failed || this.closed) return Promise.resolve();
+    if (!this.opts.follow || this.delivered >= this.committedSeq || this.front.failed || this.closed) return Promise.resolve();
     const seq = this.committedSeq;
     return new Promise((resolve) => {
       this.followWaiters.push({ seq, resolve });
@@ -439,20 +396,15 @@ export class PgLedger implements AsyncLedgerStore {
     });
   }
 
-  private notifyDrained(): void {
-    if (this.pending.length || this.inflight) return;
-    const waiters = this.drainWaiters;
-    this.drainWaiters = [];
-    for (const w of waiters) w();
-  }
-
   /** Waits for every pending append to commit, then closes the connections; appends after it are refused. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    await this.drained();
-    this.closed = true;
-    clearInterval(this.followTimer);
-    await this.tailing;
-    await Promise.allSettled([this.writer.end(), this.pool.end()]);
+  close(): Promise<void> {
+    return (this.closing ??= (async () => {
+      await this.front.close();
+      await this.heard();
+      this.closed = true;
+      clearInterval(this.followTimer);
+      await this.tailing;
+      await Promise.allSettled([this.writer.end(), this.pool.end()]);
+    })());
   }
 }
