@@ -6,7 +6,7 @@ import { ADMIN_TOKEN, startGateway, type TestGateway } from './support/gateway.t
 import { readEventsUntil } from './support/sse.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
-import { shardOf } from '../gateway/src/checks/shards.ts';
+import { shardOf } from '../gateway/src/region/shards.ts';
 
 /**
  * Region mode whole (contract §8, issue 14): two gateway instances on one real PostgreSQL (ledger

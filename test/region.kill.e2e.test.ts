@@ -7,7 +7,7 @@ import { startHaproxy, type Haproxy } from './support/haproxy.ts';
 import { startPostgres, type Postgres } from './support/postgres.ts';
 import { startRedis, type RedisServer } from './support/redis.ts';
 import { restartableGateway, type RestartableGateway } from './support/restartable.ts';
-import { shardOf } from '../gateway/src/checks/shards.ts';
+import { shardOf } from '../gateway/src/region/shards.ts';
 
 /**
  * Region mode's failover (contract §8, issue 14): two gateway processes on one real PostgreSQL

@@ -8,7 +8,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { LiveState } from '../state/liveState.ts';
-import type { Shard } from './shards.ts';
+import type { Shard } from '../region/shards.ts';
 import type { SqlDb } from '../state/sqlDb.ts';
 import { Transactions } from '../state/transactions.ts';
 import type { Alerts, Audit } from '../state/types.ts';
@@ -35,7 +35,7 @@ export interface CheckContext {
    */
   stepReads?: LedgerReads;
   /**
-   * Region mode with shards (checks/shards.ts): whether a site is this runner's. A check restores
+   * Region mode with shards (region/shards.ts): whether a site is this runner's. A check restores
    * and decides for these sites only; records of the others never reach it. Default: every site.
    */
   owns?: (siteId: string) => boolean;

@@ -3,7 +3,7 @@ import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { AnyCheck, CheckContext, CheckFactory } from './check.ts';
 import { CheckPipeline, type Phase } from './pipeline.ts';
 import { CheckProgress } from './progress.ts';
-import { shardOf, type Shard } from './shards.ts';
+import { shardOf, type Shard } from '../region/shards.ts';
 
 export interface CheckRunnerOptions {
   /** Wall-clock period of `tick` (ms). */
@@ -26,7 +26,7 @@ export interface CheckRunnerOptions {
   stepEveryMs?: number;
   stepRecords?: number;
   /**
-   * Region mode: one shard of the sites (checks/shards.ts). The checks see only its sites' records,
+   * Region mode: one shard of the sites (region/shards.ts). The checks see only its sites' records,
    * restore and decide only for them, and keep their cursors under `<check>#<shard>`.
    */
   shard?: Shard;
@@ -116,6 +116,7 @@ export class CheckRunner {
       log: this.log.child({ check: c.name }),
       ...(this.ctx.fence ? { fence: this.ctx.fence } : {}),
       ...(this.ctx.owns ? { owns: this.ctx.owns } : {}),
+      ...(this.ctx.shard ? { shard: this.ctx.shard } : {}),
     }));
   }
 

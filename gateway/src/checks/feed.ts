@@ -1,4 +1,5 @@
 import type { AnyLedgerStore, MaybePromise, RecordKind, StoredRecord } from '../ledger/types.ts';
+import type { Shard } from '../region/shards.ts';
 
 /** Records a step joined from several commits holds at most (a check's own `maxBatch` when it has one). */
 const JOIN_MAX = 5000;
@@ -40,6 +41,8 @@ export class StepFeed {
       kinds?: readonly RecordKind[]; maxQueued: number; readBack: number; maxBatch?: number;
       /** Region mode: the sites of this runner's shard; records of other sites are passed over. */
       owns?: (siteId: string) => boolean;
+      /** Region mode: the same shard, for the ledger to read back its sites' records only. */
+      shard?: Shard;
     },
   ) {
     this.kinds = o.kinds ? new Set(o.kinds) : undefined;
@@ -152,7 +155,7 @@ export class StepFeed {
   private readBack(): MaybePromise<Step | undefined> {
     const lastSeq = this.ledger.lastSeq;
     const kinds = this.o.kinds as RecordKind[] | undefined;
-    const read = this.ledger.readAfter(this.tailSeq, this.o.readBack, kinds);
+    const read = this.ledger.readAfter(this.tailSeq, this.o.readBack, kinds, this.o.shard);
     if (!(read instanceof Promise)) return this.readBackStep(read, lastSeq);
     this.arrived = [];
     this.arrivedCount = 0;

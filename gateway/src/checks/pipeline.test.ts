@@ -14,6 +14,7 @@ import { openStateDb } from '../state/stateDb.ts';
 import type { Check } from './check.ts';
 import { CheckPipeline } from './pipeline.ts';
 import { CheckProgress } from './progress.ts';
+import { shardOf } from '../region/shards.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -103,6 +104,43 @@ describe('check pipeline: steps spaced while commits keep coming', () => {
     expect(steps.map((s) => s.seqs)).toEqual([[1], [2, 3]]);
     expect(performance.now() - asked).toBeLessThan(30_000); // not the minute of spacing
     expect(pipeline.cursor).toBe(3);
+    await pipeline.stop();
+    await ledger.close();
+  });
+});
+
+describe('check pipeline of one shard (region mode)', () => {
+  it('reads back only its shard\'s sites from the ledger, and gets every record of them', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pipeline-test-'));
+    dirs.push(dir);
+    const ledger = await Ledger.open(dir);
+    const sites = Array.from({ length: 12 }, (_, i) => `S-${i}`);
+    // Committed before the check starts: it reads them back, 10 a read.
+    await ledger.appendMany(Array.from({ length: 120 }, (_, i) => ({ ...reading(`r${i}`), siteId: sites[i % 12]!, dedupeKey: `D1/r${i}` })));
+    const shard = { index: 1, of: 3 };
+    const owns = (siteId: string) => shardOf(siteId, shard.of) === shard.index;
+    const mine = ledger.readAfter(0, 1000).filter((r) => owns(r.siteId)).map((r) => r.seq);
+    const readSites: string[] = [];
+    const readAfter = ledger.readAfter.bind(ledger);
+    ledger.readAfter = (...args: Parameters<Ledger['readAfter']>) => {
+      const rows = readAfter(...args);
+      readSites.push(...rows.map((r) => r.siteId));
+      return rows;
+    };
+    const c = countingCheck();
+    const db = openStateDb(':memory:');
+    const pipeline = new CheckPipeline(c.check, ledger, new CheckProgress(db, 'counting#1'), {
+      maxQueued: 1000, readBack: 10, retryMs: 100, maxAttempts: 2, saveEveryMs: 1000, stepEveryMs: 10, stepRecords: 100, owns, shard,
+      failed: (phase, err) => { throw new Error(`${phase}: ${String(err)}`); },
+      log: pino({ level: 'silent' }),
+    });
+    await pipeline.start();
+    await pipeline.idle();
+    expect(mine.length).toBeGreaterThan(0);
+    expect(c.steps.flatMap((st) => st.seqs)).toEqual(mine);
+    // Without the shard in the read, every site's records would come back and be dropped here.
+    expect(readSites.length).toBeGreaterThan(0);
+    expect(readSites.filter((site) => !owns(site))).toEqual([]);
     await pipeline.stop();
     await ledger.close();
   });

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { AnyLedgerStore, StoredRecord } from '../ledger/types.ts';
+import type { Shard } from '../region/shards.ts';
 import { totalChangesOf } from '../state/sqlDb.ts';
 import { StepFeed, type Step } from './feed.ts';
 import { fencedTransaction, type AnyCheck, type Prepared } from './check.ts';
@@ -32,6 +33,8 @@ export interface PipelineOptions {
   fence?: () => void;
   /** Region mode: the sites of the runner's shard (the others' records never reach the check). */
   owns?: (siteId: string) => boolean;
+  /** Region mode: that shard, so that read-backs read its sites' records only. */
+  shard?: Shard;
 }
 
 export type Phase = 'start' | 'records' | 'tick' | 'stop' | 'skip';
@@ -76,7 +79,7 @@ export class CheckPipeline {
     private readonly progress: CheckProgress,
     private readonly o: PipelineOptions,
   ) {
-    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch, ...(o.owns ? { owns: o.owns } : {}) });
+    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch, ...(o.owns ? { owns: o.owns } : {}), ...(o.shard ? { shard: o.shard } : {}) });
     this.tx = { run: (fn) => fencedTransaction(progress.db, o.fence, fn) };
     this.totalChanges = totalChangesOf(progress.db);
   }

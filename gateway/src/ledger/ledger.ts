@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { RpcWorker } from '../util/workerRpc.ts';
+import { boundedMemo } from '../util/boundedMemo.ts';
+import { siteShardKey, type Shard } from '../region/shards.ts';
 import { GroupCommit, promised, settleCall, type Group } from './groupCommit.ts';
 import { deviceDedupeKey } from '../ingest/validate.ts';
 import type { AppendReply, AppendRequest, PayloadBatch } from './ledgerWorker.ts';
@@ -156,6 +158,8 @@ export class Ledger implements LedgerReads, PayloadLedger {
     const worker = await RpcWorker.start<AppendRequest, AppendReply>(new URL('./ledgerWorker.ts', import.meta.url), { name: 'ledger', data: { dbFile: file, evidenceDir } });
     const reader = new Database(file, { readonly: true, fileMustExist: true });
     reader.pragma('busy_timeout = 5000');
+    // A site's shard key (region/shards.ts) for the shard reads, computed once per site.
+    reader.function('site_shard', { deterministic: true }, boundedMemo(siteShardKey) as (site: unknown) => number);
     return new Ledger(file, evidenceDir, worker, reader, opts);
   }
 
@@ -306,11 +310,19 @@ export class Ledger implements LedgerReads, PayloadLedger {
     if (committed.length) for (const l of this.commitListeners) l(committed);
   }
 
-  /** Committed records after `seq`, oldest first (the sinks' catch-up read). */
-  readAfter(seq: number, limit: number, kinds?: RecordKind[]): StoredRecord[] {
-    const rows = kinds
-      ? (this.reader.prepare(`SELECT * FROM records WHERE seq > ? AND kind IN (${kinds.map(() => '?').join(',')}) ORDER BY seq LIMIT ?`).all(seq, ...kinds, limit) as Row[])
-      : (this.stmt('after').all(seq, limit) as Row[]);
+  /** Committed records after `seq`, oldest first (the sinks' and checks' catch-up read); see LedgerStore. */
+  readAfter(seq: number, limit: number, kinds?: RecordKind[], shard?: Shard): StoredRecord[] {
+    const where = ['seq > ?'];
+    const params: unknown[] = [seq];
+    if (kinds) {
+      where.push(`kind IN (${kinds.map(() => '?').join(',')})`);
+      params.push(...kinds);
+    }
+    if (shard) {
+      where.push('site_shard(site_id) % ? = ?');
+      params.push(shard.of, shard.index);
+    }
+    const rows = this.stmt(`SELECT * FROM records WHERE ${where.join(' AND ')} ORDER BY seq LIMIT ?`).all(...params, limit) as Row[];
     return rows.map(toStored);
   }
 
@@ -352,12 +364,7 @@ export class Ledger implements LedgerReads, PayloadLedger {
     return Object.fromEntries(rows.map((r) => [r.kind, r.n]));
   }
 
-  private stmts = new Map<string, Database.Statement>();
-  private stmt(name: 'after'): Database.Statement {
-    let s = this.stmts.get(name);
-    if (!s) this.stmts.set(name, (s = this.reader.prepare('SELECT * FROM records WHERE seq > ? ORDER BY seq LIMIT ?')));
-    return s;
-  }
+  private readonly stmt = boundedMemo((sql: string) => this.reader.prepare(sql), 100);
 
   /** Resolves once nothing is pending or in flight (or the writer failed). */
   drained(): Promise<void> {

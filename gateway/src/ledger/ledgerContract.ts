@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, expect, it } from 'vitest';
+import { shardOf } from '../region/shards.ts';
 import type { AsyncLedgerStore, LedgerRecord, LedgerStore, RecordKind, StoredRecord } from './types.ts';
 
 /**
@@ -73,6 +74,24 @@ export function ledgerContract(name: string, makeHarness: () => Promise<LedgerHa
     expect((await ledger.readAfter(all[0]!.seq, 2)).map((r) => r.kind)).toEqual(['checkin', 'status']);
     expect((await ledger.readAfter(0, 100, ['checkin', 'status'])).map((r) => r.kind)).toEqual(['checkin', 'status']);
     expect([...await ledger.scan(['reading'], all[0]!.seq)].map((r) => r.seq)).toEqual([all[3]!.seq]);
+  });
+
+  it(`${name}: a shard's read gives its sites' records only, in seq order, the shards together all of them`, async () => {
+    const sites = Array.from({ length: 12 }, (_, i) => `S-${i}`);
+    await ledger.appendMany(sites.flatMap((site) => [rec('reading', { site }), rec('checkin', { site, body: { workerId: 'W1' } })]));
+    const all = await ledger.readAfter(0, 100);
+    const of = 3;
+    const read: StoredRecord[] = [];
+    for (let index = 0; index < of; index++) {
+      const mine = await ledger.readAfter(0, 100, undefined, { index, of });
+      expect(mine.length).toBeGreaterThan(0); // 12 sites leave no shard of 3 empty (checked by hand)
+      expect(mine.every((r) => shardOf(r.siteId, of) === index)).toBe(true);
+      expect(mine.map((r) => r.seq)).toEqual([...mine.map((r) => r.seq)].sort((x, y) => x - y));
+      const checkins = await ledger.readAfter(mine[0]!.seq, 2, ['checkin'], { index, of });
+      expect(checkins).toEqual(mine.filter((r) => r.kind === 'checkin' && r.seq > mine[0]!.seq).slice(0, 2));
+      read.push(...mine);
+    }
+    expect(read.sort((x, y) => x.seq - y.seq)).toEqual(all);
   });
 
   it(`${name}: answers the report reads by site and event time, worker, period and photo`, async () => {

@@ -1,3 +1,4 @@
+import type { Shard } from '../region/shards.ts';
 import type { Reason } from '../errors.ts';
 
 /**
@@ -114,7 +115,11 @@ interface LedgerOf<M extends 'sync' | 'async' | 'maybe'> {
   appendMany(records: LedgerRecord[], files?: EvidenceFile[]): Promise<AppendResult[]>;
   /** Every committed, non-duplicate record once, in `seq` order, right after its commit. */
   onCommitted(listener: (records: StoredRecord[]) => void): () => void;
-  readAfter(seq: number, limit: number, kinds?: RecordKind[]): Answered<M, StoredRecord[]>;
+  /**
+   * Committed records after `seq`, in seq order, at most `limit`: of `kinds` only, and with `shard`
+   * (region mode) of that shard's sites only — the others are passed over by the ledger, not read.
+   */
+  readAfter(seq: number, limit: number, kinds?: RecordKind[], shard?: Shard): Answered<M, StoredRecord[]>;
   scan(kinds: RecordKind[], afterSeq?: number): Answered<M, Iterable<StoredRecord>>;
   bySiteKind(siteId: string, kind: Exclude<RecordKind, 'reading'>, from?: number, to?: number): Answered<M, StoredRecord[]>;
   paymentsOf(siteId: string, period: string): Answered<M, StoredRecord[]>;

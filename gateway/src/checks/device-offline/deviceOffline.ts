@@ -125,7 +125,7 @@ export class DeviceOfflineCheck implements Check {
     for (;;) {
       // Stopped midway: nothing was decided from the part read, the next start reads it again.
       if (this.stopping) return;
-      const chunk = (await this.ctx.ledger.readAfter(after, 5000, [...this.kinds])).filter((r) => r.seq <= cursor);
+      const chunk = (await this.ctx.ledger.readAfter(after, 5000, [...this.kinds], this.ctx.shard)).filter((r) => r.seq <= cursor);
       if (chunk.length === 0) break;
       for (const r of chunk) {
         if (this.ctx.owns && !this.ctx.owns(r.siteId)) continue;

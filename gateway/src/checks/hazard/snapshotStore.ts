@@ -1,7 +1,7 @@
 import type { SqlDb, SqlStatement } from '../../state/sqlDb.ts';
 import { fencedTransaction } from '../check.ts';
 import { CheckProgress } from '../progress.ts';
-import type { Shard } from '../shards.ts';
+import type { Shard } from '../../region/shards.ts';
 
 /**
  * Where the hazard check keeps what it needs to restart exactly (state.db, tables of its own):

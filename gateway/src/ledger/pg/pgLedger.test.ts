@@ -5,6 +5,7 @@ import { postgresPerFile } from '../../../../test/support/postgres.ts';
 import { ledgerContract } from '../ledgerContract.ts';
 import type { LedgerRecord, StoredRecord } from '../types.ts';
 import { PgLedger, READS } from './pgLedger.ts';
+import { siteShardKey } from '../../region/shards.ts';
 
 /**
  * The PostgreSQL ledger against a real PostgreSQL 15 (test/support/postgres.ts): the contract
@@ -156,6 +157,44 @@ describe('PostgreSQL ledger across instances', () => {
   });
 });
 
+describe('PostgreSQL ledger: a site\'s shard key in SQL', () => {
+  it('is the key region/shards.ts gives, for 2,000 ids of one- to four-byte characters', async () => {
+    const { url, evidenceDir } = await freshStorage();
+    const ledger = await PgLedger.open({ connectionString: url, evidenceDir });
+    await ledger.close();
+    // Deterministic ids: ASCII, Latin-1, CJK and astral code points (emoji), 0–40 characters.
+    let x = 12345;
+    const next = () => (x = (x * 1103515245 + 12345) % 2 ** 31);
+    const ranges = [[0x20, 0x7e], [0xa0, 0x17f], [0x4e00, 0x9fff], [0x1f300, 0x1faff]] as const;
+    const ids = Array.from({ length: 2000 }, () => {
+      let id = '';
+      for (let n = next() % 41; n > 0; n--) {
+        const [lo, hi] = ranges[next() % ranges.length]!;
+        id += String.fromCodePoint(lo + (next() % (hi - lo + 1)));
+      }
+      return id;
+    });
+    const c = new pg.Client(url);
+    await c.connect();
+    try {
+      const r = await c.query<{ k: string }>('SELECT ledger_site_shard(s)::text AS k FROM unnest($1::text[]) WITH ORDINALITY AS t(s, o) ORDER BY o', [ids]);
+      expect(r.rows.map((row) => Number(row.k))).toEqual(ids.map(siteShardKey));
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a ledger whose database disagrees with it refuses to open (its shards would pass over records)', async () => {
+    const { url, evidenceDir } = await freshStorage();
+    await (await PgLedger.open({ connectionString: url, evidenceDir })).close();
+    const c = new pg.Client(url);
+    await c.connect();
+    await c.query("CREATE OR REPLACE FUNCTION ledger_site_shard(site TEXT) RETURNS BIGINT LANGUAGE sql IMMUTABLE AS $$ SELECT length(site)::BIGINT $$");
+    await c.end();
+    await expect(PgLedger.open({ connectionString: url, evidenceDir })).rejects.toThrow(/ledger_site_shard disagrees/);
+  });
+});
+
 describe('PostgreSQL ledger reads', () => {
   it('each read is served by the index meant for it (alone among the indexes, with sequential scans off, the plan puts the whole condition in it)', async () => {
     const { url, evidenceDir } = await freshStorage();
@@ -164,6 +203,8 @@ describe('PostgreSQL ledger reads', () => {
     const expected: Record<keyof typeof READS, string> = {
       after: 'ledger_records_pkey',
       afterKinds: 'ledger_records_pkey',
+      afterShard: 'ledger_records_pkey',
+      afterKindsShard: 'ledger_records_pkey',
       bySiteKind: 'ledger_records_by_site_kind_ts',
       payments: 'ledger_records_payment_period',
       checkinsByWorker: 'ledger_records_checkin_by_worker',
@@ -174,7 +215,8 @@ describe('PostgreSQL ledger reads', () => {
       head: 'ledger_records_pkey',
     };
     const args: Record<keyof typeof READS, string> = {
-      after: "(0, 10)", afterKinds: "(0, 10, ARRAY['checkin'])", bySiteKind: "('S1', 'checkin', 0, 10)", payments: "('S1', '2026-09')",
+      after: "(0, 10)", afterKinds: "(0, 10, ARRAY['checkin'])", afterShard: '(0, 10, 4, 1)', afterKindsShard: "(0, 10, ARRAY['checkin'], 4, 1)",
+      bySiteKind: "('S1', 'checkin', 0, 10)", payments: "('S1', '2026-09')",
       checkinsByWorker: "('S1', 'W1', 0, 10)", verdictsByWorker: "('S1', 'W1', 0, 10)", checkinPhoto: "('S1', 'a')",
       snapshotPage: "('S1', 'CAM1', 0, 0, 10)", snapshotHash: "('S1', 'a')", head: '',
     };
@@ -201,8 +243,8 @@ describe('PostgreSQL ledger reads', () => {
         expect(plan, name).toContain(expected[name]);
         expect(plan, name).not.toMatch(/Seq Scan/);
         // The whole condition is the index's (its leading column alone would also "use" it):
-        // only the by-kind tail filters rows of the primary key.
-        if (name !== 'afterKinds') expect(plan, name).not.toMatch(/Filter:/);
+        // only the by-kind and by-shard tails filter rows of the primary key.
+        if (!name.startsWith('after') || name === 'after') expect(plan, name).not.toMatch(/Filter:/);
       }
     } finally {
       await c.end();

@@ -38,6 +38,7 @@ import { persistEvidence } from '../evidence.ts';
 import { GroupCommit, promised, settleCall, type Group } from '../groupCommit.ts';
 import { migratePg } from '../../state/pgMigrations.ts';
 import { PG_LEDGER_MIGRATIONS } from './schema.ts';
+import { siteShardKey, type Shard } from '../../region/shards.ts';
 import type { AppendResult, AsyncLedgerStore, Done, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from '../types.ts';
 
 export interface PgLedgerOptions {
@@ -78,6 +79,8 @@ const COLUMNS = 'seq, dedupe_key, site_id, device_id, kind, msg_id, ts, received
 export const READS = {
   after: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 ORDER BY seq LIMIT $2`,
   afterKinds: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) ORDER BY seq LIMIT $2`,
+  afterShard: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND ledger_site_shard(site_id) % $3 = $4 ORDER BY seq LIMIT $2`,
+  afterKindsShard: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) AND ledger_site_shard(site_id) % $4 = $5 ORDER BY seq LIMIT $2`,
   bySiteKind: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = $2 AND kind <> 'reading' AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
   payments: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'wage_payment' AND ((body::json) ->> 'period') = $2 ORDER BY ts, seq`,
   checkinsByWorker: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'checkin' AND ((body::json) ->> 'workerId') = $2 AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
@@ -110,6 +113,19 @@ function unstorable(r: LedgerRecord): string | undefined {
     if (v.includes('\u0000')) return field;
   }
   return undefined;
+}
+
+/** Ids that exercise the UTF-8 bytes the hash is taken of: ASCII, two-, three- and four-byte characters. */
+export const SHARD_KEY_PROBES = ['S-HZ-001', 'S-NC-002', '', 'site with spaces', 'Ünterföhring-7', '杭州-滨江-001', '工地🏗️-3', 'x'.repeat(200)];
+
+/**
+ * ledger_site_shard (schema.ts) must give every site the key region/shards.ts gives it, or a
+ * shard's reads would pass over some of its own sites' records: checked at every open.
+ */
+async function checkSiteShardKey(db: pg.Client): Promise<void> {
+  const r = await db.query<{ k: number }>('SELECT ledger_site_shard(s) AS k FROM unnest($1::text[]) WITH ORDINALITY AS t(s, o) ORDER BY o', [SHARD_KEY_PROBES]);
+  const wrong = SHARD_KEY_PROBES.filter((s, i) => r.rows[i]?.k !== siteShardKey(s));
+  if (wrong.length) throw new Error(`ledger_site_shard disagrees with region/shards.ts for ${JSON.stringify(wrong)}: this database's encoding is not UTF-8?`);
 }
 
 export class PgLedger implements AsyncLedgerStore {
@@ -158,6 +174,7 @@ export class PgLedger implements AsyncLedgerStore {
     await writer.connect();
     try {
       await migratePg(writer, PG_LEDGER_MIGRATIONS, 'ledger');
+      await checkSiteShardKey(writer);
       const head = await writer.query<{ s: number }>(READS.head);
       const pool = new pg.Pool({ connectionString: opts.connectionString, types: TYPES, max: opts.readConnections ?? 4, keepAlive: true, application_name: 'sitegate-ledger-reader' });
       // An idle read connection that dies is dropped by the pool and replaced at the next read.
@@ -320,11 +337,15 @@ export class PgLedger implements AsyncLedgerStore {
     return r.rows.map(toStored);
   }
 
-  /** Committed records after `seq`, oldest first (the sinks' and checks' cursor read, across instances). */
-  async readAfter(seq: number, limit: number, kinds?: RecordKind[]): Promise<StoredRecord[]> {
-    const rows = kinds
-      ? await this.rows(READS.afterKinds, [seq, limit, kinds])
-      : await this.rows(READS.after, [seq, limit]);
+  /** Committed records after `seq`, oldest first (the sinks' and checks' cursor read, across instances); see LedgerStore. */
+  async readAfter(seq: number, limit: number, kinds?: RecordKind[], shard?: Shard): Promise<StoredRecord[]> {
+    const rows = shard
+      ? kinds
+        ? await this.rows(READS.afterKindsShard, [seq, limit, kinds, shard.of, shard.index])
+        : await this.rows(READS.afterShard, [seq, limit, shard.of, shard.index])
+      : kinds
+        ? await this.rows(READS.afterKinds, [seq, limit, kinds])
+        : await this.rows(READS.after, [seq, limit]);
     if (rows.length) this.seen(rows[rows.length - 1]!.seq);
     return rows;
   }

@@ -7,7 +7,7 @@ export const APPEND_LOCK = 0x5a7e_0002;
  * The ledger's tables on PostgreSQL, as numbered migrations (state/pgMigrations.ts), meaning what
  * ledger/schema.ts means on SQLite: version 1 is SQLite's 1–3 (table, dedupe key unique, the
  * partial indexes of the report, evidence and snapshot reads; readings carry none), version 2 the
- * group-commit function.
+ * group-commit function, version 3 the site's shard key (region/shards.ts) for a shard's reads.
  *
  * `body` is the JSON text as the gateway wrote it (TEXT, like SQLite), not jsonb: a body is
  * stored and read back byte for byte, and PostgreSQL never parses a reading's body. Only the kinds
@@ -84,6 +84,20 @@ BEGIN
   )
   SELECT n.o, n.s FROM numbered n ORDER BY n.s;
 END
+$fn$;
+`,
+}, {
+  version: 3,
+  name: 'ledger_site_shard: a site\'s shard key, so that a shard reads only its sites\' records',
+  // region/shards.ts siteShardKey in SQL: the first four bytes of SHA-256 of the site id's UTF-8,
+  // unsigned. PgLedger.open checks it against the JavaScript for a set of ids before it filters
+  // by it (and pgLedger.test.ts for many more): a shard that read by a different hash would never
+  // see some of its sites' records.
+  up: `
+CREATE FUNCTION ledger_site_shard(site TEXT) RETURNS BIGINT
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
+  SELECT (get_byte(h, 0)::BIGINT << 24) | (get_byte(h, 1)::BIGINT << 16) | (get_byte(h, 2)::BIGINT << 8) | get_byte(h, 3)::BIGINT
+  FROM (SELECT sha256(convert_to(site, 'UTF8')) AS h) AS digest
 $fn$;
 `,
 }];

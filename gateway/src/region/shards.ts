@@ -6,12 +6,21 @@ import { createHash } from 'node:crypto';
  * checks run in exactly one place, and the region's sites are spread over its instances. A site's
  * shard is a hash of its id, the same on every instance and across restarts; changing the number
  * of shards moves sites between cursors (`<check>#<shard>`), so it is chosen once per region.
+ *
+ * The ledgers answer a shard's reads with its sites' records only (`readAfter(…, shard)`): SQLite
+ * calls `shardOf` itself; PostgreSQL computes the same key in SQL (`ledger_site_shard`,
+ * ledger/pg/schema.ts), checked against `siteShardKey` when the ledger opens and in its tests.
  */
 export interface Shard {
   index: number;
   of: number;
 }
 
+/** The first four bytes of SHA-256 of the site id's UTF-8, as an unsigned integer. */
+export function siteShardKey(siteId: string): number {
+  return createHash('sha256').update(siteId).digest().readUInt32BE(0);
+}
+
 export function shardOf(siteId: string, of: number): number {
-  return createHash('sha256').update(siteId).digest().readUInt32BE(0) % of;
+  return siteShardKey(siteId) % of;
 }
