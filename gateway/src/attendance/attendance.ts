@@ -1,6 +1,6 @@
 import type { KeyRole } from '../../../schemas/src/api.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { LedgerReads } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledgerQueries.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 

@@ -1,6 +1,6 @@
 import { toFact, withVerdicts, type CheckinFact, type Verdict } from './attendance.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { LedgerReads } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledgerQueries.ts';
 import type { MaybePromise, StoredRecord } from '../ledger/types.ts';
 
 

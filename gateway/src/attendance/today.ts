@@ -1,7 +1,7 @@
 import { checkinFacts, countsAsPresence } from './attendance.ts';
 import type { KeyRole } from '../../../schemas/src/api.ts';
 import { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { LedgerReads } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledgerQueries.ts';
 import type { Registry, Site } from '../registry/registry.ts';
 
 export interface SiteToday {

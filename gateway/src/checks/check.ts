@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../clock/clock.ts';
 import type { AnyLedgerStore, RecordKind } from '../ledger/types.ts';
-import type { LedgerReads } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledgerQueries.ts';
 import type { ReportReader } from '../ledger/reportReader.ts';
 import type { StoredRecord } from '../ledger/types.ts';
 import type { Metrics } from '../observability/metrics.ts';

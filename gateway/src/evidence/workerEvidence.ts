@@ -1,6 +1,6 @@
 import { checkinFacts, countsAsPresence, workerCheckinFacts, hoursOnSite, WorkCalendar, type CheckinFact, type Verdict } from '../attendance/attendance.ts';
 import type { SiteCalendar } from '../calendar/siteCalendar.ts';
-import type { LedgerReads } from '../ledger/ledger.ts';
+import type { LedgerReads } from '../ledger/ledgerQueries.ts';
 import type { Site } from '../registry/registry.ts';
 import { DigestChain } from './digest.ts';
 

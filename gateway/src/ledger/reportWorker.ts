@@ -14,7 +14,7 @@ import { wageCheckReport } from '../checks/wages/findings.ts';
 import { buildWorkerEvidence, monthCheckins, workerEvidence } from '../evidence/workerEvidence.ts';
 import type { Site, Worker } from '../registry/registry.ts';
 import { serveRpc } from '../util/workerRpc.ts';
-import { LedgerQueries, type LedgerReads } from './ledger.ts';
+import { LedgerQueries, type LedgerReads } from './ledgerQueries.ts';
 import { PgSyncReads } from './pg/pgSyncReads.ts';
 import type { EvidenceAnswer, MonthDigests, ReportRequest, ReportSource, WageCheckCsv } from './reportReader.ts';
 import { SyncPg } from '../state/pg/syncPg.ts';

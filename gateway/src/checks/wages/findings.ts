@@ -1,4 +1,4 @@
-import type { LedgerReads } from '../../ledger/ledger.ts';
+import type { LedgerReads } from '../../ledger/ledgerQueries.ts';
 import type { Registry, Site } from '../../registry/registry.ts';
 import { wageFacts, type WageFacts } from './facts.ts';
 import type { WageFinding, WageKind, WageRule } from './rule.ts';

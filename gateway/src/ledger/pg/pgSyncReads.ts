@@ -1,4 +1,4 @@
-import type { LedgerReads } from '../ledger.ts';
+import type { LedgerReads } from '../ledgerQueries.ts';
 import type { RecordKind, StoredRecord } from '../types.ts';
 import { READS, toStored, type Row } from './pgLedger.ts';
 
