@@ -38,6 +38,7 @@ import { persistEvidence } from '../evidence.ts';
 import { GroupCommit, promised, settleCall, type Group } from '../groupCommit.ts';
 import { migratePg } from '../../state/pgMigrations.ts';
 import { PG_LEDGER_MIGRATIONS } from './schema.ts';
+import { toStored, type Row } from '../ledgerQueries.ts';
 import { siteShardKey, type Shard } from '../../region/shards.ts';
 import type { AppendResult, AsyncLedgerStore, Done, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from '../types.ts';
 
@@ -64,11 +65,6 @@ export interface PgLedgerOptions {
 
 type Pending = { records: LedgerRecord[]; done: Done<AppendResult[]> };
 
-export interface Row {
-  seq: number; dedupe_key: string; site_id: string; device_id: string; kind: RecordKind;
-  msg_id: string; ts: number; received_at: number; body: string;
-}
-
 const COLUMNS = 'seq, dedupe_key, site_id, device_id, kind, msg_id, ts, received_at, body';
 
 /**
@@ -90,11 +86,6 @@ export const READS = {
   snapshotHash: `SELECT 1 FROM ledger_records WHERE site_id = $1 AND kind = 'snapshot' AND msg_id = $2 LIMIT 1`,
   head: 'SELECT COALESCE(max(seq), 0) AS s FROM ledger_records',
 } as const;
-
-export const toStored = (r: Row): StoredRecord => ({
-  seq: r.seq, dedupeKey: r.dedupe_key, siteId: r.site_id, deviceId: r.device_id, kind: r.kind,
-  msgId: r.msg_id, ts: r.ts, receivedAt: r.received_at, body: JSON.parse(r.body) as Record<string, unknown>,
-});
 
 /** BIGINT as a number (seq, epoch ms and counts stay far below 2^53), without touching pg's global parsers. */
 const TYPES = {

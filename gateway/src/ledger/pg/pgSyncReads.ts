@@ -1,6 +1,7 @@
 import type { LedgerReads } from '../ledgerQueries.ts';
 import type { RecordKind, StoredRecord } from '../types.ts';
-import { READS, toStored, type Row } from './pgLedger.ts';
+import { READS } from './pgLedger.ts';
+import { toStored, type Row } from '../ledgerQueries.ts';
 
 /** A synchronous connection: the state's (`PgStateDb`, inside its transaction) or one of its own (`SyncPg`). */
 export interface SyncQueryable {
