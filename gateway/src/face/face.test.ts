@@ -394,20 +394,25 @@ describe('FacePool', () => {
 });
 
 describe('face pool thread priority', () => {
-  it.runIf(process.platform === 'linux')('runs its workers at nice 10 on Linux, leaving the main thread at normal priority', async () => {
+  it.runIf(process.platform === 'linux')('runs its workers at nice 10 and under SCHED_IDLE on Linux, leaving the main thread at normal priority', async () => {
     const fs = await import('node:fs');
     const os = await import('node:os');
-    const niceOf = (tid: string) => {
+    // /proc/<pid>/task/<tid>/stat after the command: field 19 is nice, field 41 the policy (5: SCHED_IDLE).
+    const statOf = (tid: string) => {
       const stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19: nice
+      return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     };
+    const niceOf = (tid: string) => Number(statOf(tid)[16]);
+    const policyOf = (tid: string) => Number(statOf(tid)[38]);
     const before = new Set(fs.readdirSync('/proc/self/task'));
     const mainNice = os.getPriority(); // 0 normally; whatever the suite was started with (nice -n 5 …)
     const pool = await FacePool.create({ workers: 1 });
     try {
       const added = fs.readdirSync('/proc/self/task').filter((t) => !before.has(t));
       expect(added.map(niceOf)).toContain(10);
+      expect(added.map(policyOf)).toContain(5); // chrt is util-linux, on every Debian
       expect(os.getPriority()).toBe(mainNice);
+      expect(policyOf(String(process.pid))).toBe(0);
     } finally {
       await pool.close();
     }

@@ -7,6 +7,8 @@
  *
  * Protocol: util/workerRpc.ts, one request `{ jpeg }` → a FaceAnalysis (its embedding transferred).
  */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import os from 'node:os';
 import { serveRpc, Transfer } from '../util/workerRpc.ts';
 import { FaceEngine, type FaceAnalysis, type FaceEngineOptions } from './faceEngine.ts';
@@ -16,6 +18,22 @@ export interface FaceWorkerData {
   engine: FaceEngineOptions;
   /** Nice value of this thread (Linux): face analysis yields the CPU to ingest under contention. */
   niceness?: number;
+  /** Linux: SCHED_IDLE for this thread too (FacePoolOptions.idlePolicy). */
+  idlePolicy?: boolean;
+}
+
+/**
+ * This thread (and the threads it starts: libvips') under SCHED_IDLE. Node has no call for it, so
+ * `chrt` sets it on this thread's own id, read from /proc/thread-self. Lowering one's own
+ * priority needs no privilege; false when it could not be done (no chrt): nice still applies.
+ */
+function idleThisThread(): boolean {
+  try {
+    const tid = fs.readlinkSync('/proc/thread-self').split('/').pop()!;
+    return spawnSync('chrt', ['--idle', '--pid', '0', tid], { stdio: 'ignore', timeout: 5000 }).status === 0;
+  } catch {
+    return false;
+  }
 }
 
 export interface AnalyzeRequest { jpeg: Uint8Array }
@@ -29,6 +47,7 @@ void serveRpc<AnalyzeRequest, FaceAnalysis, FaceWorkerData>({
     if (process.platform === 'linux' && data.niceness) {
       try { os.setPriority(0, data.niceness); } catch { /* not permitted: run at normal priority */ }
     }
+    if (process.platform === 'linux' && data.idlePolicy) idleThisThread();
     engine = await FaceEngine.load(data.modelsDir, data.engine);
   },
   async handle({ jpeg }) {
