@@ -8,8 +8,8 @@ import { createHash } from 'node:crypto';
  * of shards moves sites between cursors (`<check>#<shard>`), so it is chosen once per region.
  *
  * The ledgers answer a shard's reads with its sites' records only (`readAfter(…, shard)`): SQLite
- * calls `shardOf` itself; PostgreSQL computes the same key in SQL (`ledger_site_shard`,
- * ledger/pg/schema.ts), checked against `siteShardKey` when the ledger opens and in its tests.
+ * calls `siteShardKey` from its SQL; PostgreSQL stores it with each record (`site_key`,
+ * ledger/pg/schema.ts): one hash, in JavaScript, for both.
  */
 export interface Shard {
   index: number;

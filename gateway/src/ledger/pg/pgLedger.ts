@@ -40,6 +40,7 @@ import { migratePg } from '../../state/pgMigrations.ts';
 import { PG_LEDGER_MIGRATIONS } from './schema.ts';
 import { toStored, type Row } from '../ledgerQueries.ts';
 import { siteShardKey, type Shard } from '../../region/shards.ts';
+import { boundedMemo } from '../../util/boundedMemo.ts';
 import type { AppendResult, AsyncLedgerStore, Done, EvidenceFile, LedgerRecord, RecordKind, StoredRecord } from '../types.ts';
 
 export interface PgLedgerOptions {
@@ -75,8 +76,10 @@ const COLUMNS = 'seq, dedupe_key, site_id, device_id, kind, msg_id, ts, received
 export const READS = {
   after: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 ORDER BY seq LIMIT $2`,
   afterKinds: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) ORDER BY seq LIMIT $2`,
-  afterShard: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND ledger_site_shard(site_id) % $3 = $4 ORDER BY seq LIMIT $2`,
-  afterKindsShard: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) AND ledger_site_shard(site_id) % $4 = $5 ORDER BY seq LIMIT $2`,
+  // A shard's reads: records stored before site keys were kept (NULL) go to every shard, whose
+  // `owns` drops other sites' as it always did.
+  afterShard: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND (site_key IS NULL OR site_key % $3 = $4) ORDER BY seq LIMIT $2`,
+  afterKindsShard: `SELECT ${COLUMNS} FROM ledger_records WHERE seq > $1 AND kind = ANY($3) AND (site_key IS NULL OR site_key % $4 = $5) ORDER BY seq LIMIT $2`,
   bySiteKind: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = $2 AND kind <> 'reading' AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
   payments: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'wage_payment' AND ((body::json) ->> 'period') = $2 ORDER BY ts, seq`,
   checkinsByWorker: `SELECT ${COLUMNS} FROM ledger_records WHERE site_id = $1 AND kind = 'checkin' AND ((body::json) ->> 'workerId') = $2 AND ts >= $3 AND ts < $4 ORDER BY ts, seq`,
@@ -106,18 +109,8 @@ function unstorable(r: LedgerRecord): string | undefined {
   return undefined;
 }
 
-/** Ids that exercise the UTF-8 bytes the hash is taken of: ASCII, two-, three- and four-byte characters. */
-export const SHARD_KEY_PROBES = ['S-HZ-001', 'S-NC-002', '', 'site with spaces', 'Ünterföhring-7', '杭州-滨江-001', '工地🏗️-3', 'x'.repeat(200)];
-
-/**
- * ledger_site_shard (schema.ts) must give every site the key region/shards.ts gives it, or a
- * shard's reads would pass over some of its own sites' records: checked at every open.
- */
-async function checkSiteShardKey(db: pg.Client): Promise<void> {
-  const r = await db.query<{ k: number }>('SELECT ledger_site_shard(s) AS k FROM unnest($1::text[]) WITH ORDINALITY AS t(s, o) ORDER BY o', [SHARD_KEY_PROBES]);
-  const wrong = SHARD_KEY_PROBES.filter((s, i) => r.rows[i]?.k !== siteShardKey(s));
-  if (wrong.length) throw new Error(`ledger_site_shard disagrees with region/shards.ts for ${JSON.stringify(wrong)}: this database's encoding is not UTF-8?`);
-}
+/** A site's shard key (region/shards.ts), stored with each of its records; computed once per site. */
+const siteKeyOf = boundedMemo(siteShardKey);
 
 export class PgLedger implements AsyncLedgerStore {
   readonly evidenceDir: string;
@@ -165,7 +158,6 @@ export class PgLedger implements AsyncLedgerStore {
     await writer.connect();
     try {
       await migratePg(writer, PG_LEDGER_MIGRATIONS, 'ledger');
-      await checkSiteShardKey(writer);
       const head = await writer.query<{ s: number }>(READS.head);
       const pool = new pg.Pool({ connectionString: opts.connectionString, types: TYPES, max: opts.readConnections ?? 4, keepAlive: true, application_name: 'sitegate-ledger-reader' });
       // An idle read connection that dies is dropped by the pool and replaced at the next read.
@@ -223,19 +215,19 @@ export class PgLedger implements AsyncLedgerStore {
     const t1 = performance.now();
     const keys: string[] = new Array(size), sites: string[] = new Array(size), devices: string[] = new Array(size);
     const kinds: string[] = new Array(size), msgIds: string[] = new Array(size), bodies: string[] = new Array(size);
-    const ts: number[] = new Array(size), receivedAt: number[] = new Array(size);
+    const ts: number[] = new Array(size), receivedAt: number[] = new Array(size), siteKeys: number[] = new Array(size);
     let i = 0;
     for (const c of calls) {
       for (const r of c.records) {
         keys[i] = r.dedupeKey; sites[i] = r.siteId; devices[i] = r.deviceId; kinds[i] = r.kind; msgIds[i] = r.msgId;
-        ts[i] = r.ts; receivedAt[i] = r.receivedAt; bodies[i] = JSON.stringify(r.body);
+        ts[i] = r.ts; receivedAt[i] = r.receivedAt; bodies[i] = JSON.stringify(r.body); siteKeys[i] = siteKeyOf(r.siteId);
         i++;
       }
     }
     this.writer.query<{ o_ord: number; o_seq: number }>({
       name: 'ledger_append',
-      text: 'SELECT o_ord, o_seq FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8)',
-      values: [keys, sites, devices, kinds, msgIds, ts, receivedAt, bodies],
+      text: 'SELECT o_ord, o_seq FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      values: [keys, sites, devices, kinds, msgIds, ts, receivedAt, bodies, siteKeys],
     }).then(
       (res) => this.front.settle(group.id, () => this.settle(calls, size, res.rows, t1 - t0, performance.now() - t1)),
       (err: Error) => this.front.fail(new Error(`ledger commit failed: ${err.message}`)),

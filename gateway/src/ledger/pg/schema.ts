@@ -7,7 +7,7 @@ export const APPEND_LOCK = 0x5a7e_0002;
  * The ledger's tables on PostgreSQL, as numbered migrations (state/pgMigrations.ts), meaning what
  * ledger/schema.ts means on SQLite: version 1 is SQLite's 1–3 (table, dedupe key unique, the
  * partial indexes of the report, evidence and snapshot reads; readings carry none), version 2 the
- * group-commit function, version 3 the site's shard key (region/shards.ts) for a shard's reads.
+ * group-commit function, version 3 each record's site key (region/shards.ts) for a shard's reads.
  *
  * `body` is the JSON text as the gateway wrote it (TEXT, like SQLite), not jsonb: a body is
  * stored and read back byte for byte, and PostgreSQL never parses a reading's body. Only the kinds
@@ -56,10 +56,39 @@ CREATE INDEX ledger_records_snapshot_hash ON ledger_records (site_id, msg_id) WH
   // NOT EXISTS the planner chose a hash anti-join, which reads the whole table every group (the
   // plan cached before the table grew): 1.2 s per group of 5,000 at 100,000 records.
   // (And no ON CONFLICT … RETURNING joined back to `numbered`: one more join of two CTEs.)
+  up: appendFunction(false),
+}, {
+  version: 3,
+  name: 'site_key: a site\'s shard key stored with each record, so that a shard reads only its sites\' records',
+  // region/shards.ts siteShardKey, computed by the gateway when it appends (one hash for the rule,
+  // in JavaScript) and kept as a column: a read of one shard filters on `site_key % shards`, an
+  // integer per row. (Hashing in SQL per row was measured first: reading a shard's share of
+  // 200,000 readings then cost more than reading them all.) Rows stored before have no key and
+  // are read by every shard, which drops other sites' records as it always did.
+  //
+  // ledger_append takes the keys as a ninth array; the eight-array form stays, storing no key, so
+  // an instance still running the previous version keeps appending during a rolling upgrade.
   up: `
-CREATE FUNCTION ledger_append(
+ALTER TABLE ledger_records ADD COLUMN site_key BIGINT;
+${appendFunction(true)}
+CREATE OR REPLACE FUNCTION ledger_append(
   p_keys TEXT[], p_sites TEXT[], p_devices TEXT[], p_kinds TEXT[], p_msg_ids TEXT[],
   p_ts BIGINT[], p_received_at BIGINT[], p_bodies TEXT[]
+) RETURNS TABLE (o_ord INTEGER, o_seq BIGINT) LANGUAGE sql AS $fn$
+  SELECT * FROM ledger_append(p_keys, p_sites, p_devices, p_kinds, p_msg_ids, p_ts, p_received_at, p_bodies, NULL::BIGINT[])
+$fn$;
+`,
+}];
+
+/**
+ * The group-commit function (see migration 2 for how it works): with `siteKey`, the form of
+ * migration 3 that also stores each record's site key.
+ */
+function appendFunction(siteKey: boolean): string {
+  const k = (text: string) => (siteKey ? text : '');
+  return `CREATE FUNCTION ledger_append(
+  p_keys TEXT[], p_sites TEXT[], p_devices TEXT[], p_kinds TEXT[], p_msg_ids TEXT[],
+  p_ts BIGINT[], p_received_at BIGINT[], p_bodies TEXT[]${k(', p_site_keys BIGINT[]')}
 ) RETURNS TABLE (o_ord INTEGER, o_seq BIGINT) LANGUAGE plpgsql AS $fn$
 DECLARE
   base BIGINT;
@@ -68,9 +97,9 @@ BEGIN
   SELECT COALESCE(max(r.seq), 0) INTO base FROM ledger_records r;
   RETURN QUERY
   WITH input AS (
-    SELECT u.k, u.site, u.dev, u.kind, u.msg, u.ts, u.recv, u.body, u.o::INTEGER AS o
-    FROM unnest(p_keys, p_sites, p_devices, p_kinds, p_msg_ids, p_ts, p_received_at, p_bodies)
-      WITH ORDINALITY AS u(k, site, dev, kind, msg, ts, recv, body, o)
+    SELECT u.k, u.site, u.dev, u.kind, u.msg, u.ts, u.recv, u.body${k(', u.skey')}, u.o::INTEGER AS o
+    FROM unnest(p_keys, p_sites, p_devices, p_kinds, p_msg_ids, p_ts, p_received_at, p_bodies${k(', p_site_keys')})
+      WITH ORDINALITY AS u(k, site, dev, kind, msg, ts, recv, body${k(', skey')}, o)
   ), fresh AS (
     SELECT DISTINCT ON (i.k) i.* FROM input i
     LEFT JOIN LATERAL (SELECT 1 AS found FROM ledger_records r WHERE r.dedupe_key = i.k LIMIT 1) stored ON true
@@ -79,25 +108,11 @@ BEGIN
   ), numbered AS (
     SELECT f.*, base + row_number() OVER (ORDER BY f.o) AS s FROM fresh f
   ), ins AS (
-    INSERT INTO ledger_records (seq, dedupe_key, site_id, device_id, kind, msg_id, ts, received_at, body)
-    SELECT n.s, n.k, n.site, n.dev, n.kind, n.msg, n.ts, n.recv, n.body FROM numbered n
+    INSERT INTO ledger_records (seq, dedupe_key, site_id, device_id, kind, msg_id, ts, received_at, body${k(', site_key')})
+    SELECT n.s, n.k, n.site, n.dev, n.kind, n.msg, n.ts, n.recv, n.body${k(', n.skey')} FROM numbered n
   )
   SELECT n.o, n.s FROM numbered n ORDER BY n.s;
 END
 $fn$;
-`,
-}, {
-  version: 3,
-  name: 'ledger_site_shard: a site\'s shard key, so that a shard reads only its sites\' records',
-  // region/shards.ts siteShardKey in SQL: the first four bytes of SHA-256 of the site id's UTF-8,
-  // unsigned. PgLedger.open checks it against the JavaScript for a set of ids before it filters
-  // by it (and pgLedger.test.ts for many more): a shard that read by a different hash would never
-  // see some of its sites' records.
-  up: `
-CREATE FUNCTION ledger_site_shard(site TEXT) RETURNS BIGINT
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-  SELECT (get_byte(h, 0)::BIGINT << 24) | (get_byte(h, 1)::BIGINT << 16) | (get_byte(h, 2)::BIGINT << 8) | get_byte(h, 3)::BIGINT
-  FROM (SELECT sha256(convert_to(site, 'UTF8')) AS h) AS digest
-$fn$;
-`,
-}];
+`;
+}
