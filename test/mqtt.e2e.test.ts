@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
+import net from 'node:net';
 import { promisify } from 'node:util';
 import mqtt from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGateway, type TestGateway } from './support/gateway.ts';
 import { grantedCodes, nextMessage } from './support/mqtt.ts';
+import { FrameReader, mqttStr, remainingLength } from './bench/mqttFrames.ts';
 
 const run = promisify(execFile);
 const NOW = Date.now();
@@ -145,6 +147,47 @@ describe('MQTT ingest through the embedded broker (real aedes, real clients)', (
     await dev.publishAsync('sites/S1/devices/D1/telemetry', JSON.stringify({ id: 'after-junk', ts: NOW, metrics: { pm10: 3 } }), { qos: 1 });
     expect(JSON.parse(await first)).toMatchObject({ id: 'after-junk' });
     await reg.endAsync(true);
+  });
+
+  it('sends the CONNACK first (MQTT-3.2.0-1) when a message for a restored session comes while the client connects, and then that message', async () => {
+    const tok = await g.api('POST', '/tokens', { role: 'regulator', scope: { regions: ['3301'] } });
+    const first = await mqtt.connectAsync(g.mqttUrl, { username: 'token', password: tok.json.token, clientId: 'connack-first', clean: false, reconnectPeriod: 0, protocolVersion: 4 });
+    await first.subscribeAsync('sites/S1/devices/D1/telemetry', { qos: 1 });
+    await first.endAsync();
+
+    // A message published inside aedes' connect, after the session's subscriptions are restored
+    // and before the CONNACK is written (its will step: the window that Redis widens in region mode).
+    const aedes = g.gw.broker.aedes as unknown as { persistence: { delWill(c: { id: string }): Promise<unknown> }; publish(p: object, cb: () => void): void };
+    const delWill = aedes.persistence.delWill.bind(aedes.persistence);
+    const turn = () => new Promise((resolve) => setImmediate(resolve));
+    aedes.persistence.delWill = async (client) => {
+      if (client.id === 'connack-first') {
+        const payload = Buffer.from(JSON.stringify({ id: 'during-connect', ts: NOW, metrics: { pm10: 4 } }));
+        await new Promise<void>((resolve) => aedes.publish({ cmd: 'publish', topic: 'sites/S1/devices/D1/telemetry', payload, qos: 1, retain: false, dup: false }, resolve));
+        for (let i = 0; i < 5; i++) await turn(); // the delivery's own turns: without the hold, its PUBLISH is written by now
+      }
+      return delWill(client);
+    };
+    try {
+      // A raw client, so the order of the packets on the wire is what is seen (mqtt.js hangs on it).
+      const sock = net.connect(Number(new URL(g.mqttUrl).port), '127.0.0.1');
+      const types: number[] = [];
+      const publishAfterConnack = new Promise<string>((resolve) => {
+        const reader = new FrameReader((type, body) => {
+          types.push(type);
+          if (type === 3) resolve(body.subarray(4 + body.readUInt16BE(0)).toString()); // QoS 1: topic, packet id, payload
+        });
+        sock.on('data', (chunk) => reader.push(chunk));
+      });
+      const varHeader = Buffer.concat([mqttStr('MQTT'), Buffer.from([4, 0b1100_0000, 0, 60])]); // 3.1.1; username, password, clean session 0
+      const body = Buffer.concat([varHeader, mqttStr('connack-first'), mqttStr('token'), mqttStr(tok.json.token)]);
+      sock.write(Buffer.concat([Buffer.from([0x10, ...remainingLength(body.length)]), body]));
+      expect(JSON.parse(await publishAfterConnack)).toMatchObject({ id: 'during-connect' });
+      expect(types[0]).toBe(2); // CONNACK
+      sock.destroy();
+    } finally {
+      aedes.persistence.delWill = delWill;
+    }
   });
 
   it('does not let one device\'s bad messages slow another', async () => {

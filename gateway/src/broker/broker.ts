@@ -10,6 +10,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Device, Registry, Token } from '../registry/registry.ts';
 import { siteInScope } from './access.ts';
 import { DEFAULT_RATE_LIMIT, DeviceRateLimit, type RateLimit } from './deviceRateLimit.ts';
+import { holdDeliveriesUntilConnack, releaseDeliveries } from './connackFirst.ts';
 import { redisBackplane, type RedisBackplane } from './redisBackplane.ts';
 
 type Identity = { type: 'device'; device: Device; log: Logger } | { type: 'token'; token: Token; log: Logger };
@@ -101,6 +102,11 @@ export class Broker {
       // the wills of an instance whose heartbeats stopped.
       id: deps.region?.instanceId ?? 'sitegate',
       ...(backplane ? { mq: backplane.mq, persistence: backplane.persistence } : {}),
+      // MQTT-3.2.0-1, CONNACK first: see connackFirst.ts.
+      preConnect: (client, _packet, cb) => {
+        holdDeliveriesUntilConnack(client as never);
+        cb(null, true);
+      },
       authenticate: (client, username, password, cb) => self!.authenticate(client as SitegateClient, username, password, cb),
       authorizePublish: (client, packet, cb) => self!.authorizePublish(client as SitegateClient | null, packet as AedesPublishPacket, cb),
       authorizeSubscribe: (client, sub, cb) => self!.authorizeSubscribe(client as SitegateClient, sub, cb),
@@ -113,6 +119,7 @@ export class Broker {
         return packet;
       },
     });
+    aedes.on('connackSent', (_connack, client) => releaseDeliveries(client));
     self = new Broker(aedes, deps, backplane);
     return self;
   }
