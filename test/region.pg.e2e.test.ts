@@ -56,6 +56,18 @@ describe('the gateway on PostgreSQL (ledger and state)', () => {
     await c.endAsync();
   });
 
+  it('refuses a flood of different unknown device ids asking PostgreSQL within a budget, and /metrics counts the rest', async () => {
+    // An MQTT CONNECT with an unknown username asks the registry exactly this (registry.verifyDevice).
+    const t0 = performance.now();
+    for (let i = 0; i < 1000; i++) expect(g.gw.registry.device(`SCAN-${i}`)).toBeUndefined();
+    const refilled = ((performance.now() - t0) / 1000) * 50; // the budget: a burst of 200, then 50 a second
+    const m = await g.api('GET', '/metrics');
+    const shed = Number(/^sitegate_registry_lookups_shed_total (\d+)/m.exec(m.text)?.[1]);
+    expect(shed).toBeGreaterThanOrEqual(Math.floor(1000 - 200 - refilled - 1));
+    expect(shed).toBeLessThanOrEqual(800);
+    expect(g.gw.registry.device('ENV-1')?.siteId).toBe(SITE); // a known device is in memory: no budget
+  });
+
   it('raises an alert through the check runner and keeps it, with its audit trail, in PostgreSQL', async () => {
     const c = await g.connect('ENV-1', secret, { clientId: 'env-1-will', will: {
       topic: `sites/${SITE}/devices/ENV-1/status`, payload: Buffer.from(JSON.stringify({ state: 'offline', ts: T0 + 60_000 })), qos: 1, retain: true,

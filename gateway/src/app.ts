@@ -197,6 +197,11 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   (metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
     for (const [name, s] of Object.entries(checks.state().checks)) metrics.checkLag.set({ check: name }, s.lagRecords);
   };
+  let shedCounted = 0;
+  (metrics.registryLookupsShed as unknown as { collect?: () => void }).collect = () => {
+    metrics.registryLookupsShed.inc(registry.shedLookups - shedCounted);
+    shedCounted = registry.shedLookups;
+  };
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {

@@ -19,6 +19,8 @@ export function createMetrics() {
     rejected: c('sitegate_messages_rejected_total', 'Messages refused for their content, by reason', ['reason', 'via']),
     aclRefusals: c('sitegate_acl_refusals_total', 'Publishes or subscriptions outside a client\'s topics', ['reason', 'action']),
     authFailures: c('sitegate_auth_failures_total', 'Failed MQTT or API authentications', ['transport']),
+    /** Read at each scrape (`collect`, app.ts) from the registry. */
+    registryLookupsShed: c('sitegate_registry_lookups_shed_total', 'Region mode: unknown device, site or token ids refused without a database lookup, lookups being over their budget (a flood of unknown ids)', []),
     mqttClients: g('sitegate_mqtt_clients', 'Connected MQTT clients'),
     deviceThrottled: c('sitegate_device_throttled_total', 'Publishes after which a device above its ingest rate was read more slowly', ['device']),
     deviceThrottledSeconds: c('sitegate_device_throttled_seconds_total', 'Time a device above its ingest rate waited before its connection was read again', ['device']),

@@ -73,10 +73,12 @@ export class Registry implements SiteRegistry {
    * the database before it is refused (created on another instance a moment ago).
    */
   private readonly shared?: { changed: () => void };
-  /** Region mode: what the database did not have when last asked (see `Misses`). */
-  private readonly misses = new Misses(MISS_TTL_MS);
+  /** Region mode: what the database did not have when last asked, and the lookups' budget (see `Misses`). */
+  private readonly misses: Misses;
 
-  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: SqlDb; shared?: { changed: () => void } }) {
+  /** `monotonic` (tests): the time the lookups' budget refills by; default performance.now. */
+  constructor(dataDir: string, opts: { scryptN?: number; now: Clock; db?: SqlDb; shared?: { changed: () => void }; monotonic?: () => number }) {
+    this.misses = new Misses(MISS_TTL_MS, 10_000, opts.monotonic);
     this.ownsDb = !opts.db;
     if (opts.shared) this.shared = opts.shared;
     this.db = opts.db ?? openStateDb(dataDir);
@@ -84,6 +86,11 @@ export class Registry implements SiteRegistry {
     this.scryptN = opts.scryptN ?? 16384;
     this.now = opts.now;
     this.load();
+  }
+
+  /** Region mode: ids refused without a database lookup because lookups were over their budget. */
+  get shedLookups(): number {
+    return this.misses.shed;
   }
 
   /**
@@ -136,7 +143,7 @@ export class Registry implements SiteRegistry {
   /** A device as remembered, or (region mode) as the database has it now. */
   private deviceRow(deviceId: string): (Device & { secretHash: string }) | undefined {
     const d = this.devices.get(deviceId);
-    if (d || !this.shared || this.misses.has(`device:${deviceId}`)) return d;
+    if (d || !this.shared || this.misses.skip(`device:${deviceId}`)) return d;
     const r = this.db.prepare('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Record<string, unknown> | undefined;
     if (r) return this.keepDevice(r);
     this.misses.add(`device:${deviceId}`);
@@ -166,7 +173,7 @@ export class Registry implements SiteRegistry {
 
   site(siteId: string): Site | undefined {
     const site = this.sites.get(siteId);
-    if (site || !this.shared || this.misses.has(`site:${siteId}`)) return site;
+    if (site || !this.shared || this.misses.skip(`site:${siteId}`)) return site;
     const r = this.db.prepare('SELECT doc FROM sites WHERE site_id = ?').get(siteId) as { doc: string } | undefined;
     if (!r) {
       this.misses.add(`site:${siteId}`);
@@ -304,7 +311,7 @@ export class Registry implements SiteRegistry {
   authenticateToken(token: string): Token | null {
     const hash = tokenHash(token);
     let t = this.tokensByHash.get(hash);
-    if (!t && this.shared && !this.misses.has(`token:${hash}`)) {
+    if (!t && this.shared && !this.misses.skip(`token:${hash}`)) {
       const r = this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash) as Record<string, unknown> | undefined;
       if (r) t = this.keepToken(r);
       else this.misses.add(`token:${hash}`);
@@ -323,6 +330,9 @@ export class Registry implements SiteRegistry {
 
 /** How long a miss is remembered when no reload says otherwise first. */
 const MISS_TTL_MS = 5_000;
+/** Database lookups of ids not in memory: at most this many a second, after a burst of LOOKUP_BURST. */
+const LOOKUPS_PER_S = 50;
+const LOOKUP_BURST = 200;
 
 /**
  * Region mode: ids (device, site, token hash) the database did not have when last asked, for a
@@ -330,24 +340,52 @@ const MISS_TTL_MS = 5_000;
  * the event loop with PostgreSQL — and not one per attempt. Every `reload()` (another instance
  * changed the registry) forgets them, so a device registered elsewhere is known here as soon as
  * that instance's notice arrives; the TTL bounds it if a notice is lost. Bounded: emptied at
- * 10,000 ids. Monotonic time, not the injected wall clock: this is about load, not the calendar.
+ * 10,000 ids.
+ *
+ * A flood of *different* unknown ids (a scan, a misconfigured fleet) would still cost a lookup
+ * each, so lookups have a budget: beyond LOOKUPS_PER_S (after a burst of LOOKUP_BURST) an id not in
+ * memory is refused without asking, and counted (`shed`, sitegate_registry_lookups_shed_total). What
+ * another instance registers still arrives here by its notice, budget or not: the lookup only
+ * covers the moment between that registration and the notice.
+ *
+ * Monotonic time, not the injected wall clock: this is about load, not the calendar.
  */
-class Misses {
+export class Misses {
   private readonly until = new Map<string, number>();
+  private tokens = LOOKUP_BURST;
+  private refilledAt: number;
+  /** Ids refused without a lookup because lookups were over their budget. */
+  shed = 0;
 
-  constructor(private readonly ttlMs: number, private readonly max = 10_000) {}
+  constructor(private readonly ttlMs = MISS_TTL_MS, private readonly max = 10_000, private readonly mono: () => number = () => performance.now()) {
+    this.refilledAt = mono();
+  }
+
+  /** Whether to refuse `key` without asking the database: missing a moment ago, or over the budget. */
+  skip(key: string): boolean {
+    if (this.has(key)) return true;
+    const t = this.mono();
+    this.tokens = Math.min(LOOKUP_BURST, this.tokens + ((t - this.refilledAt) / 1000) * LOOKUPS_PER_S);
+    this.refilledAt = t;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return false;
+    }
+    this.shed++;
+    return true;
+  }
 
   has(key: string): boolean {
     const t = this.until.get(key);
     if (t === undefined) return false;
-    if (t > performance.now()) return true;
+    if (t > this.mono()) return true;
     this.until.delete(key);
     return false;
   }
 
   add(key: string): void {
     if (this.until.size >= this.max) this.until.clear();
-    this.until.set(key, performance.now() + this.ttlMs);
+    this.until.set(key, this.mono() + this.ttlMs);
   }
 
   clear(): void {

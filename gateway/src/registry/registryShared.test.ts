@@ -66,4 +66,37 @@ describe('registry shared by instances (region mode)', () => {
     dbA.close();
     dbB.close();
   });
+
+  it('asks the database about a flood of different unknown ids within a budget, and counts the ids it refused without asking', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'registry-shared-'));
+    dirs.push(dir);
+    const now = () => Date.parse('2026-11-23T08:00:00+08:00');
+    let mono = 0; // the budget's own clock, moved by hand
+    const shared = { changed: () => {} };
+    const dbA = openStateDb(dir);
+    const dbB = openStateDb(dir);
+    const a = new Registry(dir, { scryptN: 1024, now, db: dbA, shared });
+    const counted = countingLookups(dbB);
+    const b = new Registry(dir, { scryptN: 1024, now, db: counted.db, shared, monotonic: () => mono });
+
+    // 1,000 different unknown device ids at one instant: the burst is looked up, the rest refused unasked.
+    for (let i = 0; i < 1000; i++) expect(b.device(`SCAN-${i}`)).toBeUndefined();
+    expect(counted.lookups).toHaveLength(200);
+    expect(b.shedLookups).toBe(800);
+
+    // Registered on the other instance meanwhile: over the budget it is not asked about…
+    a.putSite('S-1', { name: 'S-1', regionCode: '330106' });
+    await a.putDevice('S-1', 'NEW-1', { kind: 'sensor' }, 1024);
+    expect(b.device('NEW-1')).toBeUndefined();
+    // …a second later the budget has 50 lookups again, and it is found…
+    mono += 1000;
+    expect(b.device('NEW-1')?.siteId).toBe('S-1');
+    // …and the other instance's notice makes everything it registered known, budget or not.
+    for (let i = 1000; i < 1100; i++) b.device(`SCAN-${i}`);
+    const token = a.createToken({ role: 'regulator' });
+    b.reload();
+    expect(b.authenticateToken(token.token)?.role).toBe('regulator');
+    dbA.close();
+    dbB.close();
+  });
 });
