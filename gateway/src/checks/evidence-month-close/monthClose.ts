@@ -49,6 +49,8 @@ export function recordedDigest(audit: Audit, siteId: string, month: string, work
  */
 export class EvidenceMonthClose extends MonthlyDecisionCheck {
   readonly name = 'evidence-digests';
+  /** What `monthOf` reads: readings and the rest never make a month dirty, so they pass by. */
+  readonly kinds = ['checkin', 'verdict'] as const;
 
   protected monthOf(r: StoredRecord, site: Site): string | undefined {
     return r.kind === 'checkin' || r.kind === 'verdict' ? SiteCalendar.of(site.timezone).localMonth(r.ts) : undefined;

@@ -28,6 +28,8 @@ const SEVERITY = new Map(WAGE_RULES.map((r) => [r.kind, r.severity]));
  */
 export class WageCheck extends MonthlyDecisionCheck {
   readonly name = 'wages';
+  /** What `monthOf` reads: readings and the rest never make a month dirty, so they pass by. */
+  readonly kinds = ['wage_payment', 'checkin', 'verdict'] as const;
 
   protected monthOf(r: StoredRecord, site: Site): string | undefined {
     if (r.kind === 'wage_payment') return r.body.period as string;
