@@ -215,19 +215,21 @@ export class PgLedger implements AsyncLedgerStore {
     const t1 = performance.now();
     const keys: string[] = new Array(size), sites: string[] = new Array(size), devices: string[] = new Array(size);
     const kinds: string[] = new Array(size), msgIds: string[] = new Array(size), bodies: string[] = new Array(size);
-    const ts: number[] = new Array(size), receivedAt: number[] = new Array(size), siteKeys: number[] = new Array(size);
+    const ts: number[] = new Array(size), receivedAt: number[] = new Array(size);
+    const siteKeys = new Map<string, number>(); // the group's sites: a few, whatever its size
     let i = 0;
     for (const c of calls) {
       for (const r of c.records) {
         keys[i] = r.dedupeKey; sites[i] = r.siteId; devices[i] = r.deviceId; kinds[i] = r.kind; msgIds[i] = r.msgId;
-        ts[i] = r.ts; receivedAt[i] = r.receivedAt; bodies[i] = JSON.stringify(r.body); siteKeys[i] = siteKeyOf(r.siteId);
+        ts[i] = r.ts; receivedAt[i] = r.receivedAt; bodies[i] = JSON.stringify(r.body);
+        if (!siteKeys.has(r.siteId)) siteKeys.set(r.siteId, siteKeyOf(r.siteId));
         i++;
       }
     }
     this.writer.query<{ o_ord: number; o_seq: number }>({
       name: 'ledger_append',
-      text: 'SELECT o_ord, o_seq FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9)',
-      values: [keys, sites, devices, kinds, msgIds, ts, receivedAt, bodies, siteKeys],
+      text: 'SELECT o_ord, o_seq FROM ledger_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)',
+      values: [keys, sites, devices, kinds, msgIds, ts, receivedAt, bodies, [...siteKeys.keys()], [...siteKeys.values()]],
     }).then(
       (res) => this.front.settle(group.id, () => this.settle(calls, size, res.rows, t1 - t0, performance.now() - t1)),
       (err: Error) => this.front.fail(new Error(`ledger commit failed: ${err.message}`)),
