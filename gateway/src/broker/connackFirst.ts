@@ -13,7 +13,9 @@
  * and fail as any write to a closed client does. A held delivery answers the broker at once, so the
  * message's other subscribers, and the publisher waiting for all of them, do not wait for this
  * client's connect (a QoS 1 message of a persistent session is in its queue already, and is
- * resent from there if the connection drops).
+ * resent from there if the connection drops). Bounded: past MAX_HELD a delivery is answered and
+ * dropped — QoS 0 may be lost by definition, and a persistent session's QoS 1 message waits in its
+ * queue, which aedes empties right after the CONNACK.
  */
 type Deliver = (packet: unknown, cb: (err?: unknown) => void) => void;
 
@@ -24,6 +26,8 @@ interface ConnectingClient {
 }
 
 const held = new WeakMap<object, (() => void)[]>();
+/** Deliveries held for one connecting client at most (a connect normally takes milliseconds). */
+export const MAX_HELD = 1000;
 const noop = () => {};
 
 /** From aedes' `preConnect`: the client's deliveries wait until `release` (its CONNACK). */
@@ -34,7 +38,7 @@ export function holdDeliveriesUntilConnack(client: ConnectingClient): void {
     const deliver = client[name];
     client[name] = (packet, cb) => {
       if (!held.has(client)) return deliver(packet, cb);
-      queue.push(() => deliver(packet, noop));
+      if (queue.length < MAX_HELD) queue.push(() => deliver(packet, noop));
       setImmediate(cb);
     };
   }
