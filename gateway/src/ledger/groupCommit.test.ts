@@ -85,6 +85,22 @@ describe('GroupCommit', () => {
     expect(front.failed?.message).toBe('evidence write failed');
   });
 
+  it('close commits a call made while the last group commits, then refuses', async () => {
+    const s = store();
+    s.front.submit(s.call(1, 'a'));
+    let done = false;
+    const closed = s.front.close().then(() => { done = true; });
+    await s.turn();
+    s.commit(s.sent[0]!); // close's wait ends here; its continuation runs after this turn's calls
+    s.front.submit(s.call(1, 'b'));
+    await s.turn();
+    expect(done).toBe(false); // b is on its way to the store, which the owner closes once close() resolves
+    s.commit(s.sent[1]!);
+    await closed;
+    s.front.submit(s.call(1, 'c'));
+    expect(s.answers).toEqual(['a:g1', 'b:g2', 'c:ledger is closed']);
+  });
+
   it('close waits for what is queued, then refuses', async () => {
     const s = store();
     s.front.submit(s.call(1, 'a'));

@@ -158,9 +158,13 @@ export class GroupCommit<C extends GroupCall<never>> {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Waits for every call queued so far to be answered; later calls are refused. */
+  /**
+   * Waits until every call is answered, then refuses later ones. Closed in the same turn that finds
+   * nothing left: a call made while the last group committed is committed too, never left behind.
+   */
   async close(): Promise<void> {
-    await this.drained();
+    do await this.drained();
+    while ((this.pending.length || this.inflight.size) && !this.error);
     this.closed = true;
   }
 
