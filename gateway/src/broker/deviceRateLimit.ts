@@ -13,6 +13,8 @@
  * ingests; configurable per site and per device (`settings.ingestRate`, `settings.devices[id].ingestRate`).
  * (At 200/s, the first default, replaying a month of a site's traffic took 5–6× as long.)
  */
+import { TokenBucket } from '../util/tokenBucket.ts';
+
 export interface RateLimit {
   readingsPerS: number;
   burst: number;
@@ -20,13 +22,8 @@ export interface RateLimit {
 
 export const DEFAULT_RATE_LIMIT: RateLimit = { readingsPerS: 2000, burst: 20_000 };
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 export class DeviceRateLimit {
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
 
   /** `clock`: monotonic ms (performance.now): durations only, never calendar time. */
   constructor(private readonly clock: () => number = () => performance.now()) {}
@@ -38,13 +35,8 @@ export class DeviceRateLimit {
   take(deviceId: string, cost: number, limit: RateLimit): number {
     const now = this.clock();
     let b = this.buckets.get(deviceId);
-    if (b === undefined) {
-      b = { tokens: limit.burst, at: now };
-      this.buckets.set(deviceId, b);
-    }
-    b.tokens = Math.min(limit.burst, b.tokens + ((now - b.at) / 1000) * limit.readingsPerS);
-    b.at = now;
-    b.tokens -= cost;
+    if (b === undefined) this.buckets.set(deviceId, (b = new TokenBucket(limit.burst, now)));
+    b.tokens = b.refill(now, limit.readingsPerS, limit.burst) - cost;
     return b.tokens >= 0 ? 0 : (-b.tokens / limit.readingsPerS) * 1000;
   }
 

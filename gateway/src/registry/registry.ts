@@ -8,6 +8,7 @@ import type { Clock } from '../clock/clock.ts';
 import { openStateDb } from '../state/stateDb.ts';
 import type { SqlDb } from '../state/sqlDb.ts';
 import type { SiteRegistry } from '../state/types.ts';
+import { TokenBucket } from '../util/tokenBucket.ts';
 
 export const DEFAULT_TIMEZONE = 'Asia/Shanghai';
 export const DEFAULT_WORKDAYS = [1, 2, 3, 4, 5, 6];
@@ -143,11 +144,9 @@ export class Registry implements SiteRegistry {
   /** A device as remembered, or (region mode) as the database has it now. */
   private deviceRow(deviceId: string): (Device & { secretHash: string }) | undefined {
     const d = this.devices.get(deviceId);
-    if (d || !this.shared || this.misses.skip(`device:${deviceId}`)) return d;
-    const r = this.db.prepare('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Record<string, unknown> | undefined;
-    if (r) return this.keepDevice(r);
-    this.misses.add(`device:${deviceId}`);
-    return undefined;
+    if (d || !this.shared) return d;
+    const r = this.misses.lookUp(`device:${deviceId}`, () => this.db.prepare('SELECT * FROM devices WHERE device_id = ?').get(deviceId) as Record<string, unknown> | undefined);
+    return r && this.keepDevice(r);
   }
 
   private workerMap(siteId: string): Map<string, Worker> {
@@ -173,12 +172,9 @@ export class Registry implements SiteRegistry {
 
   site(siteId: string): Site | undefined {
     const site = this.sites.get(siteId);
-    if (site || !this.shared || this.misses.skip(`site:${siteId}`)) return site;
-    const r = this.db.prepare('SELECT doc FROM sites WHERE site_id = ?').get(siteId) as { doc: string } | undefined;
-    if (!r) {
-      this.misses.add(`site:${siteId}`);
-      return undefined;
-    }
+    if (site || !this.shared) return site;
+    const r = this.misses.lookUp(`site:${siteId}`, () => this.db.prepare('SELECT doc FROM sites WHERE site_id = ?').get(siteId) as { doc: string } | undefined);
+    if (!r) return undefined;
     const fresh = JSON.parse(r.doc) as Site;
     this.sites.set(siteId, fresh);
     return fresh;
@@ -311,10 +307,9 @@ export class Registry implements SiteRegistry {
   authenticateToken(token: string): Token | null {
     const hash = tokenHash(token);
     let t = this.tokensByHash.get(hash);
-    if (!t && this.shared && !this.misses.skip(`token:${hash}`)) {
-      const r = this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash) as Record<string, unknown> | undefined;
+    if (!t && this.shared) {
+      const r = this.misses.lookUp(`token:${hash}`, () => this.db.prepare('SELECT * FROM tokens WHERE hash = ?').get(hash) as Record<string, unknown> | undefined);
       if (r) t = this.keepToken(r);
-      else this.misses.add(`token:${hash}`);
     }
     if (!t || t.revoked) return null;
     if (t.expiresAt !== undefined && t.expiresAt <= this.now()) return null;
@@ -350,32 +345,33 @@ const LOOKUP_BURST = 200;
  *
  * Monotonic time, not the injected wall clock: this is about load, not the calendar.
  */
-export class Misses {
+class Misses {
   private readonly until = new Map<string, number>();
-  private tokens = LOOKUP_BURST;
-  private refilledAt: number;
+  private readonly budget: TokenBucket;
   /** Ids refused without a lookup because lookups were over their budget. */
   shed = 0;
 
   constructor(private readonly ttlMs = MISS_TTL_MS, private readonly max = 10_000, private readonly mono: () => number = () => performance.now()) {
-    this.refilledAt = mono();
+    this.budget = new TokenBucket(LOOKUP_BURST, mono());
   }
 
-  /** Whether to refuse `key` without asking the database: missing a moment ago, or over the budget. */
-  skip(key: string): boolean {
-    if (this.has(key)) return true;
-    const t = this.mono();
-    this.tokens = Math.min(LOOKUP_BURST, this.tokens + ((t - this.refilledAt) / 1000) * LOOKUPS_PER_S);
-    this.refilledAt = t;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return false;
+  /**
+   * `find()` from the database, unless `key` was missing a moment ago or lookups are over their
+   * budget; a miss is remembered.
+   */
+  lookUp<T>(key: string, find: () => T | undefined): T | undefined {
+    if (this.has(key)) return undefined;
+    if (this.budget.refill(this.mono(), LOOKUPS_PER_S, LOOKUP_BURST) < 1) {
+      this.shed++;
+      return undefined;
     }
-    this.shed++;
-    return true;
+    this.budget.tokens -= 1;
+    const found = find();
+    if (found === undefined) this.add(key);
+    return found;
   }
 
-  has(key: string): boolean {
+  private has(key: string): boolean {
     const t = this.until.get(key);
     if (t === undefined) return false;
     if (t > this.mono()) return true;
@@ -383,7 +379,7 @@ export class Misses {
     return false;
   }
 
-  add(key: string): void {
+  private add(key: string): void {
     if (this.until.size >= this.max) this.until.clear();
     this.until.set(key, this.mono() + this.ttlMs);
   }
