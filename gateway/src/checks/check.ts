@@ -8,7 +8,7 @@ import type { Metrics } from '../observability/metrics.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { FaceRegistry } from '../registry/faceRegistry.ts';
 import type { LiveState } from '../state/liveState.ts';
-import type { Shard } from '../region/shards.ts';
+import type { SiteShard } from '../region/shards.ts';
 import type { SqlDb } from '../state/sqlDb.ts';
 import { Transactions } from '../state/transactions.ts';
 import type { Alerts, Audit } from '../state/types.ts';
@@ -39,8 +39,8 @@ export interface CheckContext {
    * and decides for these sites only; records of the others never reach it. Default: every site.
    */
   owns?: (siteId: string) => boolean;
-  /** Region mode with shards: which one this runner is (`owns` says which sites are in it). */
-  shard?: Shard;
+  /** Region mode with shards: which one this runner is (its `owns` is the one above). */
+  shard?: SiteShard;
   /**
    * Region mode: proves inside a transaction that this instance still holds the checks' lease
    * (region/duties.ts); throws, rolling the transaction back, when it does not. Every transaction

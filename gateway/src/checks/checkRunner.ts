@@ -3,7 +3,7 @@ import type { AnyLedgerStore } from '../ledger/types.ts';
 import type { AnyCheck, CheckContext, CheckFactory } from './check.ts';
 import { CheckPipeline, type Phase } from './pipeline.ts';
 import { CheckProgress } from './progress.ts';
-import { shardOf, type Shard } from '../region/shards.ts';
+import { siteShard, type Shard } from '../region/shards.ts';
 
 export interface CheckRunnerOptions {
   /** Wall-clock period of `tick` (ms). */
@@ -83,15 +83,9 @@ export class CheckRunner {
   constructor(ctx: CheckContext, private readonly factories: CheckFactory[], options: CheckRunnerOptions | number = {}) {
     const o = typeof options === 'number' ? { tickMs: options } : options;
     this.options = o;
-    const shard = o.shard;
-    if (shard) {
-      const mine = new Map<string, boolean>(); // a hash per site, once
-      const owns = (siteId: string) => {
-        let m = mine.get(siteId);
-        if (m === undefined) mine.set(siteId, (m = shardOf(siteId, shard.of) === shard.index));
-        return m;
-      };
-      ctx = { ...ctx, owns, shard };
+    if (o.shard) {
+      const shard = siteShard(o.shard);
+      ctx = { ...ctx, owns: shard.owns, shard };
     }
     this.ctx = o.fence ? { ...ctx, fence: o.fence } : ctx;
     this.tickMs = o.tickMs ?? 5000;
@@ -115,7 +109,6 @@ export class CheckRunner {
       failed: (phase, err) => this.failed(c, phase, err),
       log: this.log.child({ check: c.name }),
       ...(this.ctx.fence ? { fence: this.ctx.fence } : {}),
-      ...(this.ctx.owns ? { owns: this.ctx.owns } : {}),
       ...(this.ctx.shard ? { shard: this.ctx.shard } : {}),
     }));
   }

@@ -1,5 +1,5 @@
 import type { AnyLedgerStore, MaybePromise, RecordKind, StoredRecord } from '../ledger/types.ts';
-import type { Shard } from '../region/shards.ts';
+import type { SiteShard } from '../region/shards.ts';
 
 /** Records a step joined from several commits holds at most (a check's own `maxBatch` when it has one). */
 const JOIN_MAX = 5000;
@@ -39,10 +39,8 @@ export class StepFeed {
     private readonly ledger: AnyLedgerStore,
     private readonly o: {
       kinds?: readonly RecordKind[]; maxQueued: number; readBack: number; maxBatch?: number;
-      /** Region mode: the sites of this runner's shard; records of other sites are passed over. */
-      owns?: (siteId: string) => boolean;
-      /** Region mode: the same shard, for the ledger to read back its sites' records only. */
-      shard?: Shard;
+      /** Region mode: this runner's shard; records of other sites are passed over, and not read back. */
+      shard?: SiteShard;
     },
   ) {
     this.kinds = o.kinds ? new Set(o.kinds) : undefined;
@@ -88,8 +86,8 @@ export class StepFeed {
     if (this.readingBack || records.length === 0) return undefined;
     const through = records[records.length - 1]!.seq;
     if (through <= this.tailSeq) return undefined;
-    const owns = this.o.owns;
-    const mine = records.filter((r) => r.seq > this.tailSeq && (!this.kinds || this.kinds.has(r.kind)) && (!owns || owns(r.siteId)));
+    const shard = this.o.shard;
+    const mine = records.filter((r) => r.seq > this.tailSeq && (!this.kinds || this.kinds.has(r.kind)) && (!shard || shard.owns(r.siteId)));
     if (mine.length === 0) {
       // Nothing for this check: the last waiting step covers these seqs too.
       this.tailSeq = through;
@@ -187,7 +185,7 @@ export class StepFeed {
     }
     if (through <= this.tailSeq) return undefined;
     this.tailSeq = through;
-    const owns = this.o.owns;
-    return { records: owns ? chunk.filter((r) => owns(r.siteId)) : chunk, through };
+    const shard = this.o.shard;
+    return { records: shard ? chunk.filter((r) => shard.owns(r.siteId)) : chunk, through };
   }
 }

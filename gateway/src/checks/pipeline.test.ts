@@ -14,7 +14,7 @@ import { openStateDb } from '../state/stateDb.ts';
 import type { Check } from './check.ts';
 import { CheckPipeline } from './pipeline.ts';
 import { CheckProgress } from './progress.ts';
-import { shardOf } from '../region/shards.ts';
+import { shardOf, siteShard } from '../region/shards.ts';
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -117,8 +117,8 @@ describe('check pipeline of one shard (region mode)', () => {
     const sites = Array.from({ length: 12 }, (_, i) => `S-${i}`);
     // Committed before the check starts: it reads them back, 10 a read.
     await ledger.appendMany(Array.from({ length: 120 }, (_, i) => ({ ...reading(`r${i}`), siteId: sites[i % 12]!, dedupeKey: `D1/r${i}` })));
-    const shard = { index: 1, of: 3 };
-    const owns = (siteId: string) => shardOf(siteId, shard.of) === shard.index;
+    const shard = siteShard({ index: 1, of: 3 });
+    const owns = (siteId: string) => shardOf(siteId, 3) === 1;
     const mine = ledger.readAfter(0, 1000).filter((r) => owns(r.siteId)).map((r) => r.seq);
     const readSites: string[] = [];
     const readAfter = ledger.readAfter.bind(ledger);
@@ -130,7 +130,7 @@ describe('check pipeline of one shard (region mode)', () => {
     const c = countingCheck();
     const db = openStateDb(':memory:');
     const pipeline = new CheckPipeline(c.check, ledger, new CheckProgress(db, 'counting#1'), {
-      maxQueued: 1000, readBack: 10, retryMs: 100, maxAttempts: 2, saveEveryMs: 1000, stepEveryMs: 10, stepRecords: 100, owns, shard,
+      maxQueued: 1000, readBack: 10, retryMs: 100, maxAttempts: 2, saveEveryMs: 1000, stepEveryMs: 10, stepRecords: 100, shard,
       failed: (phase, err) => { throw new Error(`${phase}: ${String(err)}`); },
       log: pino({ level: 'silent' }),
     });

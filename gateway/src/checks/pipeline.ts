@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { AnyLedgerStore, StoredRecord } from '../ledger/types.ts';
-import type { Shard } from '../region/shards.ts';
+import type { SiteShard } from '../region/shards.ts';
 import { totalChangesOf } from '../state/sqlDb.ts';
 import { StepFeed, type Step } from './feed.ts';
 import { fencedTransaction, type AnyCheck, type Prepared } from './check.ts';
@@ -31,10 +31,8 @@ export interface PipelineOptions {
   log: Logger;
   /** Run first inside each transaction that commits the check's work; throws to roll it back (region leases). */
   fence?: () => void;
-  /** Region mode: the sites of the runner's shard (the others' records never reach the check). */
-  owns?: (siteId: string) => boolean;
-  /** Region mode: that shard, so that read-backs read its sites' records only. */
-  shard?: Shard;
+  /** Region mode: the runner's shard: the others' records never reach the check, nor are read back. */
+  shard?: SiteShard;
 }
 
 export type Phase = 'start' | 'records' | 'tick' | 'stop' | 'skip';
@@ -79,7 +77,7 @@ export class CheckPipeline {
     private readonly progress: CheckProgress,
     private readonly o: PipelineOptions,
   ) {
-    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch, ...(o.owns ? { owns: o.owns } : {}), ...(o.shard ? { shard: o.shard } : {}) });
+    this.feed = new StepFeed(ledger, { kinds: check.kinds, maxQueued: o.maxQueued, readBack: o.readBack, maxBatch: check.maxBatch, ...(o.shard ? { shard: o.shard } : {}) });
     this.tx = { run: (fn) => fencedTransaction(progress.db, o.fence, fn) };
     this.totalChanges = totalChangesOf(progress.db);
   }

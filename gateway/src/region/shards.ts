@@ -24,3 +24,18 @@ export function siteShardKey(siteId: string): number {
 export function shardOf(siteId: string, of: number): number {
   return siteShardKey(siteId) % of;
 }
+
+/** A shard with the test for its sites (a hash per site, once): what a shard's checks run with. */
+export interface SiteShard extends Shard {
+  owns(siteId: string): boolean;
+}
+
+export function siteShard({ index, of }: Shard): SiteShard {
+  const mine = new Map<string, boolean>();
+  const owns = (siteId: string) => {
+    let m = mine.get(siteId);
+    if (m === undefined) mine.set(siteId, (m = shardOf(siteId, of) === index));
+    return m;
+  };
+  return { index, of, owns };
+}
