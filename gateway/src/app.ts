@@ -32,7 +32,7 @@ import { Ledger } from './ledger/ledger.ts';
 import { ReportReader } from './ledger/reportReader.ts';
 import { createLogger } from './observability/logger.ts';
 import { EventLoopMonitor } from './observability/eventLoop.ts';
-import { createMetrics, type Metrics } from './observability/metrics.ts';
+import { collectAtScrape, createMetrics, type Metrics } from './observability/metrics.ts';
 import type { Registry } from './registry/registry.ts';
 import type { PgStateStore } from './state/pg/pgState.ts';
 import { RegionDuties } from './region/duties.ts';
@@ -194,14 +194,15 @@ export async function buildApp(config: Config, deps: GatewayDeps = {}): Promise<
   const runner = sharded ? undefined : new CheckRunner(checkContext, deps.checks ?? CHECKS);
   const checks: Checks = sharded ?? runner!;
   // Read at each scrape, from the same numbers as /readyz (sharded: a check's slowest running shard).
-  (metrics.checkLag as unknown as { collect?: () => void }).collect = () => {
+  collectAtScrape(metrics.checkLag, () => {
     for (const [name, s] of Object.entries(checks.state().checks)) metrics.checkLag.set({ check: name }, s.lagRecords);
-  };
+  });
+  // A counter follows the registry's own count: what it shed since the last scrape.
   let shedCounted = 0;
-  (metrics.registryLookupsShed as unknown as { collect?: () => void }).collect = () => {
+  collectAtScrape(metrics.registryLookupsShed, () => {
     metrics.registryLookupsShed.inc(registry.shedLookups - shedCounted);
     shedCounted = registry.shedLookups;
-  };
+  });
   // Every alert event: to MQTT subscribers of the site, and into the ledger so sinks write it.
   const alertLedger = new AlertLedgerFeed({ alerts, audit, ledger, progress: store.progress('alert-ledger'), logger, ...(pgUrl ? { pollMs: 1000 } : {}) });
   alerts.onEvent((e: AlertEvent) => {

@@ -50,3 +50,8 @@ export function createMetrics() {
 }
 
 export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Computes a metric's value from its source each time /metrics is scraped (prom-client's `collect`). */
+export function collectAtScrape(metric: client.Counter | client.Gauge, collect: () => void): void {
+  (metric as unknown as { collect?: () => void }).collect = collect;
+}
